@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The quick start: builds billmgr-ops, starts a private MariaDB in
+# target/demo/, fills it with demo billing data, and shows real panel calls
+# (PARAM_* environment + XML on stdin, one XML document out).
+#   scripts/demo.sh           run the demo and stop the server afterwards
+#   KEEP=1 scripts/demo.sh    leave the server running to try calls by hand
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_deps
+
+say "building (release)"
+cargo build --release --quiet
+bin=$PWD/target/release/billmgr-ops
+demo=$PWD/target/demo
+mkdir -p "$demo/mgr/etc" "$demo/mgr/var"
+
+say "starting a private MariaDB in $demo/mariadb"
+base=$(start_mariadb "$demo/mariadb")
+[ -n "${KEEP:-}" ] || trap 'stop_mariadb "$demo/mariadb"' EXIT
+mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot \
+  -e 'CREATE DATABASE IF NOT EXISTS billmgr CHARACTER SET utf8mb4'
+export MGR_DIR=$demo/mgr BILLMGR_OPS_DB=$base/billmgr
+printf 'DBUrl %s\n' "$BILLMGR_OPS_DB" >"$demo/mgr/etc/billmgr-ops.conf"
+
+say "seeding demo data: billmgr-ops dev seed --clients 2000 --reset"
+"$bin" dev seed --clients 2000 --seed 1 --reset
+
+show() { printf '\n\033[1m$ %s\033[0m\n' "$1"; bash -c "$1"; echo; }
+show "printf '<doc func=\"runningoperation\"/>' | env PARAM_func=runningoperation PARAM_p_cnt=3 AUTH_USER=admin AUTH_LEVEL=29 $bin"
+show "printf '<doc func=\"runningoperation\"/>' | env PARAM_func=runningoperation AUTH_USER=client AUTH_LEVEL=16 $bin"
+show "printf '<doc' | env PARAM_func=runningoperation AUTH_USER=admin AUTH_LEVEL=29 PARAM_lang=ru $bin"
+show "$bin call runningoperation p_cnt=3 p_num=2 p_sort=trycount p_order=desc"
+op=$(mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot -N billmgr \
+  -e 'SELECT runningoperation FROM billmgrops_attempt GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 1')
+show "$bin call runningoperation.errorhistory elid=$op p_cnt=3"
+say "the log: $demo/mgr/var/billmgr-ops.log"
+if [ -n "${KEEP:-}" ]; then
+  say "the server keeps running: export MGR_DIR=$MGR_DIR BILLMGR_OPS_DB=$BILLMGR_OPS_DB"
+  say "stop it with: kill \$(cat $demo/mariadb/mariadbd.pid)"
+fi

@@ -1,0 +1,217 @@
+//! The command line: panel mode (no subcommand) and the commands an
+//! administrator or cron runs by hand.
+//!
+//! Exit codes: panel mode exits 0 whenever it printed a document (the
+//! `<error>` inside is the signal), 1 when even that failed. `call` exits 0
+//! for a document without `<error>`, 1 for one with it, so scripts can
+//! branch. Other commands exit 0 on success and 1 on failure, with the error
+//! chain on stderr.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::db::{migrate, Db};
+use crate::protocol::{self, request::MAX_STDIN, Incoming};
+use crate::{dev, logging};
+
+/// Backup and running-operations plugin for BILLmanager 6.
+///
+/// Without a command it runs as the panel's addon handler: the request comes
+/// as PARAM_* environment variables and an XML document on stdin, and one
+/// XML document goes to stdout.
+#[derive(Parser, Debug)]
+#[command(name = "billmgr-ops", version)]
+pub struct Cli {
+    /// The panel directory [env: MGR_DIR] [default: /usr/local/mgr5]
+    #[arg(long, global = true, value_name = "DIR")]
+    mgrdir: Option<PathBuf>,
+    /// The plugin's config file [env: BILLMGR_OPS_CONFIG] [default: <mgrdir>/etc/billmgr-ops.conf]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one panel function exactly as the panel would and print its document.
+    Call(CallArgs),
+    /// Create or upgrade the plugin's own tables.
+    Migrate,
+    /// Developer tools: demo data.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Args, Debug)]
+struct CallArgs {
+    /// The function, e.g. runningoperation.
+    func: String,
+    /// Request parameters as key=value (elid="3, 7" for several ids).
+    #[arg(value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// AUTH_LEVEL of the caller [default: administrator]
+    #[arg(long)]
+    level: Option<u32>,
+    /// AUTH_USER of the caller.
+    #[arg(long, default_value = "admin")]
+    user: String,
+    /// Interface language.
+    #[arg(long, default_value = "en", value_parser = ["en", "ru"])]
+    lang: String,
+    /// Read the request document from stdin, as the panel sends it.
+    #[arg(long)]
+    stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum DevCommand {
+    /// Fill the BILLmanager schema with realistic, deterministic demo data.
+    Seed(dev::seed::SeedOptions),
+}
+
+/// The binary's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars_os()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let config = Config::load(cli.mgrdir.as_deref(), cli.config.as_deref(), &env);
+    match cli.command {
+        None => panel_mode(config, &env),
+        Some(Command::Call(args)) => match config {
+            Ok(config) => {
+                logging::init(&config, &env);
+                protocol::install_panic_hook();
+                call(&config, args)
+            }
+            Err(e) => fail(e),
+        },
+        Some(command) => match config.and_then(|config| {
+            logging::init(&config, &env);
+            run(&config, command)
+        }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    log::error!("{e:#}");
+    eprintln!("billmgr-ops: {e:#}");
+    ExitCode::FAILURE
+}
+
+/// The panel's addon handler: always one document on stdout.
+fn panel_mode(config: Result<Config>, env: &BTreeMap<String, String>) -> ExitCode {
+    let mut stdin = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut stdin);
+    let incoming = Incoming {
+        env: env.clone(),
+        stdin,
+    };
+    let doc = match config {
+        Ok(config) => {
+            logging::init(&config, env);
+            protocol::install_panic_hook();
+            if let Err(e) = read {
+                log::error!("failed to read stdin: {e}");
+            }
+            protocol::handle(&incoming, &config)
+        }
+        Err(e) => {
+            // No config means no log file: stderr is all there is.
+            eprintln!("billmgr-ops: {e:#}");
+            let lang = Incoming::lang_hint(env);
+            let error = protocol::PanelError::new(protocol::ErrorKind::Internal, "config", "");
+            protocol::response::render_error(None, "", lang, &error)
+        }
+    };
+    match protocol::emit(&doc) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("failed to write the document: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `billmgr-ops call`: builds the environment the panel would and runs the call.
+fn call(config: &Config, args: CallArgs) -> ExitCode {
+    let level = args.level.unwrap_or(config.admin_level.max(29));
+    let mut env = BTreeMap::new();
+    env.insert("PARAM_func".to_string(), args.func.clone());
+    env.insert("PARAM_lang".to_string(), args.lang.clone());
+    env.insert("AUTH_USER".to_string(), args.user.clone());
+    env.insert("AUTH_LEVEL".to_string(), level.to_string());
+    for param in &args.params {
+        let Some((key, value)) = param.split_once('=') else {
+            eprintln!("billmgr-ops: `{param}` is not KEY=VALUE");
+            return ExitCode::from(2);
+        };
+        env.insert(format!("PARAM_{key}"), value.to_string());
+    }
+    let mut stdin = Vec::new();
+    if args.stdin {
+        if let Err(e) = std::io::stdin()
+            .lock()
+            .take(MAX_STDIN as u64 + 1)
+            .read_to_end(&mut stdin)
+        {
+            eprintln!("billmgr-ops: failed to read stdin: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let doc = protocol::handle(&Incoming { env, stdin }, config);
+    if let Err(e) = protocol::emit(&doc) {
+        eprintln!("billmgr-ops: failed to write the document: {e}");
+        return ExitCode::FAILURE;
+    }
+    if doc.find("error").is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn run(config: &Config, command: Command) -> Result<()> {
+    match command {
+        Command::Call(_) => unreachable!("handled in main"),
+        Command::Migrate => {
+            let mut db = open_db(config)?;
+            let before = migrate::current(&mut db)?;
+            migrate::migrate(&mut db)?;
+            eprintln!(
+                "plugin tables at version {} (were {before})",
+                migrate::current(&mut db)?
+            );
+            Ok(())
+        }
+        Command::Dev(DevCommand::Seed(opts)) => {
+            let mut db = open_db(config)?;
+            dev::seed::run(&mut db, &opts)
+        }
+    }
+}
+
+fn open_db(config: &Config) -> Result<Db> {
+    let Some(source) = &config.db else {
+        bail!("no database configured: set BILLMGR_OPS_DB, DBUrl in billmgr-ops.conf, or DBHost/DBName in billmgr.conf");
+    };
+    Db::open(source, config.db_connect_timeout).context("cannot open the billing database")
+}

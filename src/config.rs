@@ -1,0 +1,343 @@
+//! Configuration: the panel directory, the plugin's own config file and the
+//! database credentials.
+//!
+//! Both config files use BILLmanager's "Name value" line format (`#` starts
+//! a comment). Every key the plugin knows is listed once in [`KEYS`], with
+//! its default and a one-line description; etc/billmgr-ops.conf.example and
+//! the README's configuration reference are checked against that table.
+//!
+//! The database is found in this order: the `BILLMGR_OPS_DB` environment
+//! variable (a mysql:// URL), the `DBUrl` key of the plugin's config, then
+//! `DBHost`, `DBUser`, `DBPassword`, `DBName`, `DBSocket` from
+//! `<mgrdir>/etc/billmgr.conf`, where BILLmanager keeps them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// The default panel directory.
+pub const DEFAULT_MGRDIR: &str = "/usr/local/mgr5";
+
+/// One configuration key of billmgr-ops.conf.
+pub struct Key {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every key of billmgr-ops.conf.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "DBUrl",
+        default: "",
+        help:
+            "mysql:// URL of the billing database (TCP, or ?socket=/path); empty: use billmgr.conf",
+    },
+    Key {
+        name: "DBConnectTimeout",
+        default: "5",
+        help: "seconds to wait for the database before giving up with an error",
+    },
+    Key {
+        name: "AdminLevel",
+        default: "28",
+        help: "lowest AUTH_LEVEL allowed to run administrator functions",
+    },
+    Key {
+        name: "LogFile",
+        default: "var/billmgr-ops.log",
+        help: "log file; a relative path is taken from the panel directory",
+    },
+    Key {
+        name: "LogLevel",
+        default: "info",
+        help: "error, warn, info, debug or trace (RUST_LOG overrides it)",
+    },
+];
+
+/// Where the billing database is and how to log in.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DbSource {
+    /// A mysql:// URL.
+    Url(String),
+    /// The parts as billmgr.conf keeps them.
+    Parts {
+        host: String,
+        user: String,
+        password: String,
+        name: String,
+        socket: Option<String>,
+    },
+}
+
+impl fmt::Debug for DbSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// Printable without the password: safe for logs and error messages.
+impl fmt::Display for DbSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DbSource::Url(url) => write!(f, "{}", redact_url(url)),
+            DbSource::Parts {
+                host,
+                user,
+                name,
+                socket,
+                ..
+            } => match socket {
+                Some(s) => write!(f, "{user}@{name} via socket {s}"),
+                None => write!(f, "{user}@{host}/{name}"),
+            },
+        }
+    }
+}
+
+/// Removes the password from a mysql:// URL.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// The loaded configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mgrdir: PathBuf,
+    /// The config file that was read, if it exists.
+    pub path: PathBuf,
+    pub admin_level: u32,
+    pub db_connect_timeout: Duration,
+    pub log_file: PathBuf,
+    pub log_level: String,
+    /// The database, if one could be determined.
+    pub db: Option<DbSource>,
+    /// Problems worth a log line that do not stop the plugin (unknown keys).
+    pub warnings: Vec<String>,
+    /// Every value from the file, for keys later issues add.
+    values: BTreeMap<String, String>,
+}
+
+/// Reads "Name value" lines; the value is the rest of the line, trimmed.
+pub fn parse_lines(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, value) = match line.split_once(char::is_whitespace) {
+            Some((n, v)) => (n, v.trim()),
+            None => (line, ""),
+        };
+        out.insert(name.to_string(), value.to_string());
+    }
+    out
+}
+
+impl Config {
+    /// Loads the configuration.
+    ///
+    /// `mgrdir` and `path` are what the command line gave; `env` supplies
+    /// `MGR_DIR`, `BILLMGR_OPS_CONFIG` and `BILLMGR_OPS_DB`.
+    pub fn load(
+        mgrdir: Option<&Path>,
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config> {
+        let mgrdir = mgrdir
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                env.get("MGR_DIR")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MGRDIR));
+        let path = path
+            .map(Path::to_path_buf)
+            .or_else(|| {
+                env.get("BILLMGR_OPS_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| mgrdir.join("etc/billmgr-ops.conf"));
+        let values = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_lines(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(e).with_context(|| format!("failed to read `{}`", path.display()))
+            }
+        };
+        let mut warnings = Vec::new();
+        for name in values.keys() {
+            if !KEYS.iter().any(|k| k.name == name) {
+                warnings.push(format!("{}: unknown key `{name}` ignored", path.display()));
+            }
+        }
+        let get = |name: &str| -> String {
+            values
+                .get(name)
+                .cloned()
+                .or_else(|| {
+                    KEYS.iter()
+                        .find(|k| k.name == name)
+                        .map(|k| k.default.to_string())
+                })
+                .unwrap_or_default()
+        };
+        let number = |name: &str| -> Result<u64> {
+            let v = get(name);
+            v.parse::<u64>()
+                .with_context(|| format!("{}: `{name} {v}` is not a whole number", path.display()))
+        };
+        let admin_level = number("AdminLevel")?;
+        if admin_level > 31 {
+            bail!(
+                "{}: AdminLevel must be 0..31, not {admin_level}",
+                path.display()
+            );
+        }
+        let log_file = PathBuf::from(get("LogFile"));
+        let log_file = if log_file.is_absolute() {
+            log_file
+        } else {
+            mgrdir.join(log_file)
+        };
+        let db = match env.get("BILLMGR_OPS_DB").filter(|v| !v.is_empty()) {
+            Some(url) => Some(DbSource::Url(url.clone())),
+            None => match get("DBUrl") {
+                url if !url.is_empty() => Some(DbSource::Url(url)),
+                _ => billmgr_conf_db(&mgrdir)?,
+            },
+        };
+        Ok(Config {
+            admin_level: admin_level as u32,
+            db_connect_timeout: Duration::from_secs(number("DBConnectTimeout")?.max(1)),
+            log_level: get("LogLevel"),
+            log_file,
+            db,
+            warnings,
+            mgrdir,
+            path,
+            values,
+        })
+    }
+
+    /// A raw value of the plugin's config, if set.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+/// The database as `<mgrdir>/etc/billmgr.conf` describes it, if that file exists.
+fn billmgr_conf_db(mgrdir: &Path) -> Result<Option<DbSource>> {
+    let path = mgrdir.join("etc/billmgr.conf");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
+    };
+    let v = parse_lines(&text);
+    let get = |k: &str, d: &str| v.get(k).cloned().unwrap_or_else(|| d.to_string());
+    Ok(Some(DbSource::Parts {
+        host: get("DBHost", "localhost"),
+        user: get("DBUser", "root"),
+        password: get("DBPassword", ""),
+        name: get("DBName", "billmgr"),
+        socket: v.get("DBSocket").filter(|s| !s.is_empty()).cloned(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn tempdir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("billmgr-ops-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn lines_format() {
+        let v = parse_lines("# c\nDBHost  db.example \n\nDBPassword a b#c\nFlag\n");
+        assert_eq!(v["DBHost"], "db.example");
+        assert_eq!(v["DBPassword"], "a b#c");
+        assert_eq!(v["Flag"], "");
+    }
+
+    #[test]
+    fn database_precedence() {
+        let dir = tempdir("precedence");
+        std::fs::write(
+            dir.join("etc/billmgr.conf"),
+            "DBHost h\nDBUser u\nDBPassword secret\nDBName billmgr\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&dir), None, &env(&[])).unwrap();
+        assert_eq!(c.db.as_ref().unwrap().to_string(), "u@h/billmgr");
+        assert!(!format!("{:?}", c.db).contains("secret"));
+
+        std::fs::write(
+            dir.join("etc/billmgr-ops.conf"),
+            "DBUrl mysql://a:pw@x/y\nBogus 1\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&dir), None, &env(&[])).unwrap();
+        assert_eq!(c.db, Some(DbSource::Url("mysql://a:pw@x/y".into())));
+        assert_eq!(c.db.as_ref().unwrap().to_string(), "mysql://a:***@x/y");
+        assert_eq!(c.warnings.len(), 1);
+
+        let c = Config::load(Some(&dir), None, &env(&[("BILLMGR_OPS_DB", "mysql://e/z")])).unwrap();
+        assert_eq!(c.db, Some(DbSource::Url("mysql://e/z".into())));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let dir = tempdir("bad");
+        std::fs::write(dir.join("etc/billmgr-ops.conf"), "AdminLevel high\n").unwrap();
+        let e = Config::load(Some(&dir), None, &env(&[])).unwrap_err();
+        assert!(format!("{e:#}").contains("AdminLevel high"), "{e:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mgrdir_and_config_path_overrides() {
+        let c = Config::load(None, None, &env(&[("MGR_DIR", "/nonexistent/mgr")])).unwrap();
+        assert_eq!(c.mgrdir, PathBuf::from("/nonexistent/mgr"));
+        assert_eq!(
+            c.path,
+            PathBuf::from("/nonexistent/mgr/etc/billmgr-ops.conf")
+        );
+        assert_eq!(
+            c.log_file,
+            PathBuf::from("/nonexistent/mgr/var/billmgr-ops.log")
+        );
+        assert_eq!(c.admin_level, 28);
+        let c = Config::load(None, None, &env(&[("BILLMGR_OPS_CONFIG", "/x/y.conf")])).unwrap();
+        assert_eq!(c.path, PathBuf::from("/x/y.conf"));
+        assert_eq!(c.mgrdir, PathBuf::from(DEFAULT_MGRDIR));
+    }
+}

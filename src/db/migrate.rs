@@ -1,0 +1,152 @@
+//! Versioned migrations of the plugin's own tables.
+//!
+//! Each migration is a numbered list of idempotent statements (`IF NOT
+//! EXISTS`), applied in order and recorded in `billmgrops_migration`. The
+//! fast path is one query; when something is pending, a server-wide named
+//! lock serialises racing invocations (two panel calls at once after an
+//! upgrade), and the version is read again under the lock.
+
+use anyhow::{bail, Context, Result};
+use mysql::prelude::Queryable;
+
+use super::Db;
+
+/// One schema step.
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+/// Every migration, oldest first. Never edit a released one: add a new one.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "running operation state and attempt history",
+    statements: &[
+        "CREATE TABLE IF NOT EXISTS billmgrops_operation (
+            runningoperation INT NOT NULL PRIMARY KEY,
+            status ENUM('wait','run','error','stopped') NOT NULL DEFAULT 'wait',
+            next_try DATETIME NULL,
+            started DATETIME NULL,
+            runner VARCHAR(255) NULL,
+            comment TEXT NULL,
+            updated DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+            KEY status_next (status, next_try)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS billmgrops_attempt (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            runningoperation INT NOT NULL,
+            item INT NULL,
+            task INT NULL,
+            intname VARCHAR(64) NOT NULL DEFAULT '',
+            createdate DATETIME NOT NULL,
+            duration_ms BIGINT NULL,
+            command TEXT NULL,
+            exit_status VARCHAR(128) NULL,
+            outcome ENUM('ok','error','timeout','stopped','interrupted') NOT NULL DEFAULT 'error',
+            error_type VARCHAR(255) NULL,
+            error_object VARCHAR(255) NULL,
+            error_value TEXT NULL,
+            error_msg TEXT NULL,
+            stdout MEDIUMTEXT NULL,
+            stderr MEDIUMTEXT NULL,
+            KEY operation (runningoperation, id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+    ],
+}];
+
+const LOCK_NAME: &str = "billmgrops.migrate";
+const LOCK_WAIT_SECS: u32 = 30;
+
+/// The newest version this binary knows.
+pub fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The version the database is at (0 for a database the plugin never saw).
+pub fn current(db: &mut Db) -> Result<u32> {
+    match db
+        .conn()
+        .query_first::<Option<u32>, _>("SELECT MAX(version) FROM billmgrops_migration")
+    {
+        Ok(v) => Ok(v.flatten().unwrap_or(0)),
+        Err(mysql::Error::MySqlError(e)) if e.code == 1146 => Ok(0),
+        Err(e) => Err(e).context("failed to read the plugin's schema version"),
+    }
+}
+
+/// Applies every pending migration. Safe to run concurrently and repeatedly.
+pub fn migrate(db: &mut Db) -> Result<()> {
+    let now = current(db)?;
+    if now >= latest() {
+        if now > latest() {
+            log::warn!(
+                "the database schema is version {now}, newer than this binary knows ({}); \
+                 was the plugin downgraded?",
+                latest()
+            );
+        }
+        return Ok(());
+    }
+    let got: Option<Option<i64>> = db
+        .conn()
+        .exec_first("SELECT GET_LOCK(?, ?)", (LOCK_NAME, LOCK_WAIT_SECS))
+        .context("failed to take the migration lock")?;
+    if got.flatten() != Some(1) {
+        bail!("another billmgr-ops process has been migrating the plugin's tables for {LOCK_WAIT_SECS}s; try again");
+    }
+    let result = apply_pending(db);
+    let _ = db.conn().exec_drop("DO RELEASE_LOCK(?)", (LOCK_NAME,));
+    result
+}
+
+fn apply_pending(db: &mut Db) -> Result<()> {
+    db.conn()
+        .query_drop(
+            "CREATE TABLE IF NOT EXISTS billmgrops_migration (
+                version INT NOT NULL PRIMARY KEY,
+                name VARCHAR(255) NOT NULL,
+                applied DATETIME NOT NULL
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        )
+        .context("failed to create billmgrops_migration")?;
+    let now = current(db)?;
+    for m in MIGRATIONS.iter().filter(|m| m.version > now) {
+        for sql in m.statements {
+            db.conn()
+                .query_drop(sql)
+                .with_context(|| format!("migration {} ({}) failed", m.version, m.name))?;
+        }
+        db.conn()
+            .exec_drop(
+                "INSERT IGNORE INTO billmgrops_migration (version, name, applied) VALUES (?, ?, NOW())",
+                (m.version, m.name),
+            )
+            .with_context(|| format!("failed to record migration {}", m.version))?;
+        log::info!("applied migration {} ({})", m.version, m.name);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_and_tables_are_prefixed() {
+        let mut last = 0;
+        for m in MIGRATIONS {
+            assert!(m.version > last);
+            last = m.version;
+            for sql in m.statements {
+                assert!(
+                    sql.contains("IF NOT EXISTS") || sql.contains("IF EXISTS"),
+                    "{sql}"
+                );
+                if let Some(rest) = sql.split("TABLE IF NOT EXISTS ").nth(1) {
+                    assert!(rest.starts_with(super::super::TABLE_PREFIX), "{sql}");
+                }
+            }
+        }
+    }
+}

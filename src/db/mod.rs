@@ -1,0 +1,179 @@
+//! The billing database: connecting with timeouts, the plugin's own tables
+//! and the queries, grouped by the BILLmanager table family they serve.
+//!
+//! The plugin reads BILLmanager's tables (etc/sql/billmgr.sql describes the
+//! ones it touches) and keeps its own state in tables prefixed
+//! [`TABLE_PREFIX`], created and upgraded by [`migrate`]. Plugin tables carry
+//! no foreign keys to BILLmanager's tables, so a restore that swaps
+//! BILLmanager's tables never drags the plugin's state along.
+
+pub mod migrate;
+pub mod operations;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder};
+
+use crate::config::DbSource;
+use crate::protocol::{ErrorKind, PanelError};
+
+/// Every table the plugin owns starts with this.
+pub const TABLE_PREFIX: &str = "billmgrops_";
+
+/// An open connection to the billing database.
+pub struct Db {
+    conn: Conn,
+}
+
+impl Db {
+    /// Connects, failing within `timeout` when the server does not answer.
+    ///
+    /// # Errors
+    /// The error chain holds a [`PanelError`] of kind `db`, so the panel
+    /// shows "database unavailable" while the log gets the cause.
+    pub fn connect(source: &DbSource, timeout: Duration) -> Result<Db> {
+        let opts = options(source, timeout)
+            .with_context(|| format!("bad database address `{source}`"))
+            .context(PanelError::new(ErrorKind::Db, "database", ""))?;
+        let conn = connect_within(opts, timeout)
+            .with_context(|| format!("cannot connect to the database {source}"))
+            .context(PanelError::new(ErrorKind::Db, "database", ""))?;
+        let mut db = Db { conn };
+        db.conn
+            .query_drop("SET NAMES utf8mb4")
+            .context("failed to set the connection character set")?;
+        Ok(db)
+    }
+
+    /// Connects and brings the plugin's tables up to date.
+    pub fn open(source: &DbSource, timeout: Duration) -> Result<Db> {
+        let mut db = Db::connect(source, timeout)?;
+        migrate::migrate(&mut db)?;
+        Ok(db)
+    }
+
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+/// Connection options from a source; no connection is made.
+pub fn options(source: &DbSource, timeout: Duration) -> Result<Opts> {
+    let base = match source {
+        DbSource::Url(url) => OptsBuilder::from_opts(Opts::from_url(url)?),
+        DbSource::Parts {
+            host,
+            user,
+            password,
+            name,
+            socket,
+        } => OptsBuilder::new()
+            .ip_or_hostname(Some(host.as_str()))
+            .user(Some(user.as_str()))
+            .pass(Some(password.as_str()))
+            .db_name(Some(name.as_str()))
+            .socket(socket.as_deref()),
+    };
+    Ok(base
+        .tcp_connect_timeout(Some(timeout))
+        // No panel call or CLI query waits this long for a reply; a server
+        // that stops answering mid-call becomes an error, not a hang.
+        .read_timeout(Some(QUERY_TIMEOUT))
+        .write_timeout(Some(QUERY_TIMEOUT))
+        // Do not silently hop from TCP to a local socket: connect exactly
+        // where the configuration says.
+        .prefer_socket(false)
+        .into())
+}
+
+/// How long one query may wait for the server.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Connects, giving up after `timeout` plus a grace second.
+///
+/// The client library's connect timeout covers only the TCP connect, so a
+/// server that accepts and then says nothing (overloaded, or not a MySQL
+/// server at all) would hang the handshake until the read timeout. The
+/// handshake runs on a helper thread instead; on time-out the thread is left
+/// to finish on its own (its socket has a read timeout, so it does).
+fn connect_within(opts: Opts, timeout: Duration) -> Result<Conn> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("db-connect".into())
+        .spawn(move || {
+            let _ = tx.send(Conn::new(opts));
+        })
+        .context("failed to start the connection thread")?;
+    match rx.recv_timeout(timeout + Duration::from_secs(1)) {
+        Ok(result) => Ok(result?),
+        Err(_) => anyhow::bail!(
+            "the server did not complete the handshake within {}s",
+            timeout.as_secs()
+        ),
+    }
+}
+
+/// Quotes an identifier for SQL. Identifiers in this crate come from fixed
+/// tables or from the server's own catalog, never from a request.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// A page of a list query: the protocol's paging, mapped to SQL by the
+/// query that owns the sort whitelist.
+#[derive(Clone, Copy, Debug)]
+pub struct Page<'a> {
+    pub offset: u64,
+    pub limit: u64,
+    /// A key of the query's sort whitelist; `None` for its default order.
+    pub sort: Option<&'a str>,
+    pub descending: bool,
+}
+
+impl Page<'_> {
+    /// `ORDER BY .. LIMIT .. OFFSET ..` for this page. `sorts` maps sort keys
+    /// to SQL expressions; `tiebreak` keeps the order stable across pages.
+    pub fn clause(&self, sorts: &[(&str, &str)], default: &str, tiebreak: &str) -> Result<String> {
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        let expr = match self.sort {
+            None => default,
+            Some(key) => sorts
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, e)| *e)
+                .with_context(|| format!("`{key}` is not a sort key of this list"))?,
+        };
+        let order = expr
+            .split(',')
+            .map(|e| format!("{} {dir}", e.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(format!(
+            "ORDER BY {order}, {tiebreak} {dir} LIMIT {} OFFSET {}",
+            self.limit, self.offset
+        ))
+    }
+}
+
+/// A result cell as display text: NULL is empty, bytes are read as UTF-8
+/// (invalid sequences replaced), dates as `YYYY-MM-DD HH:MM:SS`.
+pub fn cell_text(row: &mysql::Row, index: usize) -> String {
+    use mysql::Value;
+    match row.as_ref(index) {
+        None | Some(Value::NULL) => String::new(),
+        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::Int(i)) => i.to_string(),
+        Some(Value::UInt(u)) => u.to_string(),
+        Some(Value::Float(f)) => f.to_string(),
+        Some(Value::Double(d)) => d.to_string(),
+        Some(Value::Date(y, mo, d, h, mi, s, _)) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+        }
+        Some(Value::Time(neg, days, h, mi, s, _)) => {
+            let sign = if *neg { "-" } else { "" };
+            format!("{sign}{:02}:{mi:02}:{s:02}", u32::from(*h) + days * 24)
+        }
+    }
+}

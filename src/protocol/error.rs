@@ -1,0 +1,147 @@
+//! `PanelError`: an error the panel shows to the user as a typed
+//! `<error type=.. object=..>` with a localized message.
+//!
+//! Every kind maps to one `msg_error_<type>` message in the manifests, in en
+//! and ru; a test walks [`ErrorKind::ALL`] against xml/ so a kind can't exist
+//! without its texts. Anything that is not a `PanelError` reaches the panel as
+//! `type="internal"` and its detail goes to the log only.
+
+use std::fmt;
+
+/// The error types this plugin can raise, as the panel sees them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user's access level is too low for the function.
+    Access,
+    /// The request document is not well-formed XML.
+    Xml,
+    /// The request document is larger than the limit.
+    TooLarge,
+    /// No function of that name is registered.
+    UnknownFunc,
+    /// A required parameter is missing or empty.
+    Empty,
+    /// A parameter has a value of the wrong shape (not a number, unknown column ...).
+    Value,
+    /// A parameter value is longer than allowed.
+    TooLong,
+    /// The object named by the request does not exist.
+    Missed,
+    /// The billing database cannot be reached.
+    Db,
+    /// Anything unexpected; the detail is in the log.
+    Internal,
+}
+
+impl ErrorKind {
+    pub const ALL: &'static [ErrorKind] = &[
+        ErrorKind::Access,
+        ErrorKind::Xml,
+        ErrorKind::TooLarge,
+        ErrorKind::UnknownFunc,
+        ErrorKind::Empty,
+        ErrorKind::Value,
+        ErrorKind::TooLong,
+        ErrorKind::Missed,
+        ErrorKind::Db,
+        ErrorKind::Internal,
+    ];
+
+    /// The `type` attribute, and the suffix of the `msg_error_<type>` message.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Access => "access",
+            ErrorKind::Xml => "xml",
+            ErrorKind::TooLarge => "toolarge",
+            ErrorKind::UnknownFunc => "unknownfunc",
+            ErrorKind::Empty => "empty",
+            ErrorKind::Value => "value",
+            ErrorKind::TooLong => "toolong",
+            ErrorKind::Missed => "missed",
+            ErrorKind::Db => "db",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A typed, user-facing error: kind, the object it concerns (a parameter or
+/// an object type such as `runningoperation`) and the offending value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PanelError {
+    pub kind: ErrorKind,
+    pub object: String,
+    pub value: String,
+}
+
+impl PanelError {
+    pub fn new(kind: ErrorKind, object: impl Into<String>, value: impl Into<String>) -> Self {
+        PanelError {
+            kind,
+            object: object.into(),
+            value: value.into(),
+        }
+    }
+
+    pub fn access(func: &str) -> Self {
+        Self::new(ErrorKind::Access, func, "")
+    }
+
+    pub fn empty(param: &str) -> Self {
+        Self::new(ErrorKind::Empty, param, "")
+    }
+
+    pub fn value(param: &str, value: &str) -> Self {
+        Self::new(ErrorKind::Value, param, shorten(value))
+    }
+
+    pub fn missed(object: &str, value: impl fmt::Display) -> Self {
+        Self::new(ErrorKind::Missed, object, shorten(&value.to_string()))
+    }
+}
+
+/// Keeps echoed values readable in the panel and in logs.
+fn shorten(value: &str) -> String {
+    const MAX: usize = 200;
+    if value.chars().count() <= MAX {
+        value.to_string()
+    } else {
+        let mut s: String = value.chars().take(MAX).collect();
+        s.push('…');
+        s
+    }
+}
+
+impl fmt::Display for PanelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The same shape BILLmanager uses in its own log lines.
+        write!(
+            f,
+            "Type: '{}' Object: '{}' Value: '{}'",
+            self.kind.as_str(),
+            self.object,
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for PanelError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_distinct_names() {
+        let mut names: Vec<_> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorKind::ALL.len());
+    }
+
+    #[test]
+    fn long_values_are_shortened() {
+        let e = PanelError::value("elid", &"9".repeat(1000));
+        assert_eq!(e.value.chars().count(), 201);
+        assert!(e.to_string().len() < 300);
+    }
+}

@@ -1,0 +1,226 @@
+//! The panel protocol: one request in, exactly one XML document out.
+//!
+//! Everything that knows about PARAM_* variables or XML lives here; the db,
+//! engine and runner layers never see either. The path of one call:
+//!
+//! 1. [`Request::parse`] reads the environment and stdin (bad input becomes
+//!    a typed error at once, before anything else happens);
+//! 2. the function is looked up in [`crate::functions::FUNCTIONS`] and the
+//!    caller's AUTH_LEVEL checked against its access;
+//! 3. the handler runs (a panic is caught) and returns a [`Reply`];
+//! 4. [`response::render`] appends the reply to the incoming document, or
+//!    [`response::render_error`] appends a typed, localized `<error>`;
+//! 5. [`emit`] writes the finished document to stdout in one piece.
+//!
+//! An error that is not a [`PanelError`] is shown as `type="internal"` and
+//! its full chain goes to the log, never to stdout.
+
+pub mod error;
+pub mod messages;
+pub mod request;
+pub mod response;
+
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+
+pub use error::{ErrorKind, PanelError};
+pub use messages::Lang;
+pub use request::{Incoming, Mode, Paging, Request};
+pub use response::{Form, ListPage, RedirectKind, Reply, Row, Slist};
+
+use crate::config::Config;
+use crate::context::Ctx;
+use crate::functions::{self, Access};
+use crate::logging;
+use crate::xml::Element;
+
+/// Runs one call and returns the document to print.
+pub fn handle(incoming: &Incoming, config: &Config) -> Element {
+    handle_with(functions::FUNCTIONS, incoming, config)
+}
+
+/// [`handle`] over a given registry.
+fn handle_with(registry: &[functions::Function], incoming: &Incoming, config: &Config) -> Element {
+    let req = match Request::parse(incoming) {
+        Ok(req) => req,
+        Err(rejected) => {
+            let func = rejected.func.unwrap_or_default();
+            logging::set_function(&func);
+            log::warn!("request refused: {}", rejected.error);
+            return response::render_error(None, &func, rejected.lang, &rejected.error);
+        }
+    };
+    logging::set_function(req.func());
+    let fail =
+        |error: &PanelError| response::render_error(req.doc(), req.func(), req.lang(), error);
+
+    let Some(function) = registry.iter().find(|f| f.name == req.func()) else {
+        let error = PanelError::new(ErrorKind::UnknownFunc, "func", req.func());
+        log::warn!("{error}");
+        return fail(&error);
+    };
+    let allowed = match function.access {
+        Access::Admin => req.level().is_some_and(|l| l >= config.admin_level),
+    };
+    if !allowed {
+        log::warn!(
+            "access refused to user {:?} at level {:?}",
+            req.user().unwrap_or(""),
+            req.level()
+        );
+        return fail(&PanelError::access(function.name));
+    }
+
+    let mut ctx = Ctx::new(config);
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| (function.run)(&req, &mut ctx)));
+    match outcome {
+        Ok(Ok(reply)) => response::render(req.doc(), req.func(), req.lang(), &reply),
+        // `anyhow::Error::downcast_ref` finds a PanelError both as the root
+        // cause and as a context layer (a chain item would be the wrapper).
+        Ok(Err(err)) => match err.downcast_ref::<PanelError>() {
+            Some(panel) => {
+                if matches!(panel.kind, ErrorKind::Db | ErrorKind::Internal) {
+                    log::error!("{err:#}");
+                } else {
+                    log::info!("{err:#}");
+                }
+                fail(panel)
+            }
+            None => {
+                log::error!("{err:#}");
+                fail(&PanelError::new(ErrorKind::Internal, req.func(), ""))
+            }
+        },
+        Err(_) => {
+            // The panic hook has logged the message and location.
+            fail(&PanelError::new(ErrorKind::Internal, req.func(), ""))
+        }
+    }
+}
+
+/// Sends panics to the log instead of stderr's default report, so the panel
+/// sees only the document. Installed once by the binary.
+pub fn install_panic_hook() {
+    panic::set_hook(Box::new(|info| {
+        log::error!("panic: {info}");
+    }));
+}
+
+/// Writes the document to stdout in one piece. The only writer to stdout
+/// in panel mode.
+pub fn emit(doc: &Element) -> std::io::Result<()> {
+    let text = doc.to_document();
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::functions::{Function, Kind};
+    use std::collections::BTreeMap;
+
+    fn panics(_: &Request, _: &mut Ctx<'_>) -> anyhow::Result<Reply> {
+        panic!("boom")
+    }
+
+    fn fails(_: &Request, _: &mut Ctx<'_>) -> anyhow::Result<Reply> {
+        Err(anyhow::anyhow!("disk on fire")).map_err(|e| e.context("while listing"))
+    }
+
+    fn typed(_: &Request, _: &mut Ctx<'_>) -> anyhow::Result<Reply> {
+        let e: anyhow::Error = PanelError::missed("runningoperation", 7).into();
+        Err(e.context("looking up operation 7"))
+    }
+
+    fn typed_context(_: &Request, _: &mut Ctx<'_>) -> anyhow::Result<Reply> {
+        Err(anyhow::anyhow!("connection refused"))
+            .map_err(|e| e.context("cannot connect"))
+            .map_err(|e| e.context(PanelError::new(ErrorKind::Db, "database", "")))
+            .map_err(|e| e.context("opening the database"))
+    }
+
+    const REGISTRY: &[Function] = &[
+        Function {
+            name: "t.context",
+            access: Access::Admin,
+            kind: Kind::Action,
+            run: typed_context,
+        },
+        Function {
+            name: "t.panic",
+            access: Access::Admin,
+            kind: Kind::Action,
+            run: panics,
+        },
+        Function {
+            name: "t.fail",
+            access: Access::Admin,
+            kind: Kind::Action,
+            run: fails,
+        },
+        Function {
+            name: "t.typed",
+            access: Access::Admin,
+            kind: Kind::Action,
+            run: typed,
+        },
+    ];
+
+    fn call(func: &str) -> Element {
+        let config = Config::load(
+            Some(std::path::Path::new("/nonexistent")),
+            None,
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let env = [("PARAM_func", func), ("AUTH_LEVEL", "29")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let doc = handle_with(
+            REGISTRY,
+            &Incoming {
+                env,
+                stdin: Vec::new(),
+            },
+            &config,
+        );
+        // Whatever happened, the document must survive a round trip.
+        Element::parse(&doc.to_document()).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_document() {
+        let doc = call("t.panic");
+        let err = doc.find("error").unwrap();
+        assert_eq!(err.get_attr("type"), Some("internal"));
+        assert!(!doc.to_document().contains("boom"));
+    }
+
+    #[test]
+    fn an_untyped_failure_is_internal_and_keeps_its_detail_out_of_the_document() {
+        let doc = call("t.fail");
+        assert_eq!(
+            doc.find("error").unwrap().get_attr("type"),
+            Some("internal")
+        );
+        assert!(!doc.to_document().contains("disk on fire"));
+    }
+
+    #[test]
+    fn a_typed_error_attached_as_context_is_found() {
+        let doc = call("t.context");
+        assert_eq!(doc.find("error").unwrap().get_attr("type"), Some("db"));
+        assert!(!doc.to_document().contains("refused"));
+    }
+
+    #[test]
+    fn a_typed_error_is_found_under_context() {
+        let doc = call("t.typed");
+        let err = doc.find("error").unwrap();
+        assert_eq!(err.get_attr("type"), Some("missed"));
+        assert_eq!(err.get_attr("object"), Some("runningoperation"));
+    }
+}

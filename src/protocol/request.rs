@@ -1,0 +1,503 @@
+//! One panel request: the PARAM_* environment, AUTH_USER / AUTH_LEVEL and the
+//! XML document on stdin, read into a typed [`Request`].
+//!
+//! # Format
+//!
+//! ```text
+//! PARAM_func=runningoperation.delete   PARAM_elid=3, 7   PARAM_sok=ok
+//! AUTH_USER=admin  AUTH_LEVEL=29  HTTP_COOKIE=billmgrses5=..; billmgrlang5=billmgr:ru
+//!
+//! <?xml version="1.0" encoding="UTF-8"?>
+//! <doc lang="en" func="runningoperation.delete">
+//!   <tparams><func>runningoperation.delete</func><elid>3, 7</elid></tparams>
+//!   <metadata .../><messages .../>
+//! </doc>
+//! ```
+//!
+//! The function comes from `PARAM_func`, else `ACTION_NAME`, else the
+//! document's `func`. A value present only under `tparams` counts as a
+//! parameter. The stdin document may be empty. Handlers read parameters only
+//! through the typed accessors below, each of which fails with a
+//! [`PanelError`] naming the parameter; an expected absence (no `sok`, an
+//! empty `elid` meaning "new") is a value, not an error.
+
+use std::collections::BTreeMap;
+
+use super::error::{ErrorKind, PanelError};
+use super::messages::Lang;
+use crate::xml::Element;
+
+/// The largest stdin document accepted.
+pub const MAX_STDIN: usize = 16 * 1024 * 1024;
+/// The longest value accepted for any single parameter.
+pub const MAX_VALUE: usize = 64 * 1024;
+/// The largest page a list returns.
+pub const MAX_PAGE: u64 = 10_000;
+/// The page size when the request names none.
+pub const DEFAULT_PAGE: u64 = 100;
+
+/// What the call asks of a form or list function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No `sok`: show the form or list.
+    View,
+    /// `sv_field` without `sok`: a field marked setvalues changed.
+    SetValues,
+    /// `sok` non-empty and `elid` empty: create a new object.
+    SubmitNew,
+    /// `sok` non-empty and `elid` set: save an existing object.
+    SubmitEdit,
+}
+
+/// The raw material of a call, as the process received it.
+#[derive(Clone, Debug, Default)]
+pub struct Incoming {
+    /// The process environment (or the equivalent built by `billmgr-ops call`).
+    pub env: BTreeMap<String, String>,
+    /// The bytes on stdin.
+    pub stdin: Vec<u8>,
+}
+
+impl Incoming {
+    /// The language as far as the environment alone tells it (PARAM_lang,
+    /// then the billmgrlang5 cookie), for errors raised before the document
+    /// is read.
+    pub fn lang_hint(env: &BTreeMap<String, String>) -> Lang {
+        env.get("PARAM_lang")
+            .and_then(|l| Lang::from_code(l))
+            .or_else(|| env.get("HTTP_COOKIE").and_then(|c| cookie_lang(c)))
+            .unwrap_or(Lang::En)
+    }
+}
+
+/// A request that could not be read; carries what is known for the error page.
+#[derive(Debug)]
+pub struct Rejected {
+    pub error: PanelError,
+    pub lang: Lang,
+    pub func: Option<String>,
+}
+
+/// A parsed panel request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    func: String,
+    params: BTreeMap<String, String>,
+    user: Option<String>,
+    level: Option<u32>,
+    lang: Lang,
+    doc: Option<Element>,
+}
+
+/// Paging and sorting of a list, validated against the list's columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paging {
+    /// 1-based page number.
+    pub page: u64,
+    /// Rows per page.
+    pub count: u64,
+    /// Sort column, one of the list's sortable columns.
+    pub sort: Option<String>,
+    pub descending: bool,
+}
+
+impl Paging {
+    pub fn offset(&self) -> u64 {
+        (self.page - 1) * self.count
+    }
+}
+
+impl Request {
+    /// Reads a request from the environment and stdin.
+    ///
+    /// # Errors
+    /// `toolarge` for stdin over [`MAX_STDIN`], `xml` for a document that is
+    /// not well-formed, `toolong` for a value over [`MAX_VALUE`].
+    pub fn parse(incoming: &Incoming) -> Result<Request, Rejected> {
+        let env = &incoming.env;
+        let mut params: BTreeMap<String, String> = env
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("PARAM_").map(|n| (n.to_string(), v.clone())))
+            .collect();
+        // Language is settled first so that even a broken document gets an
+        // error in the user's language.
+        let cookie_lang = env.get("HTTP_COOKIE").and_then(|c| cookie_lang(c));
+        let early_lang = Incoming::lang_hint(env);
+        let early_func = params
+            .get("func")
+            .or_else(|| env.get("ACTION_NAME"))
+            .filter(|f| !f.is_empty())
+            .cloned();
+        let reject =
+            |error: PanelError, lang: Lang, func: Option<String>| Rejected { error, lang, func };
+
+        if incoming.stdin.len() > MAX_STDIN {
+            return Err(reject(
+                PanelError::new(
+                    ErrorKind::TooLarge,
+                    "stdin",
+                    incoming.stdin.len().to_string(),
+                ),
+                early_lang,
+                early_func,
+            ));
+        }
+        let doc = if incoming.stdin.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            let text = std::str::from_utf8(&incoming.stdin).map_err(|e| {
+                reject(
+                    PanelError::new(ErrorKind::Xml, "stdin", format!("not UTF-8: {e}")),
+                    early_lang,
+                    early_func.clone(),
+                )
+            })?;
+            let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+            Some(Element::parse(text).map_err(|e| {
+                reject(
+                    PanelError::new(ErrorKind::Xml, "stdin", e.0),
+                    early_lang,
+                    early_func.clone(),
+                )
+            })?)
+        };
+
+        if let Some(tparams) = doc.as_ref().and_then(|d| d.find("tparams")) {
+            for p in tparams.elements() {
+                params
+                    .entry(p.name.clone())
+                    .or_insert_with(|| p.text_content());
+            }
+        }
+        let lang = params
+            .get("lang")
+            .and_then(|l| Lang::from_code(l))
+            .or_else(|| {
+                doc.as_ref()
+                    .and_then(|d| d.get_attr("lang"))
+                    .and_then(Lang::from_code)
+            })
+            .or(cookie_lang)
+            .unwrap_or(Lang::En);
+        let func = params
+            .get("func")
+            .or_else(|| env.get("ACTION_NAME"))
+            .filter(|f| !f.is_empty())
+            .cloned()
+            .or_else(|| {
+                doc.as_ref()
+                    .and_then(|d| d.get_attr("func"))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+
+        if let Some((name, value)) = params.iter().find(|(_, v)| v.len() > MAX_VALUE) {
+            return Err(reject(
+                PanelError::new(
+                    ErrorKind::TooLong,
+                    name.clone(),
+                    format!("{} bytes", value.len()),
+                ),
+                lang,
+                Some(func),
+            ));
+        }
+        let level = match env.get("AUTH_LEVEL").map(|l| l.trim()) {
+            None | Some("") => None,
+            Some(l) => Some(l.parse::<u32>().map_err(|_| {
+                reject(PanelError::value("AUTH_LEVEL", l), lang, Some(func.clone()))
+            })?),
+        };
+        Ok(Request {
+            func,
+            params,
+            user: env.get("AUTH_USER").filter(|u| !u.is_empty()).cloned(),
+            level,
+            lang,
+            doc,
+        })
+    }
+
+    pub fn func(&self) -> &str {
+        &self.func
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.lang
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    pub fn level(&self) -> Option<u32> {
+        self.level
+    }
+
+    /// The stdin document, if one was sent.
+    pub fn doc(&self) -> Option<&Element> {
+        self.doc.as_ref()
+    }
+
+    /// A parameter's value; an empty value counts as absent.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A parameter that must be present and non-empty.
+    pub fn required(&self, name: &str) -> Result<&str, PanelError> {
+        self.param(name).ok_or_else(|| PanelError::empty(name))
+    }
+
+    /// A required positive integer id.
+    pub fn id(&self, name: &str) -> Result<u64, PanelError> {
+        parse_id(name, self.required(name)?)
+    }
+
+    /// The one selected element.
+    pub fn elid(&self) -> Result<u64, PanelError> {
+        self.id("elid")
+    }
+
+    /// The selected elements of a group action, split on ", " as the panel
+    /// joins them; duplicates are dropped, order is kept.
+    pub fn elids(&self) -> Result<Vec<u64>, PanelError> {
+        let raw = self.required("elid")?;
+        let mut ids = Vec::new();
+        for part in raw.split(", ") {
+            let id = parse_id("elid", part)?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// An optional number with bounds.
+    pub fn number(&self, name: &str, min: u64, max: u64) -> Result<Option<u64>, PanelError> {
+        match self.param(name) {
+            None => Ok(None),
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(PanelError::value(name, v)),
+            },
+        }
+    }
+
+    /// How the call is classified (see [`Mode`]).
+    pub fn mode(&self) -> Mode {
+        if self.param("sok").is_some() {
+            if self.param("elid").is_some() {
+                Mode::SubmitEdit
+            } else {
+                Mode::SubmitNew
+            }
+        } else if self.param("sv_field").is_some() {
+            Mode::SetValues
+        } else {
+            Mode::View
+        }
+    }
+
+    /// `p_num`, `p_cnt`, `p_sort`, `p_order`, checked against the sortable
+    /// columns of a list. `p_sort` may carry the panel's direction prefix.
+    pub fn paging(&self, sortable: &[&str]) -> Result<Paging, PanelError> {
+        let page = self.number("p_num", 1, u32::MAX as u64)?.unwrap_or(1);
+        let count = self.number("p_cnt", 1, MAX_PAGE)?.unwrap_or(DEFAULT_PAGE);
+        let mut descending = match self.param("p_order") {
+            None => false,
+            Some(o) => match o.to_ascii_lowercase().as_str() {
+                "asc" => false,
+                "desc" => true,
+                _ => return Err(PanelError::value("p_order", o)),
+            },
+        };
+        let sort = match self.param("p_sort") {
+            None => None,
+            Some(raw) => {
+                // COREmanager may send "-col"/"+col" for the direction.
+                let name = if let Some(n) = raw.strip_prefix('-') {
+                    descending = true;
+                    n
+                } else {
+                    raw.strip_prefix('+').unwrap_or(raw)
+                };
+                if !sortable.contains(&name) {
+                    return Err(PanelError::value("p_sort", raw));
+                }
+                Some(name.to_string())
+            }
+        };
+        Ok(Paging {
+            page,
+            count,
+            sort,
+            descending,
+        })
+    }
+}
+
+fn parse_id(name: &str, raw: &str) -> Result<u64, PanelError> {
+    let t = raw.trim();
+    if t.is_empty() || t.len() > 19 || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PanelError::value(name, raw));
+    }
+    match t.parse::<u64>() {
+        Ok(0) | Err(_) => Err(PanelError::value(name, raw)),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// The language of the `billmgrlang5=<mgr>:<lang>` cookie.
+fn cookie_lang(cookie: &str) -> Option<Lang> {
+    cookie.split(';').find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        if name != "billmgrlang5" {
+            return None;
+        }
+        let value = value.replace("%3A", ":").replace("%3a", ":");
+        Lang::from_code(value.rsplit(':').next()?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(env: &[(&str, &str)], stdin: &str) -> Incoming {
+        Incoming {
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            stdin: stdin.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn func_comes_from_param_then_action_then_doc() {
+        let r = Request::parse(&incoming(
+            &[("PARAM_func", "a"), ("ACTION_NAME", "b")],
+            "<doc func=\"c\"/>",
+        ))
+        .unwrap();
+        assert_eq!(r.func(), "a");
+        let r = Request::parse(&incoming(&[("ACTION_NAME", "b")], "<doc func=\"c\"/>")).unwrap();
+        assert_eq!(r.func(), "b");
+        let r = Request::parse(&incoming(&[], "<doc func=\"c\"/>")).unwrap();
+        assert_eq!(r.func(), "c");
+    }
+
+    #[test]
+    fn tparams_fill_missing_params_only() {
+        let r = Request::parse(&incoming(
+            &[("PARAM_elid", "5")],
+            "<doc><tparams><elid>6</elid><plid>9</plid></tparams></doc>",
+        ))
+        .unwrap();
+        assert_eq!(r.param("elid"), Some("5"));
+        assert_eq!(r.param("plid"), Some("9"));
+    }
+
+    #[test]
+    fn language_precedence() {
+        let cookie = ("HTTP_COOKIE", "billmgrses5=abc; billmgrlang5=billmgr:ru");
+        let r = Request::parse(&incoming(&[cookie], "")).unwrap();
+        assert_eq!(r.lang(), Lang::Ru);
+        let r = Request::parse(&incoming(&[cookie], "<doc lang=\"en\"/>")).unwrap();
+        assert_eq!(r.lang(), Lang::En);
+        let r = Request::parse(&incoming(
+            &[cookie, ("PARAM_lang", "en")],
+            "<doc lang=\"ru\"/>",
+        ))
+        .unwrap();
+        assert_eq!(r.lang(), Lang::En);
+        let r = Request::parse(&incoming(&[], "")).unwrap();
+        assert_eq!(r.lang(), Lang::En);
+    }
+
+    #[test]
+    fn elids_split_on_comma_space() {
+        let r = Request::parse(&incoming(&[("PARAM_elid", "3, 7, 3")], "")).unwrap();
+        assert_eq!(r.elids().unwrap(), vec![3, 7]);
+        for bad in ["3,7", "3, x", "-1", "0", "1 OR 1=1", "99999999999999999999"] {
+            let r = Request::parse(&incoming(&[("PARAM_elid", bad)], "")).unwrap();
+            let e = r.elids().unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Value, "{bad}");
+            assert_eq!(e.object, "elid");
+        }
+        let r = Request::parse(&incoming(&[], "")).unwrap();
+        assert_eq!(r.elid().unwrap_err().kind, ErrorKind::Empty);
+    }
+
+    #[test]
+    fn modes() {
+        let mode = |env: &[(&str, &str)]| Request::parse(&incoming(env, "")).unwrap().mode();
+        assert_eq!(mode(&[]), Mode::View);
+        assert_eq!(mode(&[("PARAM_sok", "")]), Mode::View);
+        assert_eq!(mode(&[("PARAM_sv_field", "x")]), Mode::SetValues);
+        assert_eq!(mode(&[("PARAM_sok", "ok")]), Mode::SubmitNew);
+        assert_eq!(
+            mode(&[("PARAM_sok", "ok"), ("PARAM_elid", "4")]),
+            Mode::SubmitEdit
+        );
+    }
+
+    #[test]
+    fn bad_input_is_rejected_with_a_type() {
+        let big = "x".repeat(MAX_STDIN + 1);
+        let e = Request::parse(&incoming(&[], &big)).unwrap_err();
+        assert_eq!(e.error.kind, ErrorKind::TooLarge);
+        let e = Request::parse(&incoming(&[("PARAM_lang", "ru")], "<doc")).unwrap_err();
+        assert_eq!((e.error.kind, e.lang), (ErrorKind::Xml, Lang::Ru));
+        let long = "y".repeat(MAX_VALUE + 1);
+        let e = Request::parse(&incoming(&[("PARAM_comment", &long)], "")).unwrap_err();
+        assert_eq!(
+            (e.error.kind, e.error.object.as_str()),
+            (ErrorKind::TooLong, "comment")
+        );
+        let e = Request::parse(&incoming(&[("AUTH_LEVEL", "admin")], "")).unwrap_err();
+        assert_eq!(e.error.kind, ErrorKind::Value);
+    }
+
+    #[test]
+    fn paging_is_validated() {
+        let cols = ["id", "cdate"];
+        let p = |env: &[(&str, &str)]| Request::parse(&incoming(env, "")).unwrap().paging(&cols);
+        assert_eq!(
+            p(&[
+                ("PARAM_p_num", "2"),
+                ("PARAM_p_cnt", "5"),
+                ("PARAM_p_sort", "cdate"),
+                ("PARAM_p_order", "desc")
+            ])
+            .unwrap(),
+            Paging {
+                page: 2,
+                count: 5,
+                sort: Some("cdate".into()),
+                descending: true
+            }
+        );
+        assert!(p(&[("PARAM_p_sort", "-id")]).unwrap().descending);
+        assert_eq!(
+            p(&[("PARAM_p_sort", "id; DROP TABLE x")]).unwrap_err().kind,
+            ErrorKind::Value
+        );
+        assert_eq!(
+            p(&[("PARAM_p_cnt", "0")]).unwrap_err().kind,
+            ErrorKind::Value
+        );
+        assert_eq!(
+            p(&[("PARAM_p_num", "abc")]).unwrap_err().kind,
+            ErrorKind::Value
+        );
+        assert_eq!(
+            p(&[("PARAM_p_order", "sideways")]).unwrap_err().kind,
+            ErrorKind::Value
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! A small owned XML tree over quick-xml: parse a whole document, change it,
+//! write it back.
+//!
+//! The panel hands a handler an opaque document and expects the same document
+//! back with data appended, so the tree keeps what it does not understand
+//! (comments, CDATA, unknown children) in order. Writing always produces a
+//! well-formed UTF-8 document: characters that XML 1.0 forbids even when
+//! escaped (most C0 controls, which do occur in billing data) are replaced by
+//! U+FFFD, so no database value can break the document.
+
+use std::fmt;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+/// A node of the tree.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    Element(Element),
+    Text(String),
+    CData(String),
+    Comment(String),
+}
+
+/// An element with its attributes in document order and its children.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Element {
+    pub name: String,
+    pub attrs: Vec<(String, String)>,
+    pub children: Vec<Node>,
+}
+
+/// Why a document could not be parsed; the message is for the log.
+#[derive(Debug)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid XML: {}", self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl Element {
+    pub fn new(name: &str) -> Self {
+        Element {
+            name: name.to_string(),
+            attrs: Vec::new(),
+            children: Vec::new(),
+        }
+    }
+
+    /// (chainable) Sets an attribute, replacing an existing one of that name.
+    pub fn attr(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.set_attr(name, value);
+        self
+    }
+
+    /// (chainable) Appends a text child.
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.children.push(Node::Text(text.into()));
+        self
+    }
+
+    /// (chainable) Appends a child element.
+    pub fn child(mut self, child: Element) -> Self {
+        self.children.push(Node::Element(child));
+        self
+    }
+
+    pub fn set_attr(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.attrs.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.attrs.push((name.to_string(), value)),
+        }
+    }
+
+    pub fn get_attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn push(&mut self, child: Element) {
+        self.children.push(Node::Element(child));
+    }
+
+    /// Child elements, in order.
+    pub fn elements(&self) -> impl Iterator<Item = &Element> {
+        self.children.iter().filter_map(|n| match n {
+            Node::Element(e) => Some(e),
+            _ => None,
+        })
+    }
+
+    /// The first child element with this name.
+    pub fn find(&self, name: &str) -> Option<&Element> {
+        self.elements().find(|e| e.name == name)
+    }
+
+    /// All child elements with this name.
+    pub fn find_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.elements().filter(move |e| e.name == name)
+    }
+
+    /// Removes every child element with this name.
+    pub fn remove_all(&mut self, name: &str) {
+        self.children
+            .retain(|n| !matches!(n, Node::Element(e) if e.name == name));
+    }
+
+    /// The concatenated text and CDATA directly inside this element.
+    pub fn text_content(&self) -> String {
+        let mut out = String::new();
+        for n in &self.children {
+            match n {
+                Node::Text(t) | Node::CData(t) => out.push_str(t),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Parses a complete document: one root element, optionally preceded by
+    /// an XML declaration, comments or processing instructions.
+    pub fn parse(input: &str) -> Result<Element, ParseError> {
+        let mut reader = Reader::from_str(input);
+        reader.config_mut().check_end_names = true;
+        reader.config_mut().check_comments = true;
+        let mut stack: Vec<Element> = Vec::new();
+        let mut root: Option<Element> = None;
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|e| ParseError(format!("{e} at byte {}", reader.error_position())))?;
+            match event {
+                Event::Start(start) => {
+                    if root.is_some() {
+                        return Err(ParseError("more than one root element".into()));
+                    }
+                    stack.push(element_from(&start)?);
+                }
+                Event::Empty(start) => {
+                    if root.is_some() {
+                        return Err(ParseError("more than one root element".into()));
+                    }
+                    let el = element_from(&start)?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.push(el),
+                        None => root = Some(el),
+                    }
+                }
+                Event::End(_) => {
+                    let el = stack
+                        .pop()
+                        .ok_or_else(|| ParseError("closing tag without opening tag".into()))?;
+                    match stack.last_mut() {
+                        Some(parent) => parent.push(el),
+                        None => root = Some(el),
+                    }
+                }
+                Event::Text(text) => {
+                    let text = text.xml10_content();
+                    match stack.last_mut() {
+                        Some(parent) => push_text(parent, &text),
+                        None if text.trim().is_empty() => {}
+                        None => return Err(ParseError("text outside the root element".into())),
+                    }
+                }
+                Event::GeneralRef(reference) => {
+                    let resolved = match reference.resolve_char_ref() {
+                        Ok(Some(c)) => c.to_string(),
+                        Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
+                            .ok_or_else(|| ParseError(format!("unknown entity &{};", &*reference)))?
+                            .to_string(),
+                        Err(e) => return Err(ParseError(e.to_string())),
+                    };
+                    match stack.last_mut() {
+                        Some(parent) => push_text(parent, &resolved),
+                        None => {
+                            return Err(ParseError("reference outside the root element".into()))
+                        }
+                    }
+                }
+                Event::CData(data) => {
+                    let data = data.into_inner().into_owned();
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(Node::CData(data)),
+                        None => return Err(ParseError("CDATA outside the root element".into())),
+                    }
+                }
+                Event::Comment(comment) => {
+                    if let Some(parent) = stack.last_mut() {
+                        parent
+                            .children
+                            .push(Node::Comment(comment.into_inner().into_owned()));
+                    }
+                }
+                Event::DocType(_) => {
+                    // An internal subset could declare entities; the panel never
+                    // sends one, so refusing it closes the entity-expansion door.
+                    return Err(ParseError("DOCTYPE is not accepted".into()));
+                }
+                Event::Decl(_) | Event::PI(_) => {}
+                Event::Eof => break,
+            }
+        }
+        if !stack.is_empty() {
+            return Err(ParseError(format!(
+                "unexpected end of document inside <{}>",
+                stack.last().map(|e| e.name.as_str()).unwrap_or_default()
+            )));
+        }
+        root.ok_or_else(|| ParseError("no root element".into()))
+    }
+
+    /// The whole document: XML declaration, a newline, the root element.
+    pub fn to_document(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        self.write_to(&mut out);
+        out.push('\n');
+        out
+    }
+
+    fn write_to(&self, out: &mut String) {
+        out.push('<');
+        out.push_str(&self.name);
+        for (name, value) in &self.attrs {
+            out.push(' ');
+            out.push_str(name);
+            out.push_str("=\"");
+            push_escaped(out, value, true);
+            out.push('"');
+        }
+        if self.children.is_empty() {
+            out.push_str("/>");
+            return;
+        }
+        out.push('>');
+        for child in &self.children {
+            match child {
+                Node::Element(e) => e.write_to(out),
+                Node::Text(t) => push_escaped(out, t, false),
+                Node::CData(t) => {
+                    // "]]>" cannot appear inside CDATA; split it across two sections.
+                    out.push_str("<![CDATA[");
+                    out.push_str(&sanitize(t).replace("]]>", "]]]]><![CDATA[>"));
+                    out.push_str("]]>");
+                }
+                Node::Comment(t) => {
+                    out.push_str("<!--");
+                    out.push_str(&sanitize(t).replace("--", "- -"));
+                    out.push_str("-->");
+                }
+            }
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+}
+
+fn element_from(start: &BytesStart<'_>) -> Result<Element, ParseError> {
+    let name = start.name();
+    let mut el = Element::new(name.as_ref());
+    for attr in start.attributes().with_checks(true) {
+        let attr = attr.map_err(|e| ParseError(e.to_string()))?;
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| ParseError(e.to_string()))?;
+        el.attrs
+            .push((attr.key.as_ref().to_string(), value.into_owned()));
+    }
+    Ok(el)
+}
+
+/// Appends text, merging with a preceding text node (entity references
+/// arrive as separate events).
+fn push_text(parent: &mut Element, text: &str) {
+    if let Some(Node::Text(prev)) = parent.children.last_mut() {
+        prev.push_str(text);
+    } else {
+        parent.children.push(Node::Text(text.to_string()));
+    }
+}
+
+/// Is this character allowed in an XML 1.0 document?
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().all(is_xml_char) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(
+            s.chars()
+                .map(|c| if is_xml_char(c) { c } else { '\u{FFFD}' })
+                .collect(),
+        )
+    }
+}
+
+fn push_escaped(out: &mut String, s: &str, attribute: bool) {
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' if attribute => out.push_str("&quot;"),
+            // Attribute values are normalised by parsers; keep line breaks.
+            '\n' if attribute => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            c if is_xml_char(c) => out.push(c),
+            _ => out.push('\u{FFFD}'),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_unknown_content() {
+        let src = r#"<?xml version="1.0"?><doc lang="en" func="x"><metadata name="x" type="list"><!-- c --><col name="a"/></metadata><messages><msg name="t">A &amp; B</msg></messages><![CDATA[raw <b>]]></doc>"#;
+        let doc = Element::parse(src).unwrap();
+        let again = Element::parse(&doc.to_document()).unwrap();
+        assert_eq!(doc, again);
+        assert_eq!(
+            doc.find("messages")
+                .unwrap()
+                .find("msg")
+                .unwrap()
+                .text_content(),
+            "A & B"
+        );
+    }
+
+    #[test]
+    fn entities_and_char_refs_resolve() {
+        let doc = Element::parse("<doc a=\"x&quot;y\">&lt;&#1044;&#x41;&gt;</doc>").unwrap();
+        assert_eq!(doc.text_content(), "<ДA>");
+        assert_eq!(doc.get_attr("a"), Some("x\"y"));
+    }
+
+    #[test]
+    fn malformed_documents_are_refused() {
+        for bad in [
+            "",
+            "<doc",
+            "<doc>",
+            "<doc></dog>",
+            "<a/><b/>",
+            "text<doc/>",
+            "<doc>&bogus;</doc>",
+            "<doc a='1' a='2'/>",
+            "<!DOCTYPE doc [<!ENTITY x 'y'>]><doc>&x;</doc>",
+            "</doc>",
+        ] {
+            assert!(Element::parse(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn writer_escapes_and_replaces_forbidden_characters() {
+        let doc = Element::new("doc")
+            .attr("v", "a\"b\n<c>")
+            .child(Element::new("t").text("x\u{1}y & </t> ]]>"))
+            .child(Element::new("e"));
+        let text = doc.to_document();
+        assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<doc"));
+        let back = Element::parse(&text).unwrap();
+        assert_eq!(back.get_attr("v"), Some("a\"b\n<c>"));
+        assert_eq!(
+            back.find("t").unwrap().text_content(),
+            "x\u{FFFD}y & </t> ]]>"
+        );
+    }
+
+    #[test]
+    fn cdata_with_terminator_survives() {
+        let mut doc = Element::new("doc");
+        doc.children.push(Node::CData("a]]>b".into()));
+        let back = Element::parse(&doc.to_document()).unwrap();
+        assert_eq!(back.text_content(), "a]]>b");
+    }
+}

@@ -1,0 +1,237 @@
+//! The test database server: `BILLMGR_OPS_TEST_DB` when set (a mysql:// URL
+//! of a server, without a database name), otherwise a private mariadbd
+//! started once per test process in a temporary directory.
+//!
+//! The private server runs under a small `sh` watchdog whose stdin is a pipe
+//! held by this process: when the test process ends, however it ends, the
+//! pipe closes, the watchdog stops mariadbd and removes its directory.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+
+/// A running server.
+pub struct Server {
+    /// `mysql://user[:pass]@host:port` without a database.
+    pub base_url: String,
+    /// Keeps the watchdog alive; dropped only at process exit.
+    _watchdog: Option<Mutex<ChildStdin>>,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// The server for this test process.
+pub fn server() -> &'static Server {
+    SERVER.get_or_init(|| match std::env::var("BILLMGR_OPS_TEST_DB") {
+        Ok(url) if !url.is_empty() => Server {
+            base_url: url.trim_end_matches('/').to_string(),
+            _watchdog: None,
+        },
+        _ => start_private(),
+    })
+}
+
+fn find(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let dirs = path
+        .split(':')
+        .map(PathBuf::from)
+        .chain(["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"].map(PathBuf::from));
+    let dirs: Vec<PathBuf> = dirs.collect();
+    names
+        .iter()
+        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free TCP port on 127.0.0.1")
+}
+
+fn start_private() -> Server {
+    let (Some(mariadbd), Some(install)) = (
+        find(&["mariadbd", "mysqld"]),
+        find(&["mariadb-install-db", "mysql_install_db"]),
+    ) else {
+        panic!(
+            "the tests need MariaDB: install mariadb-server (scripts/test.sh does), \
+             or point BILLMGR_OPS_TEST_DB at a server (mysql://root@127.0.0.1:3306)"
+        );
+    };
+    let dir = std::env::temp_dir().join(format!("billmgr-ops-mariadb-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("cannot create the server directory");
+    let data = dir.join("data");
+    let out = Command::new(&install)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .output()
+        .expect("failed to run mariadb-install-db");
+    assert!(
+        out.status.success(),
+        "mariadb-install-db failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let socket = dir.join("mysql.sock");
+    let error_log = dir.join("error.log");
+    // $0 is mariadbd, $1 the directory to remove, the rest its arguments.
+    let script = r#"d="$1"; shift; "$0" "$@" & p=$!; read _; kill "$p"; wait "$p"; rm -rf "$d""#;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&mariadbd)
+        .arg(&dir)
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .arg(format!("--port={port}"))
+        .arg(format!("--log-error={}", error_log.display()))
+        .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
+        .args([
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--skip-log-bin",
+            "--skip-name-resolve",
+            "--local-infile=1",
+            "--innodb-buffer-pool-size=128M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--innodb-doublewrite=0",
+            "--max-connections=500",
+            "--character-set-server=utf8mb4",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("failed to start mariadbd");
+    let stdin = child.stdin.take().expect("piped stdin");
+    let base_url = format!("mysql://root@127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if mysql::Conn::new(mysql::Opts::from_url(&base_url).unwrap()).is_ok() {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+            panic!(
+                "the private mariadbd did not come up; its log:\n{}",
+                std::fs::read_to_string(&error_log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server {
+        base_url,
+        _watchdog: Some(Mutex::new(stdin)),
+    }
+}
+
+/// A database of its own for one test, dropped when the test passes.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// A new, empty database.
+    pub fn empty() -> TestDb {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let server = server();
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut conn = mysql::Conn::new(mysql::Opts::from_url(&server.base_url).unwrap())
+            .expect("cannot connect to the test server");
+        conn.query_drop(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+        ))
+        .expect("cannot create the test database");
+        let url = format!("{}/{name}", server.base_url);
+        TestDb { name, url }
+    }
+
+    /// A connection to this database, for setting up and checking.
+    pub fn conn(&self) -> mysql::Conn {
+        mysql::Conn::new(mysql::Opts::from_url(&self.url).unwrap()).expect("cannot connect")
+    }
+
+    /// Runs SQL statements.
+    pub fn exec(&self, sql: &str) {
+        let mut c = self.conn();
+        c.query_drop(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// The first column of the first row of a query, as text.
+    pub fn scalar(&self, sql: &str) -> String {
+        let mut c = self.conn();
+        let v: Option<mysql::Value> = c.query_first(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        match v {
+            None | Some(mysql::Value::NULL) => String::new(),
+            Some(mysql::Value::Bytes(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(other) => other.as_sql(true).trim_matches('\'').to_string(),
+        }
+    }
+}
+
+impl TestDb {
+    /// `CHECKSUM TABLE` of one table.
+    pub fn checksum(&self, table: &str) -> u64 {
+        let mut c = self.conn();
+        let row: Option<(String, Option<u64>)> = c
+            .query_first(format!("CHECKSUM TABLE `{table}`"))
+            .unwrap_or_else(|e| panic!("CHECKSUM TABLE {table}: {e}"));
+        row.and_then(|r| r.1)
+            .unwrap_or_else(|| panic!("no checksum for {table}"))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept database {} for inspection ({})", self.name, self.url);
+            return;
+        }
+        if let Ok(mut c) = mysql::Conn::new(mysql::Opts::from_url(&server().base_url).unwrap()) {
+            let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+        }
+    }
+}
+
+/// Writes `data` to a child's stdin from a thread, so a child that writes
+/// a lot before reading cannot deadlock the test.
+pub fn feed(mut stdin: ChildStdin, data: Vec<u8>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    })
+}
+
+/// A fresh panel directory (etc/, var/) under the system temp dir.
+pub fn mgrdir() -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "billmgr-ops-mgr-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["etc", "var"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    dir
+}

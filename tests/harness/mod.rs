@@ -1,0 +1,245 @@
+//! The test harness: the real binary, called the way the panel calls it.
+//!
+//! ```ignore
+//! let db = TestDb::seeded(50);
+//! let out = Panel::new(&db).call("runningoperation").param("p_cnt", "5").run();
+//! assert_eq!(out.rows().len(), 5);
+//! ```
+
+pub mod mariadb;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use billmgr_ops::xml::Element;
+pub use mariadb::TestDb;
+
+/// The binary under test.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_billmgr-ops"))
+}
+
+/// The binary with a clean environment pointed at `db` and a fresh panel
+/// directory: for the commands that are not panel calls.
+pub fn command(db: &TestDb, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary());
+    cmd.args(args)
+        .env_clear()
+        .env("BILLMGR_OPS_DB", &db.url)
+        .env("MGR_DIR", mariadb::mgrdir());
+    cmd
+}
+
+impl TestDb {
+    /// A database with the BILLmanager schema and `clients` seeded clients
+    /// (seed 1), made by the real `billmgr-ops dev seed`.
+    pub fn seeded(clients: u64) -> TestDb {
+        let db = TestDb::empty();
+        let out = Command::new(binary())
+            .args([
+                "dev",
+                "seed",
+                "--clients",
+                &clients.to_string(),
+                "--seed",
+                "1",
+            ])
+            .env_clear()
+            .env("BILLMGR_OPS_DB", &db.url)
+            .env("MGR_DIR", mariadb::mgrdir())
+            .output()
+            .expect("failed to run dev seed");
+        assert!(
+            out.status.success(),
+            "dev seed failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        db
+    }
+}
+
+/// Where calls go: a database (or a deliberately broken address) and a
+/// panel directory.
+pub struct Panel {
+    db_url: Option<String>,
+    mgrdir: PathBuf,
+}
+
+impl Panel {
+    pub fn new(db: &TestDb) -> Panel {
+        Panel {
+            db_url: Some(db.url.clone()),
+            mgrdir: mariadb::mgrdir(),
+        }
+    }
+
+    /// A panel whose database is at `url` (for unreachable-database tests).
+    pub fn with_url(url: &str) -> Panel {
+        Panel {
+            db_url: Some(url.to_string()),
+            mgrdir: mariadb::mgrdir(),
+        }
+    }
+
+    pub fn mgrdir(&self) -> &PathBuf {
+        &self.mgrdir
+    }
+
+    /// A call in panel mode: PARAM_func, an admin AUTH_LEVEL, no stdin.
+    pub fn call(&self, func: &str) -> Call<'_> {
+        Call {
+            panel: self,
+            env: vec![
+                ("PARAM_func".into(), func.into()),
+                ("AUTH_USER".into(), "admin".into()),
+                ("AUTH_LEVEL".into(), "29".into()),
+            ],
+            args: Vec::new(),
+            stdin: Vec::new(),
+        }
+    }
+
+    /// `billmgr-ops call FUNC args...`.
+    pub fn cli(&self, args: &[&str]) -> Call<'_> {
+        Call {
+            panel: self,
+            env: Vec::new(),
+            args: std::iter::once("call")
+                .chain(args.iter().copied())
+                .map(String::from)
+                .collect(),
+            stdin: Vec::new(),
+        }
+    }
+}
+
+/// One call being built.
+pub struct Call<'a> {
+    panel: &'a Panel,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    stdin: Vec<u8>,
+}
+
+impl Call<'_> {
+    /// (chainable) Sets PARAM_<name>.
+    pub fn param(mut self, name: &str, value: &str) -> Self {
+        self.env.push((format!("PARAM_{name}"), value.to_string()));
+        self
+    }
+
+    /// (chainable) Sets any environment variable; an empty value removes it.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.retain(|(n, _)| n != name);
+        if !value.is_empty() {
+            self.env.push((name.to_string(), value.to_string()));
+        }
+        self
+    }
+
+    /// (chainable) Sets AUTH_LEVEL; an empty value removes it.
+    pub fn level(self, level: &str) -> Self {
+        self.env("AUTH_LEVEL", level)
+    }
+
+    /// (chainable) The stdin document.
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = data.into();
+        self
+    }
+
+    pub fn run(self) -> Output {
+        let mut cmd = Command::new(binary());
+        cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MGR_DIR", &self.panel.mgrdir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(url) = &self.panel.db_url {
+            cmd.env("BILLMGR_OPS_DB", url);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("failed to start billmgr-ops");
+        let feeder = mariadb::feed(child.stdin.take().unwrap(), self.stdin);
+        let out = child
+            .wait_with_output()
+            .expect("failed to wait for billmgr-ops");
+        feeder.join().unwrap();
+        Output {
+            stdout: String::from_utf8(out.stdout).expect("stdout is not UTF-8"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: out.status.code(),
+        }
+    }
+}
+
+/// What a call printed.
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: Option<i32>,
+}
+
+impl Output {
+    /// The document: asserts there is exactly one well-formed document with
+    /// an XML declaration.
+    pub fn doc(&self) -> Element {
+        assert!(
+            self.stdout
+                .starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"),
+            "no XML declaration: {}",
+            self.stdout
+        );
+        Element::parse(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one well-formed document ({e}):\n{}",
+                self.stdout
+            )
+        })
+    }
+
+    /// The `<error>` element, asserting there is one.
+    pub fn error(&self) -> Element {
+        self.doc()
+            .find("error")
+            .cloned()
+            .unwrap_or_else(|| panic!("expected an error document, got:\n{}", self.stdout))
+    }
+
+    /// `(type, object)` of the error.
+    pub fn error_type(&self) -> (String, String) {
+        let e = self.error();
+        (
+            e.get_attr("type").unwrap_or_default().to_string(),
+            e.get_attr("object").unwrap_or_default().to_string(),
+        )
+    }
+
+    /// The list rows, asserting the document is not an error.
+    pub fn rows(&self) -> Vec<Element> {
+        let doc = self.doc();
+        assert!(
+            doc.find("error").is_none(),
+            "unexpected error:\n{}",
+            self.stdout
+        );
+        doc.find_all("elem").cloned().collect()
+    }
+
+    /// A top-level value such as p_elems.
+    pub fn value(&self, name: &str) -> String {
+        self.doc()
+            .find(name)
+            .map(|e| e.text_content())
+            .unwrap_or_default()
+    }
+}
+
+/// The text of child `name` of a row.
+pub fn cell(row: &Element, name: &str) -> String {
+    row.find(name).map(|e| e.text_content()).unwrap_or_default()
+}

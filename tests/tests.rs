@@ -1,0 +1,14 @@
+//! End-to-end tests: the real binary against a real MariaDB.
+//!
+//! The harness uses BILLMGR_OPS_TEST_DB when set, otherwise it starts a
+//! private mariadbd; every test gets a database of its own.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod harness;
+
+mod cli;
+mod protocol;
+mod registry;
+mod runningoperation;
+mod seed;
