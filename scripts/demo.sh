@@ -18,12 +18,12 @@ say "starting a private MariaDB in $demo/mariadb"
 base=$(start_mariadb "$demo/mariadb")
 [ -n "${KEEP:-}" ] || trap 'stop_mariadb "$demo/mariadb"' EXIT
 mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot \
-  -e 'CREATE DATABASE IF NOT EXISTS billmgr CHARACTER SET utf8mb4'
+  -e 'DROP DATABASE IF EXISTS billmgr; CREATE DATABASE billmgr CHARACTER SET utf8mb4'
 export MGR_DIR=$demo/mgr BILLMGR_OPS_DB=$base/billmgr
 printf 'DBUrl %s\n' "$BILLMGR_OPS_DB" >"$demo/mgr/etc/billmgr-ops.conf"
 
-say "seeding demo data: billmgr-ops dev seed --clients 2000 --reset"
-"$bin" dev seed --clients 2000 --seed 1 --reset
+say "seeding demo data: billmgr-ops dev seed --clients 2000"
+"$bin" dev seed --clients 2000 --seed 1
 
 show() { printf '\n\033[1m$ %s\033[0m\n' "$1"; bash -c "$1"; echo; }
 show "printf '<doc func=\"runningoperation\"/>' | env PARAM_func=runningoperation PARAM_p_cnt=3 AUTH_USER=admin AUTH_LEVEL=29 $bin"
@@ -33,6 +33,12 @@ show "$bin call runningoperation p_cnt=3 p_num=2 p_sort=trycount p_order=desc"
 op=$(mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot -N billmgr \
   -e 'SELECT runningoperation FROM billmgrops_attempt GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 1')
 show "$bin call runningoperation.errorhistory elid=$op p_cnt=3"
+say "a scheduler tick: the due operations start in the background (this demo has no processing modules installed, so each attempt is a recorded failure)"
+show "$bin cron"
+sleep 2
+attempt=$(mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot -N billmgr \
+  -e "SELECT MAX(id) FROM billmgrops_attempt WHERE outcome <> 'interrupted'")
+show "$bin call errorhistory.showlog elid=$attempt"
 say "the log: $demo/mgr/var/billmgr-ops.log"
 if [ -n "${KEEP:-}" ]; then
   say "the server keeps running: export MGR_DIR=$MGR_DIR BILLMGR_OPS_DB=$BILLMGR_OPS_DB"

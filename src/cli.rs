@@ -5,7 +5,8 @@
 //! `<error>` inside is the signal), 1 when even that failed. `call` exits 0
 //! for a document without `<error>`, 1 for one with it, so scripts can
 //! branch. Other commands exit 0 on success and 1 on failure, with the error
-//! chain on stderr.
+//! chain on stderr; `run-operation` exits 3 when the operation is already
+//! running and 4 when it does not exist.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -18,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::db::{migrate, Db};
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
+use crate::runner::{attempt, scheduler};
 use crate::{dev, logging};
 
 /// Backup and running-operations plugin for BILLmanager 6.
@@ -44,6 +46,16 @@ enum Command {
     Call(CallArgs),
     /// Create or upgrade the plugin's own tables.
     Migrate,
+    /// One scheduler tick: start the running operations that are due (run every minute).
+    Cron,
+    /// Run one attempt of a running operation now, in the foreground.
+    ///
+    /// This is what start and cron launch in the background. It does nothing
+    /// when another attempt of the operation is running (exit status 3).
+    RunOperation {
+        /// The running operation's id.
+        id: u64,
+    },
     /// Developer tools: demo data.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -99,10 +111,11 @@ pub fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Some(command) => match config.and_then(|config| {
+            logging::set_function(command.log_name());
             logging::init(&config, &env);
             run(&config, command)
         }) {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(code) => code,
             Err(e) => fail(e),
         },
     }
@@ -189,7 +202,20 @@ fn call(config: &Config, args: CallArgs) -> ExitCode {
     }
 }
 
-fn run(config: &Config, command: Command) -> Result<()> {
+impl Command {
+    /// The name log lines carry for this command.
+    fn log_name(&self) -> &'static str {
+        match self {
+            Command::Call(_) => "call",
+            Command::Migrate => "migrate",
+            Command::Cron => "cron",
+            Command::RunOperation { .. } => "run-operation",
+            Command::Dev(_) => "dev",
+        }
+    }
+}
+
+fn run(config: &Config, command: Command) -> Result<ExitCode> {
     match command {
         Command::Call(_) => unreachable!("handled in main"),
         Command::Migrate => {
@@ -200,13 +226,41 @@ fn run(config: &Config, command: Command) -> Result<()> {
                 "plugin tables at version {} (were {before})",
                 migrate::current(&mut db)?
             );
-            Ok(())
+        }
+        Command::Cron => {
+            let mut db = open_db(config)?;
+            let report = scheduler::tick(config, &mut db)?;
+            if report.paused {
+                eprintln!("maintenance mode (etc/billmgr.DoNothing): nothing started");
+            } else if report.overlapped {
+                eprintln!("another tick is running: nothing done");
+            } else {
+                eprintln!(
+                    "started {:?}; settled as interrupted {:?}; {} running",
+                    report.started, report.interrupted, report.running
+                );
+            }
+        }
+        Command::RunOperation { id } => {
+            let db = open_db(config)?;
+            match attempt::run(config, db, id)? {
+                attempt::Outcome::Busy => {
+                    eprintln!("operation {id} is already running");
+                    return Ok(ExitCode::from(3));
+                }
+                attempt::Outcome::Gone => {
+                    eprintln!("operation {id} does not exist");
+                    return Ok(ExitCode::from(4));
+                }
+                attempt::Outcome::Settled(s) => eprintln!("operation {id}: {s:?}"),
+            }
         }
         Command::Dev(DevCommand::Seed(opts)) => {
             let mut db = open_db(config)?;
-            dev::seed::run(&mut db, &opts)
+            dev::seed::run(&mut db, &opts)?;
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_db(config: &Config) -> Result<Db> {

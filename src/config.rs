@@ -47,6 +47,36 @@ pub const KEYS: &[Key] = &[
         help: "lowest AUTH_LEVEL allowed to run administrator functions",
     },
     Key {
+        name: "OperationTimeout",
+        default: "600",
+        help: "seconds one attempt of a processing module may run before it is stopped",
+    },
+    Key {
+        name: "RetryDelay",
+        default: "300",
+        help: "seconds before the first automatic retry of a failed operation; doubles after each failure",
+    },
+    Key {
+        name: "RetryDelayMax",
+        default: "21600",
+        help: "the longest wait between automatic retries, in seconds",
+    },
+    Key {
+        name: "MaxAttempts",
+        default: "10",
+        help: "after this many failed attempts an operation turns manual and a staff task is opened",
+    },
+    Key {
+        name: "Concurrency",
+        default: "4",
+        help: "how many operations the scheduler runs at once",
+    },
+    Key {
+        name: "OutputLimit",
+        default: "65536",
+        help: "bytes of a module's stdout and of its stderr kept per attempt (the tail)",
+    },
+    Key {
         name: "LogFile",
         default: "var/billmgr-ops.log",
         help: "log file; a relative path is taken from the panel directory",
@@ -112,6 +142,17 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Settings of the operation runner and scheduler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunnerConfig {
+    pub timeout: Duration,
+    pub retry_delay: Duration,
+    pub retry_delay_max: Duration,
+    pub max_attempts: u32,
+    pub concurrency: u32,
+    pub output_limit: usize,
+}
+
 /// The loaded configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -124,6 +165,8 @@ pub struct Config {
     pub log_level: String,
     /// The database, if one could be determined.
     pub db: Option<DbSource>,
+    /// How the operation runner behaves.
+    pub runner: RunnerConfig,
     /// Problems worth a log line that do not stop the plugin (unknown keys).
     pub warnings: Vec<String>,
     /// Every value from the file, for keys later issues add.
@@ -222,7 +265,16 @@ impl Config {
                 _ => billmgr_conf_db(&mgrdir)?,
             },
         };
+        let runner = RunnerConfig {
+            timeout: Duration::from_secs(number("OperationTimeout")?.max(1)),
+            retry_delay: Duration::from_secs(number("RetryDelay")?),
+            retry_delay_max: Duration::from_secs(number("RetryDelayMax")?),
+            max_attempts: number("MaxAttempts")?.clamp(1, 1_000) as u32,
+            concurrency: number("Concurrency")?.clamp(1, 256) as u32,
+            output_limit: number("OutputLimit")?.clamp(1024, 16 << 20) as usize,
+        };
         Ok(Config {
+            runner,
             admin_level: admin_level as u32,
             db_connect_timeout: Duration::from_secs(number("DBConnectTimeout")?.max(1)),
             log_level: get("LogLevel"),

@@ -31,4 +31,5 @@ pub mod dev;
 pub mod functions;
 pub mod logging;
 pub mod protocol;
+pub mod runner;
 pub mod xml;

@@ -16,6 +16,7 @@ const COLUMNS: &[&str] = &[
     "processingmodule",
     "task",
     "status",
+    "manual",
 ];
 
 fn ids(rows: &[billmgr_ops::xml::Element]) -> Vec<u64> {

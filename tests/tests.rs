@@ -8,6 +8,7 @@
 mod harness;
 
 mod cli;
+mod operations;
 mod protocol;
 mod registry;
 mod runningoperation;

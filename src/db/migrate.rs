@@ -21,7 +21,7 @@ pub struct Migration {
 /// Every migration, oldest first. Never edit a released one: add a new one.
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    name: "running operation state and attempt history",
+    name: "running operation state, attempt history, list filters",
     statements: &[
         "CREATE TABLE IF NOT EXISTS billmgrops_operation (
             runningoperation INT NOT NULL PRIMARY KEY,
@@ -29,6 +29,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             next_try DATETIME NULL,
             started DATETIME NULL,
             runner VARCHAR(255) NULL,
+            pgid INT NULL,
+            stop_requested TINYINT NOT NULL DEFAULT 0,
             comment TEXT NULL,
             updated DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
             KEY status_next (status, next_try)
@@ -51,6 +53,19 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             stdout MEDIUMTEXT NULL,
             stderr MEDIUMTEXT NULL,
             KEY operation (runningoperation, id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        "CREATE TABLE IF NOT EXISTS billmgrops_filter (
+            user VARCHAR(255) NOT NULL PRIMARY KEY,
+            status VARCHAR(16) NULL,
+            intname VARCHAR(64) NULL,
+            client VARCHAR(255) NULL,
+            item INT NULL,
+            itemtype INT NULL,
+            processingmodule INT NULL,
+            cdate_from DATE NULL,
+            cdate_to DATE NULL,
+            manual VARCHAR(3) NULL,
+            updated DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
     ],
 }];

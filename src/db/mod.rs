@@ -7,8 +7,10 @@
 //! no foreign keys to BILLmanager's tables, so a restore that swaps
 //! BILLmanager's tables never drags the plugin's state along.
 
+pub mod filter;
 pub mod migrate;
 pub mod operations;
+pub mod runstate;
 
 use std::time::Duration;
 
@@ -25,6 +27,7 @@ pub const TABLE_PREFIX: &str = "billmgrops_";
 /// An open connection to the billing database.
 pub struct Db {
     conn: Conn,
+    name: Option<String>,
 }
 
 impl Db {
@@ -40,7 +43,7 @@ impl Db {
         let conn = connect_within(opts, timeout)
             .with_context(|| format!("cannot connect to the database {source}"))
             .context(PanelError::new(ErrorKind::Db, "database", ""))?;
-        let mut db = Db { conn };
+        let mut db = Db { conn, name: None };
         db.conn
             .query_drop("SET NAMES utf8mb4")
             .context("failed to set the connection character set")?;
@@ -56,6 +59,18 @@ impl Db {
 
     pub fn conn(&mut self) -> &mut Conn {
         &mut self.conn
+    }
+
+    /// The name of the connected database.
+    pub fn name(&mut self) -> Result<String> {
+        if self.name.is_none() {
+            let name: Option<Option<String>> = self
+                .conn
+                .query_first("SELECT DATABASE()")
+                .context("failed to read the database name")?;
+            self.name = Some(name.flatten().unwrap_or_default());
+        }
+        Ok(self.name.clone().unwrap_or_default())
     }
 }
 

@@ -5,7 +5,23 @@
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
+use super::filter::OperationFilter;
 use super::{cell_text, Db, Page};
+
+/// Operation types: the processing module commands an operation can carry.
+pub const OPERATION_TYPES: &[&str] = &[
+    "open",
+    "suspend",
+    "resume",
+    "close",
+    "setparam",
+    "prolong",
+    "reopen",
+    "sync_item",
+];
+
+/// The runner states, as stored and as the list shows them.
+pub const STATUSES: &[&str] = &["wait", "run", "error", "stopped"];
 
 /// One row of the running operations list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +39,8 @@ pub struct OperationRow {
     pub task: String,
     /// wait, run, error or stopped.
     pub status: String,
+    /// on or off.
+    pub manual: String,
 }
 
 /// Sort keys of the operations list and their SQL.
@@ -37,6 +55,7 @@ pub const OPERATION_SORTS: &[(&str, &str)] = &[
     ("processingmodule", "pm.name"),
     ("task", "ro.task"),
     ("status", "status"),
+    ("manual", "CAST(ro.manual AS CHAR)"),
 ];
 
 const OPERATION_FROM: &str = "
@@ -48,23 +67,34 @@ const OPERATION_FROM: &str = "
     LEFT JOIN processingmodule pm ON pm.id = COALESCE(ro.processingmodule, i.processingmodule)
     LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id";
 
-/// A page of running operations and the total count.
-pub fn list(db: &mut Db, page: &Page<'_>) -> Result<(Vec<OperationRow>, u64)> {
-    let total: u64 = db
-        .conn()
-        .query_first("SELECT COUNT(*) FROM runningoperation")
-        .context("failed to count running operations")?
-        .unwrap_or(0);
+/// A page of the running operations that pass `filter`, and their count.
+pub fn list(
+    db: &mut Db,
+    filter: &OperationFilter,
+    page: &Page<'_>,
+) -> Result<(Vec<OperationRow>, u64)> {
+    let (condition, values) = filter.where_clause();
+    let total: u64 = if condition.is_empty() {
+        db.conn()
+            .query_first("SELECT COUNT(*) FROM runningoperation")
+    } else {
+        db.conn().exec_first(
+            format!("SELECT COUNT(*) {OPERATION_FROM}{condition}"),
+            values.clone(),
+        )
+    }
+    .context("failed to count running operations")?
+    .unwrap_or(0);
     let sql = format!(
         "SELECT ro.id, ro.intname, ro.item, i.name, it.intname, a.name,
                 ro.cdate, ro.trycount, pm.name, ro.task,
-                COALESCE(s.status, 'wait') AS status
-         {OPERATION_FROM} {}",
+                COALESCE(s.status, 'wait') AS status, ro.manual
+         {OPERATION_FROM}{condition} {}",
         page.clause(OPERATION_SORTS, "ro.id", "ro.id")?
     );
     let rows: Vec<mysql::Row> = db
         .conn()
-        .query(sql)
+        .exec(sql, values)
         .context("failed to list running operations")?;
     let rows = rows
         .iter()
@@ -80,6 +110,7 @@ pub fn list(db: &mut Db, page: &Page<'_>) -> Result<(Vec<OperationRow>, u64)> {
             processingmodule: cell_text(r, 8),
             task: cell_text(r, 9),
             status: cell_text(r, 10),
+            manual: cell_text(r, 11),
         })
         .collect();
     Ok((rows, total))
@@ -87,11 +118,258 @@ pub fn list(db: &mut Db, page: &Page<'_>) -> Result<(Vec<OperationRow>, u64)> {
 
 /// Does running operation `id` exist?
 pub fn exists(db: &mut Db, id: u64) -> Result<bool> {
+    Ok(first_missing(db, &[id])?.is_none())
+}
+
+/// The first of `ids` that is not a running operation, if any.
+pub fn first_missing(db: &mut Db, ids: &[u64]) -> Result<Option<u64>> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in ids.chunks(1000) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let rows: Vec<u64> = db
+            .conn()
+            .exec(
+                format!("SELECT id FROM runningoperation WHERE id IN ({marks})"),
+                chunk.to_vec(),
+            )
+            .context("failed to look up running operations")?;
+        found.extend(rows);
+    }
+    Ok(ids.iter().copied().find(|id| !found.contains(id)))
+}
+
+/// Everything about one operation that the runner and the forms need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    pub id: u64,
+    pub item: u64,
+    pub intname: String,
+    /// The processing module's id and executable name, if it has one.
+    pub module: Option<(u64, String)>,
+    pub trycount: u32,
+    pub manual: bool,
+    pub cdate: String,
+    pub task: Option<u64>,
+    pub status: String,
+    pub comment: String,
+    pub account: Option<u64>,
+}
+
+/// Operation `id`, if it exists.
+pub fn get(db: &mut Db, id: u64) -> Result<Option<Operation>> {
+    let row: Option<mysql::Row> = db
+        .conn()
+        .exec_first(
+            "SELECT ro.id, ro.item, ro.intname, pm.id, pm.module, ro.trycount, ro.manual,
+                    ro.cdate, ro.task, COALESCE(s.status, 'wait'), s.comment, i.account
+             FROM runningoperation ro
+             LEFT JOIN item i ON i.id = ro.item
+             LEFT JOIN processingmodule pm ON pm.id = COALESCE(ro.processingmodule, i.processingmodule)
+             LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
+             WHERE ro.id = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to read running operation {id}"))?;
+    Ok(row.map(|r| {
+        let num = |i| cell_text(&r, i).parse::<u64>().ok();
+        Operation {
+            id,
+            item: num(1).unwrap_or(0),
+            intname: cell_text(&r, 2),
+            module: num(3).map(|m| (m, cell_text(&r, 4))),
+            trycount: num(5).unwrap_or(0) as u32,
+            manual: cell_text(&r, 6) == "on",
+            cdate: cell_text(&r, 7),
+            task: num(8),
+            status: cell_text(&r, 9),
+            comment: cell_text(&r, 10),
+            account: num(11),
+        }
+    }))
+}
+
+/// Does service `item` exist?
+pub fn item_exists(db: &mut Db, item: u64) -> Result<bool> {
     let found: Option<u64> = db
         .conn()
-        .exec_first("SELECT id FROM runningoperation WHERE id = ?", (id,))
-        .with_context(|| format!("failed to look up running operation {id}"))?;
+        .exec_first("SELECT id FROM item WHERE id = ?", (item,))
+        .with_context(|| format!("failed to look up service {item}"))?;
     Ok(found.is_some())
+}
+
+/// Does client `account` exist?
+pub fn account_exists(db: &mut Db, account: u64) -> Result<bool> {
+    let found: Option<u64> = db
+        .conn()
+        .exec_first("SELECT id FROM account WHERE id = ?", (account,))
+        .with_context(|| format!("failed to look up client {account}"))?;
+    Ok(found.is_some())
+}
+
+/// The editable fields of an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationFields {
+    pub intname: String,
+    pub item: u64,
+    pub trycount: u32,
+    pub manual: bool,
+    pub comment: String,
+}
+
+fn on_off(yes: bool) -> &'static str {
+    if yes {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// Creates an operation for an existing service; returns its id.
+pub fn create(db: &mut Db, f: &OperationFields) -> Result<u64> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    tx.exec_drop(
+        "INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
+         SELECT id, ?, processingmodule, ?, ?, NOW() FROM item WHERE id = ?",
+        (&f.intname, f.trycount, on_off(f.manual), f.item),
+    )
+    .context("failed to create the running operation")?;
+    let id = tx.last_insert_id().context("no id for the new operation")?;
+    tx.exec_drop(
+        "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, 'wait', ?)",
+        (id, &f.comment),
+    )
+    .context("failed to create the operation state")?;
+    tx.commit().context("failed to commit the new operation")?;
+    Ok(id)
+}
+
+/// Saves the editable fields. Turning `manual` off releases a stopped
+/// operation back to the scheduler.
+pub fn update(db: &mut Db, id: u64, f: &OperationFields) -> Result<()> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    tx.exec_drop(
+        "UPDATE runningoperation SET intname = ?, item = ?, trycount = ?, manual = ? WHERE id = ?",
+        (&f.intname, f.item, f.trycount, on_off(f.manual), id),
+    )
+    .with_context(|| format!("failed to update running operation {id}"))?;
+    tx.exec_drop(
+        "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, 'wait', ?)
+         ON DUPLICATE KEY UPDATE comment = VALUES(comment),
+            status = IF(? = 'off' AND status = 'stopped', 'wait', status),
+            next_try = IF(? = 'off' AND status = 'stopped', NULL, next_try)",
+        (id, &f.comment, on_off(f.manual), on_off(f.manual)),
+    )
+    .with_context(|| format!("failed to update the state of operation {id}"))?;
+    tx.commit().context("failed to commit the operation")?;
+    Ok(())
+}
+
+/// Removes operations and their runner state; their history stays.
+pub fn delete(db: &mut Db, ids: &[u64]) -> Result<()> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    for id in ids {
+        tx.exec_drop("DELETE FROM runningoperation WHERE id = ?", (id,))
+            .with_context(|| format!("failed to delete running operation {id}"))?;
+        tx.exec_drop(
+            "DELETE FROM billmgrops_operation WHERE runningoperation = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to delete the state of operation {id}"))?;
+    }
+    tx.commit().context("failed to commit the deletion")?;
+    Ok(())
+}
+
+/// Opens a staff task for each operation that has no open one, linked both
+/// ways; returns the new task ids. All or nothing.
+pub fn create_tasks(db: &mut Db, ids: &[u64], note: &str) -> Result<Vec<u64>> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    let mut created = Vec::new();
+    for id in ids {
+        let open: Option<u64> = tx
+            .exec_first(
+                "SELECT t.id FROM runningoperation ro JOIN task t ON t.id = ro.task
+                 WHERE ro.id = ? AND t.status <> 2
+                 UNION
+                 SELECT id FROM task WHERE runningoperation = ? AND status <> 2
+                 LIMIT 1 FOR UPDATE",
+                (id, id),
+            )
+            .with_context(|| format!("failed to look up the tasks of operation {id}"))?;
+        if let Some(task) = open {
+            tx.exec_drop(
+                "UPDATE runningoperation SET task = ? WHERE id = ?",
+                (task, id),
+            )?;
+            continue;
+        }
+        tx.exec_drop(
+            "INSERT INTO task (item, runningoperation, type, status, createdate, note)
+             SELECT item, id, intname, 0, NOW(), ? FROM runningoperation WHERE id = ?",
+            (note, id),
+        )
+        .with_context(|| format!("failed to create a task for operation {id}"))?;
+        let task = tx.last_insert_id().context("no id for the new task")?;
+        tx.exec_drop(
+            "UPDATE runningoperation SET task = ? WHERE id = ?",
+            (task, id),
+        )
+        .with_context(|| format!("failed to link task {task} to operation {id}"))?;
+        created.push(task);
+    }
+    tx.commit().context("failed to commit the tasks")?;
+    Ok(created)
+}
+
+/// A processing module's parameter (from `processingparam`).
+pub fn module_param(db: &mut Db, module: u64, name: &str) -> Result<Option<String>> {
+    let v: Option<Option<String>> = db
+        .conn()
+        .exec_first(
+            "SELECT value FROM processingparam WHERE processingmodule = ? AND intname = ?",
+            (module, name),
+        )
+        .with_context(|| format!("failed to read parameter {name} of module {module}"))?;
+    Ok(v.flatten().filter(|s| !s.is_empty()))
+}
+
+/// The login name of the first enabled user of an account.
+pub fn account_user(db: &mut Db, account: u64) -> Result<Option<String>> {
+    db.conn()
+        .exec_first(
+            "SELECT name FROM user WHERE account = ? AND enabled = 'on' ORDER BY id LIMIT 1",
+            (account,),
+        )
+        .with_context(|| format!("failed to find a user of client {account}"))
+}
+
+/// Choices for the filter form: (id, name) of item types and modules.
+pub fn choices(db: &mut Db, table: &str) -> Result<Vec<(String, String)>> {
+    let sql = match table {
+        "itemtype" => "SELECT id, name FROM itemtype ORDER BY orderpriority, id",
+        "processingmodule" => "SELECT id, name FROM processingmodule ORDER BY name, id",
+        other => anyhow::bail!("no choices for `{other}`"),
+    };
+    let rows: Vec<mysql::Row> = db
+        .conn()
+        .query(sql)
+        .with_context(|| format!("failed to list {table}"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (cell_text(r, 0), cell_text(r, 1)))
+        .collect())
 }
 
 /// One row of an operation's attempt history.
@@ -146,4 +424,50 @@ pub fn history(db: &mut Db, operation: u64, page: &Page<'_>) -> Result<(Vec<Atte
         })
         .collect();
     Ok((rows, total))
+}
+
+/// One attempt, in full.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptDetail {
+    pub id: u64,
+    pub runningoperation: u64,
+    pub createdate: String,
+    pub duration_ms: String,
+    pub command: String,
+    pub exit_status: String,
+    pub outcome: String,
+    pub error_type: String,
+    pub error_object: String,
+    pub error_value: String,
+    pub error_msg: String,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Attempt `id`, if it exists.
+pub fn attempt(db: &mut Db, id: u64) -> Result<Option<AttemptDetail>> {
+    let row: Option<mysql::Row> = db
+        .conn()
+        .exec_first(
+            "SELECT runningoperation, createdate, duration_ms, command, exit_status, outcome,
+                    error_type, error_object, error_value, error_msg, stdout, stderr
+             FROM billmgrops_attempt WHERE id = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to read attempt {id}"))?;
+    Ok(row.map(|r| AttemptDetail {
+        id,
+        runningoperation: cell_text(&r, 0).parse().unwrap_or(0),
+        createdate: cell_text(&r, 1),
+        duration_ms: cell_text(&r, 2),
+        command: cell_text(&r, 3),
+        exit_status: cell_text(&r, 4),
+        outcome: cell_text(&r, 5),
+        error_type: cell_text(&r, 6),
+        error_object: cell_text(&r, 7),
+        error_value: cell_text(&r, 8),
+        error_msg: cell_text(&r, 9),
+        stdout: cell_text(&r, 10),
+        stderr: cell_text(&r, 11),
+    }))
 }

@@ -6,13 +6,15 @@
 //! through its typed accessors (all validation before the database is
 //! touched), call one db/engine/runner function, build a [`Reply`].
 
+mod errorhistory;
+mod opfilter;
 mod runningoperation;
 
 use anyhow::Result;
 
 use crate::context::Ctx;
 use crate::db::Page;
-use crate::protocol::{Paging, Reply, Request};
+use crate::protocol::{messages, Lang, Paging, Reply, Request};
 
 /// Who may call a function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,10 +51,70 @@ pub const FUNCTIONS: &[Function] = &[
         run: runningoperation::list,
     },
     Function {
+        name: "runningoperation.edit",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: runningoperation::edit,
+    },
+    Function {
+        name: "runningoperation.delete",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::delete,
+    },
+    Function {
+        name: "runningoperation.start",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::start,
+    },
+    Function {
+        name: "runningoperation.stop",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::stop,
+    },
+    Function {
+        name: "runningoperation.taskcreate",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::taskcreate,
+    },
+    Function {
         name: "runningoperation.errorhistory",
         access: Access::Admin,
         kind: Kind::List,
-        run: runningoperation::errorhistory,
+        run: errorhistory::errorhistory,
+    },
+    Function {
+        name: "errorhistory.showlog",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: errorhistory::showlog,
+    },
+    Function {
+        name: "runningoperation.filter",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: opfilter::filter,
+    },
+    Function {
+        name: "runningoperation.setfilter",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: opfilter::setfilter,
+    },
+    Function {
+        name: "runningoperationgotoserver",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::gotoserver,
+    },
+    Function {
+        name: "runningoperation.su",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::su,
     },
 ];
 
@@ -74,4 +136,13 @@ fn db_page(paging: &Paging) -> Page<'_> {
         sort: paging.sort.as_deref(),
         descending: paging.descending,
     }
+}
+
+/// A message of the manifests in the user's language (English when the
+/// language lacks it, the key itself when both do).
+fn label(lang: Lang, section: &str, key: &str) -> String {
+    messages::message(lang, section, key)
+        .or_else(|| messages::message(Lang::En, section, key))
+        .unwrap_or(key)
+        .to_string()
 }

@@ -1,17 +1,32 @@
-//! `runningoperation` and its family: the queue of service operations that
-//! processing modules perform.
+//! `runningoperation` and its actions: the queue of service operations that
+//! processing modules perform. The work is done by `runner` and `db`; each
+//! handler reads its request, checks every id before changing anything, and
+//! calls one of them.
 
 use anyhow::Result;
 
-use super::{db_page, sort_keys};
+use super::{db_page, label, sort_keys};
 use crate::context::Ctx;
-use crate::db::operations::{self, OperationRow, ATTEMPT_SORTS, OPERATION_SORTS};
-use crate::protocol::{messages, Lang, ListPage, PanelError, Reply, Request, Row};
+use crate::db::filter;
+use crate::db::operations::{
+    self, OperationFields, OperationRow, OPERATION_SORTS, OPERATION_TYPES,
+};
+use crate::protocol::{
+    ErrorKind, Form, Lang, ListPage, Mode, PanelError, RedirectKind, Reply, Request, Row, Slist,
+};
+use crate::runner::{ask, control};
 
-/// `runningoperation`: the list, paged and sorted in SQL.
+/// The longest staff comment.
+const COMMENT_MAX: usize = 4096;
+
+/// `runningoperation`: the list, filtered for this administrator, paged and
+/// sorted in SQL.
 pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let paging = req.paging(&sort_keys(OPERATION_SORTS))?;
-    let (rows, total) = operations::list(ctx.db()?, &db_page(&paging))?;
+    let user = req.user().unwrap_or_default().to_string();
+    let db = ctx.db()?;
+    let filter = filter::load(db, &user)?;
+    let (rows, total) = operations::list(db, &filter, &db_page(&paging))?;
     let lang = req.lang();
     Ok(Reply::List(ListPage {
         rows: rows.into_iter().map(|r| operation_row(r, lang)).collect(),
@@ -20,42 +35,235 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
-/// `runningoperation.errorhistory`: the attempts of one operation, newest
-/// first. The operation comes as `elid` (opened from the list) or `plid`.
-pub fn errorhistory(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let operation = if req.param("elid").is_none() && req.param("plid").is_some() {
-        req.id("plid")?
-    } else {
-        req.elid()?
-    };
-    let paging = req.paging(&sort_keys(ATTEMPT_SORTS))?;
-    let db = ctx.db()?;
-    let (rows, total) = operations::history(db, operation, &db_page(&paging))?;
-    // History outlives its operation; only an id with neither is unknown.
-    if total == 0 && !operations::exists(db, operation)? {
-        return Err(PanelError::missed("runningoperation", operation).into());
+/// The operation types with their names in the user's language.
+pub fn type_options(lang: Lang) -> Vec<(String, String)> {
+    OPERATION_TYPES
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                label(lang, "runningoperation", &format!("op_{t}")),
+            )
+        })
+        .collect()
+}
+
+fn on_off_options(lang: Lang) -> Vec<(String, String)> {
+    ["off", "on"]
+        .iter()
+        .map(|v| {
+            (
+                v.to_string(),
+                label(lang, "runningoperation", &format!("manual_{v}")),
+            )
+        })
+        .collect()
+}
+
+/// The form's fields as the request carries them, checked.
+fn submitted_fields(req: &Request) -> Result<OperationFields, PanelError> {
+    let intname = req.required("intname")?;
+    if !OPERATION_TYPES.contains(&intname) {
+        return Err(PanelError::value("intname", intname));
     }
-    Ok(Reply::List(ListPage {
-        rows: rows
-            .into_iter()
-            .map(|r| {
-                Row::default()
-                    .cell("id", r.id)
-                    .cell("createdate", r.createdate)
-                    .cell("item", r.item)
-                    .cell("task", r.task)
-            })
-            .collect(),
-        total,
-        paging,
-    }))
+    Ok(OperationFields {
+        intname: intname.to_string(),
+        item: req.id("item")?,
+        trycount: req.number("trycount", 0, 1_000)?.unwrap_or(0) as u32,
+        manual: req.choice("manual", &["on", "off"])? == Some("on"),
+        comment: req.text("comment", COMMENT_MAX)?.to_string(),
+    })
+}
+
+/// `runningoperation.edit`: view, create and edit one operation.
+pub fn edit(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let lang = req.lang();
+    let slists = vec![
+        Slist {
+            name: "intname",
+            options: type_options(lang),
+        },
+        Slist {
+            name: "manual",
+            options: on_off_options(lang),
+        },
+    ];
+    match req.mode() {
+        Mode::View => {
+            let values = match req.param("elid") {
+                None => vec![("trycount", "0".into()), ("manual", "off".into())],
+                Some(_) => {
+                    let id = req.elid()?;
+                    let op = operations::get(ctx.db()?, id)?
+                        .ok_or_else(|| PanelError::missed("runningoperation", id))?;
+                    vec![
+                        ("intname", op.intname),
+                        ("item", op.item.to_string()),
+                        ("trycount", op.trycount.to_string()),
+                        ("cdate", op.cdate),
+                        ("manual", if op.manual { "on" } else { "off" }.into()),
+                        ("comment", op.comment),
+                    ]
+                }
+            };
+            Ok(Reply::Form(Form { values, slists }))
+        }
+        Mode::SetValues => {
+            let values = ["intname", "item", "trycount", "manual", "comment"]
+                .iter()
+                .map(|f| (*f, req.param(f).unwrap_or_default().to_string()))
+                .collect();
+            Ok(Reply::Form(Form { values, slists }))
+        }
+        Mode::SubmitNew => {
+            let fields = submitted_fields(req)?;
+            let db = ctx.db()?;
+            if !operations::item_exists(db, fields.item)? {
+                return Err(PanelError::missed("item", fields.item).into());
+            }
+            let id = operations::create(db, &fields)?;
+            log::info!(
+                "created operation {id} ({} of service {})",
+                fields.intname,
+                fields.item
+            );
+            Ok(Reply::Ok)
+        }
+        Mode::SubmitEdit => {
+            let id = req.elid()?;
+            let fields = submitted_fields(req)?;
+            let db = ctx.db()?;
+            if !operations::exists(db, id)? {
+                return Err(PanelError::missed("runningoperation", id).into());
+            }
+            if !operations::item_exists(db, fields.item)? {
+                return Err(PanelError::missed("item", fields.item).into());
+            }
+            if control::first_running(db, &[id])?.is_some() {
+                return Err(PanelError::new(
+                    ErrorKind::Running,
+                    "runningoperation",
+                    id.to_string(),
+                )
+                .into());
+            }
+            operations::update(db, id, &fields)?;
+            Ok(Reply::Ok)
+        }
+    }
+}
+
+/// The ids of a group action, all of them existing.
+fn existing_ids(req: &Request, ctx: &mut Ctx<'_>) -> Result<Vec<u64>> {
+    let ids = req.elids()?;
+    if let Some(missing) = operations::first_missing(ctx.db()?, &ids)? {
+        return Err(PanelError::missed("runningoperation", missing).into());
+    }
+    Ok(ids)
+}
+
+/// `runningoperation.start`: run now, in the background.
+pub fn start(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let ids = existing_ids(req, ctx)?;
+    let config = ctx.config;
+    let db = ctx.db()?;
+    if let Some(id) = control::first_running(db, &ids)? {
+        return Err(PanelError::new(ErrorKind::Running, "runningoperation", id.to_string()).into());
+    }
+    control::start(config, db, &ids)?;
+    log::info!(
+        "started operations {ids:?} by {}",
+        req.user().unwrap_or("?")
+    );
+    Ok(Reply::Ok)
+}
+
+/// `runningoperation.stop`: end running attempts; all turn manual.
+pub fn stop(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let ids = existing_ids(req, ctx)?;
+    control::stop(ctx.db()?, &ids)?;
+    log::info!(
+        "stopped operations {ids:?} by {}",
+        req.user().unwrap_or("?")
+    );
+    Ok(Reply::Ok)
+}
+
+/// `runningoperation.delete`: remove (stopping running ones first).
+pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let ids = existing_ids(req, ctx)?;
+    control::delete(ctx.db()?, &ids)?;
+    log::info!(
+        "deleted operations {ids:?} by {}",
+        req.user().unwrap_or("?")
+    );
+    Ok(Reply::Ok)
+}
+
+/// `runningoperation.taskcreate`: a staff task for each operation without
+/// an open one.
+pub fn taskcreate(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let ids = existing_ids(req, ctx)?;
+    let note = format!(
+        "Created from the running operations list by {}",
+        req.user().unwrap_or("an administrator")
+    );
+    let tasks = operations::create_tasks(ctx.db()?, &ids, &note)?;
+    log::info!("tasks {tasks:?} for operations {ids:?}");
+    Ok(Reply::Ok)
+}
+
+/// `runningoperationgotoserver`: to the control panel of the operation's server.
+pub fn gotoserver(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let id = req.elid()?;
+    let config = ctx.config;
+    let db = ctx.db()?;
+    let op = operations::get(db, id)?.ok_or_else(|| PanelError::missed("runningoperation", id))?;
+    match ask::control_panel_url(config, db, &op)? {
+        Some(url) => Ok(Reply::Redirect(RedirectKind::Blank, url)),
+        None => {
+            Err(PanelError::new(ErrorKind::NoServer, "runningoperation", id.to_string()).into())
+        }
+    }
+}
+
+/// `runningoperation.su`: into the panel as the client who owns the service.
+pub fn su(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let id = req.elid()?;
+    let db = ctx.db()?;
+    let op = operations::get(db, id)?.ok_or_else(|| PanelError::missed("runningoperation", id))?;
+    let user = match op.account {
+        Some(account) => operations::account_user(db, account)?,
+        None => None,
+    };
+    match user {
+        Some(name) => Ok(Reply::Redirect(
+            RedirectKind::Top,
+            format!("func=su&elid={}", url_encode(&name)),
+        )),
+        None => Err(PanelError::new(ErrorKind::NoUser, "runningoperation", id.to_string()).into()),
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// "Open: vds1017.example.com", with the operation type in the user's language.
 fn description(row: &OperationRow, lang: Lang) -> String {
-    let op = messages::message(lang, "runningoperation", &format!("op_{}", row.intname))
-        .map(str::to_string)
-        .unwrap_or_else(|| row.intname.clone());
+    let op = label(lang, "runningoperation", &format!("op_{}", row.intname));
+    let op = if op.starts_with("op_") {
+        row.intname.clone()
+    } else {
+        op
+    };
     match (row.item_name.is_empty(), row.item.is_empty()) {
         (false, _) => format!("{op}: {}", row.item_name),
         (true, false) => format!("{op}: #{}", row.item),
@@ -72,6 +280,7 @@ fn operation_row(row: OperationRow, lang: Lang) -> Row {
     };
     let desc = description(&row, lang);
     let status = format!("status_{}", row.status);
+    let manual = format!("manual_{}", row.manual);
     Row {
         color,
         ..Row::default()
@@ -86,4 +295,16 @@ fn operation_row(row: OperationRow, lang: Lang) -> Row {
     .cell("processingmodule", row.processingmodule)
     .cell("task", row.task)
     .cell("status", status)
+    .cell("manual", manual)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_encode;
+
+    #[test]
+    fn su_target_is_encoded() {
+        assert_eq!(url_encode("client1_0"), "client1_0");
+        assert_eq!(url_encode("a&b=c d"), "a%26b%3Dc%20d");
+    }
 }

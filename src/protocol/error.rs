@@ -27,6 +27,12 @@ pub enum ErrorKind {
     TooLong,
     /// The object named by the request does not exist.
     Missed,
+    /// The operation has an attempt running now.
+    Running,
+    /// No control panel address is known for the operation's server.
+    NoServer,
+    /// The operation's client has no user to log in as.
+    NoUser,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -43,6 +49,9 @@ impl ErrorKind {
         ErrorKind::Value,
         ErrorKind::TooLong,
         ErrorKind::Missed,
+        ErrorKind::Running,
+        ErrorKind::NoServer,
+        ErrorKind::NoUser,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -58,6 +67,9 @@ impl ErrorKind {
             ErrorKind::Value => "value",
             ErrorKind::TooLong => "toolong",
             ErrorKind::Missed => "missed",
+            ErrorKind::Running => "running",
+            ErrorKind::NoServer => "noserver",
+            ErrorKind::NoUser => "nouser",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }
@@ -92,6 +104,10 @@ impl PanelError {
 
     pub fn value(param: &str, value: &str) -> Self {
         Self::new(ErrorKind::Value, param, shorten(value))
+    }
+
+    pub fn toolong(param: &str, len: usize) -> Self {
+        Self::new(ErrorKind::TooLong, param, format!("{len} characters"))
     }
 
     pub fn missed(object: &str, value: impl fmt::Display) -> Self {

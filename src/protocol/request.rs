@@ -287,6 +287,54 @@ impl Request {
         }
     }
 
+    /// An optional text of at most `max` characters ("" when absent).
+    pub fn text(&self, name: &str, max: usize) -> Result<&str, PanelError> {
+        let v = self.param(name).unwrap_or("");
+        let len = v.chars().count();
+        if len > max {
+            return Err(PanelError::toolong(name, len));
+        }
+        Ok(v)
+    }
+
+    /// An optional value that must be one of `allowed`.
+    pub fn choice(&self, name: &str, allowed: &[&str]) -> Result<Option<&str>, PanelError> {
+        match self.param(name) {
+            None => Ok(None),
+            Some(v) if allowed.contains(&v) => Ok(Some(v)),
+            Some(v) => Err(PanelError::value(name, v)),
+        }
+    }
+
+    /// An optional positive id.
+    pub fn opt_id(&self, name: &str) -> Result<Option<u64>, PanelError> {
+        self.param(name).map(|v| parse_id(name, v)).transpose()
+    }
+
+    /// An optional date, `YYYY-MM-DD`.
+    pub fn date(&self, name: &str) -> Result<Option<&str>, PanelError> {
+        let Some(v) = self.param(name) else {
+            return Ok(None);
+        };
+        let b = v.as_bytes();
+        let shape = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        let month = v.get(5..7).and_then(|m| m.parse::<u32>().ok()).unwrap_or(0);
+        let day = v
+            .get(8..10)
+            .and_then(|d| d.parse::<u32>().ok())
+            .unwrap_or(0);
+        if shape && (1..=12).contains(&month) && (1..=31).contains(&day) {
+            Ok(Some(v))
+        } else {
+            Err(PanelError::value(name, v))
+        }
+    }
+
     /// How the call is classified (see [`Mode`]).
     pub fn mode(&self) -> Mode {
         if self.param("sok").is_some() {
@@ -461,6 +509,30 @@ mod tests {
         );
         let e = Request::parse(&incoming(&[("AUTH_LEVEL", "admin")], "")).unwrap_err();
         assert_eq!(e.error.kind, ErrorKind::Value);
+    }
+
+    #[test]
+    fn typed_accessors() {
+        let r = Request::parse(&incoming(
+            &[
+                ("PARAM_d", "2026-11-23"),
+                ("PARAM_bad", "2026-13-01"),
+                ("PARAM_c", "on"),
+                ("PARAM_t", "абв"),
+                ("PARAM_i", "12"),
+            ],
+            "",
+        ))
+        .unwrap();
+        assert_eq!(r.date("d").unwrap(), Some("2026-11-23"));
+        assert_eq!(r.date("bad").unwrap_err().kind, ErrorKind::Value);
+        assert_eq!(r.date("none").unwrap(), None);
+        assert_eq!(r.choice("c", &["on", "off"]).unwrap(), Some("on"));
+        assert_eq!(r.choice("c", &["off"]).unwrap_err().kind, ErrorKind::Value);
+        assert_eq!(r.text("t", 3).unwrap(), "абв");
+        assert_eq!(r.text("t", 2).unwrap_err().kind, ErrorKind::TooLong);
+        assert_eq!(r.opt_id("i").unwrap(), Some(12));
+        assert_eq!(r.opt_id("t").unwrap_err().kind, ErrorKind::Value);
     }
 
     #[test]

@@ -85,6 +85,53 @@ impl Panel {
         &self.mgrdir
     }
 
+    /// Installs the test processing modules of tests/fixtures/processing
+    /// into this panel's `processing/`.
+    pub fn with_modules(self) -> Panel {
+        let src =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/processing");
+        let dst = self.mgrdir.join("processing");
+        std::fs::create_dir_all(&dst).unwrap();
+        for entry in std::fs::read_dir(src).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, dst.join(path.file_name().unwrap())).unwrap();
+        }
+        self
+    }
+
+    /// Appends lines to this panel's billmgr-ops.conf.
+    pub fn configure(&self, lines: &str) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.mgrdir.join("etc/billmgr-ops.conf"))
+            .unwrap();
+        f.write_all(lines.as_bytes()).unwrap();
+    }
+
+    /// The lines the test modules wrote to var/module-runs.log.
+    pub fn module_runs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.mgrdir.join("var/module-runs.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// A command line of the binary against this panel (not a panel call).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MGR_DIR", &self.mgrdir);
+        if let Some(url) = &self.db_url {
+            cmd.env("BILLMGR_OPS_DB", url);
+        }
+        cmd
+    }
+
     /// A call in panel mode: PARAM_func, an admin AUTH_LEVEL, no stdin.
     pub fn call(&self, func: &str) -> Call<'_> {
         Call {
@@ -236,6 +283,19 @@ impl Output {
             .find(name)
             .map(|e| e.text_content())
             .unwrap_or_default()
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds; panics with `what` after
+/// `secs` seconds. For background work (runner processes), never for timing.
+pub fn wait_until(secs: u64, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 

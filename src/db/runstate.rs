@@ -1,0 +1,360 @@
+//! The runner's state of running operations (`billmgrops_operation`) and
+//! the attempt records (`billmgrops_attempt`).
+//!
+//! An attempt is written when it begins, as `interrupted`, and completed
+//! when it ends; so a runner killed mid-attempt still leaves its attempt in
+//! the history, and `trycount` always counts attempts begun. "Only one
+//! attempt at a time" is a server-side named lock per operation
+//! ([`lock_name`]), held by the runner's connection: it is released by the
+//! server if the runner dies, and it works across hosts sharing a database.
+
+use anyhow::{Context, Result};
+use mysql::prelude::Queryable;
+
+use super::Db;
+
+/// The named lock of operation `id` in database `database`. Named locks are
+/// server-wide, so the database is part of the name; MariaDB allows 64
+/// characters, so a long database name is hashed.
+pub fn lock_name(database: &str, id: u64) -> String {
+    let name = format!("billmgrops.op.{database}.{id}");
+    if name.len() <= 64 {
+        return name;
+    }
+    // FNV-1a: stable and short; collisions only share a lock.
+    let hash = database.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("billmgrops.op.{hash:016x}.{id}")
+}
+
+/// Takes the lock without waiting; true when this connection holds it now.
+pub fn try_lock(db: &mut Db, name: &str) -> Result<bool> {
+    let got: Option<Option<i64>> = db
+        .conn()
+        .exec_first("SELECT GET_LOCK(?, 0)", (name,))
+        .with_context(|| format!("failed to take lock {name}"))?;
+    Ok(got.flatten() == Some(1))
+}
+
+/// Does any connection hold the lock?
+pub fn is_locked(db: &mut Db, name: &str) -> Result<bool> {
+    let holder: Option<Option<i64>> = db
+        .conn()
+        .exec_first("SELECT IS_USED_LOCK(?)", (name,))
+        .with_context(|| format!("failed to check lock {name}"))?;
+    Ok(holder.flatten().is_some())
+}
+
+pub fn release(db: &mut Db, name: &str) {
+    let _ = db.conn().exec_drop("DO RELEASE_LOCK(?)", (name,));
+}
+
+/// Marks operations as about to run, so the list shows them running at
+/// once; the runner confirms within a moment (or the scheduler repairs).
+pub fn mark_pending(db: &mut Db, ids: &[u64]) -> Result<()> {
+    for id in ids {
+        db.conn()
+            .exec_drop(
+                "INSERT INTO billmgrops_operation (runningoperation, status, started, next_try)
+                 VALUES (?, 'run', NOW(), NULL)
+                 ON DUPLICATE KEY UPDATE status = 'run', started = NOW(), next_try = NULL,
+                    runner = NULL, pgid = NULL, stop_requested = 0",
+                (id,),
+            )
+            .with_context(|| format!("failed to mark operation {id} as starting"))?;
+    }
+    Ok(())
+}
+
+/// What an attempt is begun with.
+pub struct AttemptStart<'a> {
+    pub operation: u64,
+    pub item: u64,
+    pub task: Option<u64>,
+    pub intname: &'a str,
+    pub command: &'a str,
+    /// `host:pid` of the runner.
+    pub runner: &'a str,
+}
+
+/// Records the start of an attempt; returns the attempt id.
+pub fn begin(db: &mut Db, a: &AttemptStart<'_>) -> Result<u64> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    tx.exec_drop(
+        "INSERT INTO billmgrops_attempt (runningoperation, item, task, intname, createdate, command, outcome)
+         VALUES (?, ?, ?, ?, NOW(), ?, 'interrupted')",
+        (a.operation, a.item, a.task, a.intname, a.command),
+    )
+    .context("failed to record the attempt")?;
+    let attempt = tx.last_insert_id().context("no id for the attempt")?;
+    tx.exec_drop(
+        "INSERT INTO billmgrops_operation (runningoperation, status, started, runner)
+         VALUES (?, 'run', NOW(), ?)
+         ON DUPLICATE KEY UPDATE status = 'run', started = NOW(), runner = VALUES(runner),
+            pgid = NULL, next_try = NULL",
+        (a.operation, a.runner),
+    )
+    .context("failed to mark the operation running")?;
+    tx.exec_drop(
+        "UPDATE runningoperation SET trycount = trycount + 1 WHERE id = ?",
+        (a.operation,),
+    )
+    .context("failed to count the attempt")?;
+    tx.commit().context("failed to commit the attempt start")?;
+    Ok(attempt)
+}
+
+pub fn set_pgid(db: &mut Db, operation: u64, pgid: u32) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_operation SET pgid = ? WHERE runningoperation = ?",
+            (pgid, operation),
+        )
+        .context("failed to record the process group")
+}
+
+/// Has someone asked to stop this operation (or deleted it)?
+pub fn stop_requested(db: &mut Db, operation: u64) -> Result<bool> {
+    let flag: Option<i64> = db
+        .conn()
+        .exec_first(
+            "SELECT stop_requested FROM billmgrops_operation WHERE runningoperation = ?",
+            (operation,),
+        )
+        .context("failed to read the stop flag")?;
+    Ok(flag.is_none_or(|f| f != 0))
+}
+
+/// Asks the runner of `operation` to stop; returns its `host:pid` runner
+/// and process group, when recorded.
+pub fn request_stop(db: &mut Db, operation: u64) -> Result<(Option<String>, Option<u32>)> {
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_operation SET stop_requested = 1 WHERE runningoperation = ?",
+            (operation,),
+        )
+        .context("failed to request the stop")?;
+    let row: Option<(Option<String>, Option<u32>)> = db
+        .conn()
+        .exec_first(
+            "SELECT runner, pgid FROM billmgrops_operation WHERE runningoperation = ?",
+            (operation,),
+        )
+        .context("failed to read the runner")?;
+    Ok(row.unwrap_or((None, None)))
+}
+
+/// Switches operations to manual and marks them stopped.
+pub fn mark_stopped(db: &mut Db, ids: &[u64]) -> Result<()> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    for id in ids {
+        tx.exec_drop(
+            "UPDATE runningoperation SET manual = 'on' WHERE id = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to make operation {id} manual"))?;
+        tx.exec_drop(
+            "INSERT INTO billmgrops_operation (runningoperation, status) VALUES (?, 'stopped')
+             ON DUPLICATE KEY UPDATE status = 'stopped', next_try = NULL",
+            (id,),
+        )
+        .with_context(|| format!("failed to mark operation {id} stopped"))?;
+    }
+    tx.commit().context("failed to commit the stop")
+}
+
+/// How an attempt ended, as recorded.
+pub struct AttemptEnd<'a> {
+    pub attempt: u64,
+    pub operation: u64,
+    pub duration_ms: u64,
+    pub exit_status: &'a str,
+    /// ok, error, timeout or stopped.
+    pub outcome: &'a str,
+    pub error: Option<ModuleErrorFields<'a>>,
+    pub stdout: &'a str,
+    pub stderr: &'a str,
+    /// The document stored in `runningoperation.errorxml` on failure.
+    pub errorxml: &'a str,
+    /// Seconds until the next automatic try (failures only).
+    pub retry_in: u64,
+    /// The attempt count at which the operation turns manual.
+    pub max_attempts: u32,
+}
+
+/// The module's reported error, split.
+pub struct ModuleErrorFields<'a> {
+    pub kind: &'a str,
+    pub object: &'a str,
+    pub value: &'a str,
+    pub message: &'a str,
+}
+
+/// What became of the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settled {
+    /// Done and removed.
+    Finished,
+    /// Failed; retried at the scheduled time.
+    WillRetry,
+    /// Failed for the last time: now manual, a task is due.
+    TurnedManual,
+    /// Stopped by an administrator.
+    Stopped,
+}
+
+/// Completes the attempt record and settles the operation, in one
+/// transaction.
+pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    let (kind, object, value, message) = match &e.error {
+        Some(m) => (Some(m.kind), Some(m.object), Some(m.value), Some(m.message)),
+        None => (None, None, None, None),
+    };
+    tx.exec_drop(
+        "UPDATE billmgrops_attempt SET duration_ms = ?, exit_status = ?, outcome = ?,
+            error_type = ?, error_object = ?, error_value = ?, error_msg = ?, stdout = ?, stderr = ?
+         WHERE id = ?",
+        (
+            e.duration_ms,
+            e.exit_status,
+            e.outcome,
+            kind,
+            object,
+            value,
+            message,
+            e.stdout,
+            e.stderr,
+            e.attempt,
+        ),
+    )
+    .context("failed to complete the attempt record")?;
+    let settled = match e.outcome {
+        "ok" => {
+            tx.exec_drop("DELETE FROM runningoperation WHERE id = ?", (e.operation,))
+                .context("failed to remove the finished operation")?;
+            tx.exec_drop(
+                "DELETE FROM billmgrops_operation WHERE runningoperation = ?",
+                (e.operation,),
+            )
+            .context("failed to remove the finished operation's state")?;
+            Settled::Finished
+        }
+        "stopped" => {
+            tx.exec_drop(
+                "UPDATE runningoperation SET manual = 'on', errorxml = ? WHERE id = ?",
+                (e.errorxml, e.operation),
+            )
+            .context("failed to make the operation manual")?;
+            tx.exec_drop(
+                "UPDATE billmgrops_operation SET status = 'stopped', runner = NULL, pgid = NULL,
+                    stop_requested = 0, next_try = NULL WHERE runningoperation = ?",
+                (e.operation,),
+            )
+            .context("failed to mark the operation stopped")?;
+            Settled::Stopped
+        }
+        _ => {
+            let tries: Option<u32> = tx
+                .exec_first(
+                    "SELECT trycount FROM runningoperation WHERE id = ? FOR UPDATE",
+                    (e.operation,),
+                )
+                .context("failed to read the attempt count")?;
+            let last = tries.unwrap_or(0) >= e.max_attempts;
+            tx.exec_drop(
+                "UPDATE runningoperation SET errorxml = ?, manual = IF(?, 'on', manual) WHERE id = ?",
+                (e.errorxml, last, e.operation),
+            )
+            .context("failed to record the error")?;
+            tx.exec_drop(
+                "UPDATE billmgrops_operation SET status = 'error', runner = NULL, pgid = NULL,
+                    stop_requested = 0,
+                    next_try = IF(?, NULL, NOW() + INTERVAL ? SECOND)
+                 WHERE runningoperation = ?",
+                (last, e.retry_in, e.operation),
+            )
+            .context("failed to schedule the retry")?;
+            if last {
+                Settled::TurnedManual
+            } else {
+                Settled::WillRetry
+            }
+        }
+    };
+    tx.commit().context("failed to commit the attempt")?;
+    Ok(settled)
+}
+
+/// Operations marked running, with the seconds since they were marked.
+pub fn marked_running(db: &mut Db) -> Result<Vec<(u64, u64)>> {
+    db.conn()
+        .query(
+            "SELECT runningoperation, GREATEST(0, TIMESTAMPDIFF(SECOND, COALESCE(started, updated), NOW()))
+             FROM billmgrops_operation WHERE status = 'run'",
+        )
+        .context("failed to list running operations")
+}
+
+/// Settles an operation whose runner vanished: error, retried after `retry_in`.
+pub fn mark_interrupted(db: &mut Db, operation: u64, retry_in: u64) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_operation SET status = 'error', runner = NULL, pgid = NULL,
+                stop_requested = 0, next_try = NOW() + INTERVAL ? SECOND
+             WHERE runningoperation = ? AND status = 'run'",
+            (retry_in, operation),
+        )
+        .context("failed to settle an interrupted operation")
+}
+
+/// Operations due for an attempt, oldest due first, at most `limit`.
+pub fn due(db: &mut Db, limit: u32) -> Result<Vec<u64>> {
+    db.conn()
+        .exec(
+            "SELECT ro.id FROM runningoperation ro
+             LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
+             WHERE ro.manual = 'off'
+               AND COALESCE(s.status, 'wait') IN ('wait', 'error')
+               AND (s.next_try IS NULL OR s.next_try <= NOW())
+             ORDER BY COALESCE(s.next_try, ro.cdate), ro.id
+             LIMIT ?",
+            (limit,),
+        )
+        .context("failed to select due operations")
+}
+
+/// Removes runner state whose operation is gone (BILLmanager removes an
+/// operation when a module reports success through the panel).
+pub fn drop_orphans(db: &mut Db) -> Result<()> {
+    db.conn()
+        .query_drop(
+            "DELETE s FROM billmgrops_operation s
+             LEFT JOIN runningoperation ro ON ro.id = s.runningoperation
+             WHERE ro.id IS NULL AND s.status <> 'run'",
+        )
+        .context("failed to remove orphaned operation state")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_name;
+
+    #[test]
+    fn lock_names_fit_the_server_limit() {
+        assert_eq!(lock_name("billmgr", 42), "billmgrops.op.billmgr.42");
+        let long = lock_name(&"d".repeat(64), 4_000_000_000);
+        assert!(long.len() <= 64, "{long}");
+        assert_ne!(long, lock_name(&"e".repeat(64), 4_000_000_000));
+    }
+}

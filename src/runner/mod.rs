@@ -1,0 +1,43 @@
+//! The operation runner: attempts of processing modules and the scheduler
+//! that starts them.
+//!
+//! # The life of an operation
+//!
+//! ```text
+//!            start / cron tick                 exit 0, no <error>
+//!   wait ───────────────────────► run ─────────────────────────────► (removed)
+//!    ▲  ▲                          │  failure (exit ≠ 0, <error>, timeout,
+//!    │  │ next_try reached         │           missing module, runner died)
+//!    │  └───────────── error ◄─────┘  trycount+1, retry after 5m·2ⁿ (≤ 6h)
+//!    │                   │ trycount ≥ MaxAttempts: manual = on + staff task
+//!    │ edit: manual=off  ▼
+//!    └──────────────── stopped ◄── stop (ends the process group; manual = on)
+//! ```
+//!
+//! - [`attempt`]: one attempt, in its own process (`billmgr-ops
+//!   run-operation ID`), under the operation's database lock.
+//! - [`control`]: what the panel's start, stop and delete do.
+//! - [`scheduler`]: one cron tick: repair what a dead runner left, start
+//!   what is due within the concurrency bound.
+//! - [`process`]: running the module: process group, timeout, output tails.
+//! - [`backoff`]: the retry delay.
+
+pub mod ask;
+pub mod attempt;
+pub mod backoff;
+pub mod control;
+pub mod process;
+pub mod scheduler;
+
+/// `host:pid` of this process, as recorded in the runner column.
+pub fn runner_id() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,934 @@
+//! The running operations module end to end: the panel functions, the real
+//! runner processes and the scheduler, with the test processing modules of
+//! tests/fixtures/processing (succeed, fail, crash, flood, hang ...).
+
+use mysql::prelude::Queryable;
+
+use crate::harness::{cell, wait_until, Output, Panel, TestDb};
+
+struct Fixture {
+    db: TestDb,
+    panel: Panel,
+}
+
+fn fixture() -> Fixture {
+    let db = TestDb::seeded(20);
+    let panel = Panel::new(&db).with_modules();
+    Fixture { db, panel }
+}
+
+impl Fixture {
+    /// A new operation `open` on a service handled by test module `module`.
+    fn operation(&self, module: &str) -> u64 {
+        let mut c = self.db.conn();
+        c.exec_drop(
+            "INSERT INTO processingmodule (name, module) VALUES (?, ?)",
+            (format!("Test {module}"), module),
+        )
+        .unwrap();
+        let pm = c.last_insert_id();
+        c.exec_drop(
+            "INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
+             SELECT MIN(id), 'open', ?, 0, 'off', NOW() FROM item",
+            (pm,),
+        )
+        .unwrap();
+        c.last_insert_id()
+    }
+
+    fn call(&self, func: &str, elid: &str) -> Output {
+        self.panel.call(func).param("elid", elid).run()
+    }
+
+    /// The runner's status of an operation, or "gone".
+    fn status(&self, id: u64) -> String {
+        if self.db.scalar(&format!(
+            "SELECT COUNT(*) FROM runningoperation WHERE id={id}"
+        )) == "0"
+        {
+            return "gone".into();
+        }
+        self.db.scalar(&format!(
+            "SELECT COALESCE((SELECT status FROM billmgrops_operation WHERE runningoperation={id}), 'wait')"
+        ))
+    }
+
+    fn field(&self, id: u64, column: &str) -> String {
+        self.db.scalar(&format!(
+            "SELECT {column} FROM runningoperation WHERE id={id}"
+        ))
+    }
+
+    fn last_attempt(&self, id: u64, column: &str) -> String {
+        self.db.scalar(&format!(
+            "SELECT {column} FROM billmgrops_attempt WHERE runningoperation={id} ORDER BY id DESC LIMIT 1"
+        ))
+    }
+
+    /// Runs one attempt in the foreground, as start does in the background.
+    fn run_attempt(&self, id: u64) -> std::process::Output {
+        self.panel
+            .command(&["run-operation", &id.to_string()])
+            .output()
+            .unwrap()
+    }
+
+    /// Waits until the operation's attempt is not running any more and its
+    /// record is complete.
+    fn settled(&self, id: u64) {
+        wait_until(60, &format!("operation {id} to settle"), || {
+            let s = self.status(id);
+            s != "run" && s != "wait" && self.last_attempt(id, "outcome") != "interrupted"
+        });
+    }
+
+    /// The pids pmhang recorded: the module and its child.
+    fn hang_pids(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.panel.mgrdir().join("var/pmhang.pids"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purpose.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_successful_attempt_removes_the_operation_and_keeps_its_history() {
+    let f = fixture();
+    let id = f.operation("pmok");
+    let out = f.call("runningoperation.start", &id.to_string());
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    wait_until(60, "the operation to finish", || f.status(id) == "gone");
+    let runs = f.panel.module_runs();
+    let pm =
+        f.db.scalar("SELECT MAX(id) FROM processingmodule WHERE module='pmok'");
+    let item = f.db.scalar("SELECT MIN(id) FROM item");
+    assert_eq!(
+        runs,
+        [format!(
+            "pmok --command open --item {item} --module {pm} --runningoperation {id}"
+        )]
+    );
+    assert_eq!(f.last_attempt(id, "outcome"), "ok");
+    assert_eq!(f.last_attempt(id, "exit_status"), "exit status: 0");
+    let history = f.call("runningoperation.errorhistory", &id.to_string());
+    assert_eq!(history.rows().len(), 1);
+}
+
+#[test]
+fn the_list_shows_a_started_operation_running_at_once() {
+    let f = fixture();
+    let id = f.operation("pmhang");
+    f.call("runningoperation.start", &id.to_string());
+    let rows = f
+        .panel
+        .call("runningoperation")
+        .param("p_cnt", "1000")
+        .run()
+        .rows();
+    let row = rows
+        .iter()
+        .find(|r| cell(r, "id") == id.to_string())
+        .unwrap();
+    assert_eq!(cell(row, "status"), "status_run");
+    assert_eq!(row.get_attr("color"), Some("green"));
+    f.call("runningoperation.stop", &id.to_string());
+    f.settled(id);
+}
+
+#[test]
+fn a_failure_is_counted_recorded_and_retried_later() {
+    let f = fixture();
+    let id = f.operation("pmfail");
+    assert!(f.run_attempt(id).status.success());
+    assert_eq!(f.status(id), "error");
+    assert_eq!(f.field(id, "trycount"), "1");
+    assert_eq!(f.field(id, "manual"), "off");
+    assert!(f
+        .field(id, "errorxml")
+        .contains(r#"<error type="connect" object="vmmanager">"#));
+    let delay = |f: &Fixture| {
+        f.db.scalar(&format!(
+            "SELECT TIMESTAMPDIFF(SECOND, NOW(), next_try) FROM billmgrops_operation WHERE runningoperation={id}"
+        ))
+        .parse::<i64>()
+        .unwrap()
+    };
+    assert!(
+        (290..=300).contains(&delay(&f)),
+        "first retry after 5 minutes, got {}s",
+        delay(&f)
+    );
+    assert!(f.run_attempt(id).status.success());
+    assert_eq!(f.field(id, "trycount"), "2");
+    assert!(
+        (590..=600).contains(&delay(&f)),
+        "second retry after 10 minutes, got {}s",
+        delay(&f)
+    );
+
+    // The attempt in full, as errorhistory.showlog shows it.
+    let attempt = f.last_attempt(id, "id");
+    let doc = f
+        .panel
+        .call("errorhistory.showlog")
+        .param("elid", &attempt)
+        .param("plid", &id.to_string())
+        .run()
+        .doc();
+    let v = |name: &str| doc.find(name).map(|e| e.text_content()).unwrap_or_default();
+    assert!(
+        v("command").ends_with(&format!(
+            "/processing/pmfail --command open --item {} --module {} --runningoperation {id}",
+            f.field(id, "item"),
+            f.field(id, "processingmodule")
+        )),
+        "{}",
+        v("command")
+    );
+    assert_eq!(v("exit_status"), "exit status: 1");
+    assert_eq!(v("outcome"), "Failed");
+    assert_eq!(
+        (
+            v("error_type").as_str(),
+            v("error_object").as_str(),
+            v("error_value").as_str()
+        ),
+        ("connect", "vmmanager", "https://vm.example.net")
+    );
+    assert_eq!(v("error_msg"), "Connection timed out");
+    assert!(v("stdout").contains("<error type=\"connect\""));
+    assert_eq!(v("stderr"), "connecting to https://vm.example.net ...\n");
+    assert!(v("duration").ends_with(" s"));
+    let missing = f
+        .panel
+        .call("errorhistory.showlog")
+        .param("elid", "99999999")
+        .run();
+    assert_eq!(missing.error_type(), ("missed".into(), "attempt".into()));
+}
+
+#[test]
+fn an_error_document_with_exit_zero_is_a_failure() {
+    let f = fixture();
+    let id = f.operation("pmerrorzero");
+    f.run_attempt(id);
+    assert_eq!(f.status(id), "error");
+    assert_eq!(f.last_attempt(id, "error_type"), "exists");
+    assert_eq!(f.last_attempt(id, "error_value"), "client7");
+}
+
+#[test]
+fn the_last_allowed_failure_turns_the_operation_manual_with_one_task() {
+    let f = fixture();
+    let id = f.operation("pmfail");
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET trycount = 9 WHERE id = {id}"
+    ));
+    f.run_attempt(id);
+    assert_eq!(f.field(id, "trycount"), "10");
+    assert_eq!(f.field(id, "manual"), "on");
+    let task = f.field(id, "task");
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT runningoperation FROM task WHERE id = {task}"
+        )),
+        id.to_string()
+    );
+    assert_eq!(
+        f.db.scalar(&format!("SELECT type FROM task WHERE id = {task}")),
+        "open"
+    );
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT next_try IS NULL FROM billmgrops_operation WHERE runningoperation = {id}"
+        )),
+        "1"
+    );
+    // Manual now: the scheduler leaves it alone, an administrator may still start it.
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    assert!(tick.status.success());
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_attempt WHERE runningoperation = {id}"
+        )),
+        "1"
+    );
+    f.run_attempt(id);
+    assert_eq!(f.field(id, "trycount"), "11");
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM task WHERE runningoperation = {id}"
+        )),
+        "1",
+        "no second task"
+    );
+}
+
+#[test]
+fn a_crash_is_a_named_signal() {
+    let f = fixture();
+    let id = f.operation("pmcrash");
+    f.run_attempt(id);
+    assert_eq!(f.last_attempt(id, "exit_status"), "signal: 11 (SIGSEGV)");
+    assert_eq!(f.last_attempt(id, "outcome"), "error");
+    assert_eq!(f.last_attempt(id, "error_type"), "exit");
+    assert_eq!(f.last_attempt(id, "stderr"), "about to crash\n");
+}
+
+#[test]
+fn a_flood_of_output_keeps_only_the_tail() {
+    let f = fixture();
+    f.panel.configure("OutputLimit 4096\n");
+    let id = f.operation("pmflood");
+    f.run_attempt(id);
+    let stdout = f.last_attempt(id, "stdout");
+    assert!(stdout.len() < 4096 + 100, "{} bytes kept", stdout.len());
+    assert!(stdout.ends_with("999999\n1000000\nLAST LINE\n"));
+    // seq 1 1000000 prints 6,888,896 bytes, then 10 for the last line.
+    let cut = 6_888_896 + 10 - 4096;
+    assert!(
+        stdout.starts_with(&format!("[... {cut} earlier bytes not kept ...]")),
+        "{}",
+        &stdout[..60]
+    );
+    assert_eq!(f.last_attempt(id, "exit_status"), "exit status: 2");
+}
+
+#[test]
+fn a_missing_or_not_executable_module_is_a_recorded_failure() {
+    let f = fixture();
+    let id = f.operation("pmnosuch");
+    assert!(f.run_attempt(id).status.success());
+    assert_eq!(f.status(id), "error");
+    assert_eq!(f.last_attempt(id, "error_type"), "nostart");
+    assert!(
+        f.last_attempt(id, "error_msg")
+            .contains("processing/pmnosuch"),
+        "{}",
+        f.last_attempt(id, "error_msg")
+    );
+    let module = f.panel.mgrdir().join("processing/pmok");
+    std::fs::set_permissions(&module, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let id = f.operation("pmok");
+    f.run_attempt(id);
+    assert_eq!(f.status(id), "error");
+    assert!(
+        f.last_attempt(id, "error_msg")
+            .contains("Permission denied"),
+        "{}",
+        f.last_attempt(id, "error_msg")
+    );
+    // A module name that is not a plain file name never runs.
+    let id = f.operation("../../bin/true");
+    f.run_attempt(id);
+    assert_eq!(f.last_attempt(id, "error_type"), "nostart");
+}
+
+#[test]
+fn a_timeout_ends_the_module_and_its_children() {
+    let f = fixture();
+    f.panel.configure("OperationTimeout 1\n");
+    let id = f.operation("pmhang");
+    f.run_attempt(id);
+    assert_eq!(f.last_attempt(id, "outcome"), "timeout");
+    assert_eq!(f.status(id), "error");
+    let pids = f.hang_pids();
+    assert_eq!(pids.len(), 2);
+    wait_until(10, "the hung module and its child to be gone", || {
+        !pids.iter().any(|p| alive(*p))
+    });
+}
+
+#[test]
+fn stop_ends_a_hanging_module_and_its_children() {
+    let f = fixture();
+    let id = f.operation("pmhang");
+    f.call("runningoperation.start", &id.to_string());
+    wait_until(30, "the module to start", || f.hang_pids().len() == 2);
+    let pids = f.hang_pids();
+    assert!(pids.iter().all(|p| alive(*p)));
+    let out = f.call("runningoperation.stop", &id.to_string());
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    assert_eq!(f.field(id, "manual"), "on");
+    f.settled(id);
+    assert_eq!(f.status(id), "stopped");
+    assert_eq!(f.last_attempt(id, "outcome"), "stopped");
+    wait_until(10, "the module and its child to be gone", || {
+        !pids.iter().any(|p| alive(*p))
+    });
+    // Stopped and manual: the scheduler does not start it again.
+    f.panel.command(&["cron"]).output().unwrap();
+    assert_eq!(f.status(id), "stopped");
+    // Switching it back to automatic hands it to the scheduler again.
+    let out = f
+        .panel
+        .call("runningoperation.edit")
+        .param("sok", "ok")
+        .param("elid", &id.to_string())
+        .param("intname", "open")
+        .param("item", &f.field(id, "item"))
+        .param("trycount", "0")
+        .param("manual", "off")
+        .run();
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    assert_eq!(f.status(id), "wait");
+}
+
+#[test]
+fn two_concurrent_starts_run_the_module_once() {
+    let f = fixture();
+    let id = f.operation("pmslow");
+    let spawn = || {
+        f.panel
+            .command(&["call", "runningoperation.start", &format!("elid={id}")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("<ok/>") || text.contains("type=\"running\""),
+            "{text}"
+        );
+    }
+    wait_until(60, "the operation to finish", || f.status(id) == "gone");
+    // Give a second runner, had one been started, time to write its mark.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        f.panel.module_runs().len(),
+        1,
+        "{:?}",
+        f.panel.module_runs()
+    );
+}
+
+#[test]
+fn a_start_while_an_attempt_runs_is_a_typed_error() {
+    let f = fixture();
+    let id = f.operation("pmhang");
+    f.call("runningoperation.start", &id.to_string());
+    wait_until(30, "the module to start", || f.hang_pids().len() == 2);
+    let out = f.call("runningoperation.start", &id.to_string());
+    assert_eq!(
+        out.error_type(),
+        ("running".into(), "runningoperation".into())
+    );
+    assert!(out
+        .error()
+        .find("msg")
+        .unwrap()
+        .text_content()
+        .contains(&id.to_string()));
+    // run-operation by hand refuses too, with its own exit status.
+    assert_eq!(f.run_attempt(id).status.code(), Some(3));
+    f.call("runningoperation.stop", &id.to_string());
+    f.settled(id);
+    assert_eq!(f.panel.module_runs().len(), 1);
+}
+
+#[test]
+fn delete_stops_a_running_operation_first_and_keeps_the_history() {
+    let f = fixture();
+    let id = f.operation("pmhang");
+    f.call("runningoperation.start", &id.to_string());
+    wait_until(30, "the module to start", || f.hang_pids().len() == 2);
+    let pids = f.hang_pids();
+    let out = f.call("runningoperation.delete", &id.to_string());
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    assert_eq!(f.status(id), "gone");
+    wait_until(10, "the module and its child to be gone", || {
+        !pids.iter().any(|p| alive(*p))
+    });
+    wait_until(10, "the attempt record", || {
+        f.last_attempt(id, "outcome") == "stopped"
+    });
+    let history = f.call("runningoperation.errorhistory", &id.to_string());
+    assert_eq!(history.rows().len(), 1);
+}
+
+#[test]
+fn group_actions_with_one_bad_id_change_nothing() {
+    let f = fixture();
+    let a = f.operation("pmok");
+    let b = f.operation("pmfail");
+    let snapshot = |f: &Fixture| {
+        (
+            f.db.checksum("runningoperation"),
+            f.db.checksum("billmgrops_operation"),
+            f.db.scalar("SELECT COUNT(*) FROM task"),
+        )
+    };
+    let before = snapshot(&f);
+    for func in [
+        "runningoperation.delete",
+        "runningoperation.stop",
+        "runningoperation.start",
+        "runningoperation.taskcreate",
+    ] {
+        let out = f.call(func, &format!("{a}, 99999999, {b}"));
+        assert_eq!(
+            out.error_type(),
+            ("missed".into(), "runningoperation".into()),
+            "{func}"
+        );
+        assert_eq!(cell(&out.error(), "param"), "runningoperation");
+        assert!(
+            out.error()
+                .find("msg")
+                .unwrap()
+                .text_content()
+                .contains("99999999"),
+            "{func}"
+        );
+        assert_eq!(snapshot(&f), before, "{func} changed something");
+        let out = f.call(func, &format!("{a}, x"));
+        assert_eq!(out.error_type(), ("value".into(), "elid".into()), "{func}");
+    }
+    assert!(f.panel.module_runs().is_empty());
+}
+
+#[test]
+fn group_actions_act_on_every_id() {
+    let f = fixture();
+    let (a, b) = (f.operation("pmfail"), f.operation("pmfail"));
+    let both = format!("{a}, {b}");
+    let out = f.call("runningoperation.taskcreate", &both);
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    for id in [a, b] {
+        let task = f.field(id, "task");
+        assert_eq!(
+            f.db.scalar(&format!(
+                "SELECT runningoperation FROM task WHERE id={task}"
+            )),
+            id.to_string()
+        );
+    }
+    f.call("runningoperation.taskcreate", &both);
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM task WHERE runningoperation IN ({both})"
+        )),
+        "2"
+    );
+    f.call("runningoperation.start", &both);
+    for id in [a, b] {
+        f.settled(id);
+        assert_eq!(f.field(id, "trycount"), "1");
+    }
+    f.call("runningoperation.stop", &both);
+    for id in [a, b] {
+        assert_eq!(
+            (f.status(id), f.field(id, "manual")),
+            ("stopped".into(), "on".into())
+        );
+    }
+    f.call("runningoperation.delete", &both);
+    for id in [a, b] {
+        assert_eq!(f.status(id), "gone");
+    }
+    // Tasks outlive their operations.
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM task WHERE runningoperation IN ({both})"
+        )),
+        "2"
+    );
+}
+
+#[test]
+fn edit_views_creates_and_saves() {
+    let f = fixture();
+    let id = f.operation("pmfail");
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_operation (runningoperation, comment) VALUES ({id}, 'call the DC')"
+    ));
+    let doc = f.call("runningoperation.edit", &id.to_string()).doc();
+    let v = |name: &str| doc.find(name).map(|e| e.text_content()).unwrap_or_default();
+    assert_eq!(
+        (v("intname"), v("manual"), v("comment")),
+        ("open".into(), "off".into(), "call the DC".into())
+    );
+    assert_eq!(
+        v("cdate"),
+        f.db.scalar(&format!(
+            "SELECT DATE_FORMAT(cdate, '%Y-%m-%d %H:%i:%s') FROM runningoperation WHERE id={id}"
+        ))
+    );
+    let intnames: Vec<String> = doc
+        .find_all("slist")
+        .find(|s| s.get_attr("name") == Some("intname"))
+        .unwrap()
+        .find_all("val")
+        .map(|v| v.get_attr("key").unwrap().to_string())
+        .collect();
+    assert!(intnames.contains(&"suspend".to_string()));
+
+    let item = f.db.scalar("SELECT MAX(id) FROM item");
+    let create = |intname: &str, item: &str| {
+        f.panel
+            .call("runningoperation.edit")
+            .param("sok", "ok")
+            .param("intname", intname)
+            .param("item", item)
+            .param("comment", "созданo вручную")
+            .run()
+    };
+    let before = f.db.scalar("SELECT COUNT(*) FROM runningoperation");
+    assert_eq!(
+        create("open", "99999999").error_type(),
+        ("missed".into(), "item".into())
+    );
+    assert_eq!(
+        create("format_disk", &item).error_type(),
+        ("value".into(), "intname".into())
+    );
+    assert_eq!(
+        create("open'; DROP TABLE item; --", &item).error_type(),
+        ("value".into(), "intname".into())
+    );
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM runningoperation"), before);
+    assert!(create("suspend", &item).doc().find("ok").is_some());
+    let new = f.db.scalar("SELECT MAX(id) FROM runningoperation");
+    assert_eq!(f.db.scalar(&format!("SELECT CONCAT(intname, ' ', item, ' ', manual, ' ', cdate IS NOT NULL) FROM runningoperation WHERE id={new}")), format!("suspend {item} off 1"));
+
+    let out = f
+        .panel
+        .call("runningoperation.edit")
+        .param("sok", "ok")
+        .param("elid", &id.to_string())
+        .param("intname", "resume")
+        .param("item", &item)
+        .param("trycount", "3")
+        .param("manual", "on")
+        .param("comment", "checked")
+        .run();
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    assert_eq!(f.db.scalar(&format!("SELECT CONCAT(intname, ' ', item, ' ', trycount, ' ', manual) FROM runningoperation WHERE id={id}")), format!("resume {item} 3 on"));
+    let bad = f
+        .panel
+        .call("runningoperation.edit")
+        .param("sok", "ok")
+        .param("elid", "99999999")
+        .param("intname", "open")
+        .param("item", &item)
+        .run();
+    assert_eq!(
+        bad.error_type(),
+        ("missed".into(), "runningoperation".into())
+    );
+    let bad = f
+        .panel
+        .call("runningoperation.edit")
+        .param("sok", "ok")
+        .param("elid", &id.to_string())
+        .param("intname", "open")
+        .param("item", &item)
+        .param("trycount", "-1")
+        .run();
+    assert_eq!(bad.error_type(), ("value".into(), "trycount".into()));
+}
+
+#[test]
+fn filters_are_kept_per_administrator_and_are_data_not_sql() {
+    let f = fixture();
+    let count = |user: &str| {
+        f.panel
+            .call("runningoperation")
+            .env("AUTH_USER", user)
+            .param("p_cnt", "1000")
+            .run()
+    };
+    let all = count("admin").value("p_elems");
+    let set = |params: &[(&str, &str)]| {
+        let mut c = f.panel.call("runningoperation.filter").param("sok", "ok");
+        for (k, v) in params {
+            c = c.param(k, v);
+        }
+        c.run()
+    };
+    assert!(set(&[("status", "error")]).doc().find("ok").is_some());
+    let out = count("admin");
+    let expected = f.db.scalar("SELECT COUNT(*) FROM runningoperation ro JOIN billmgrops_operation s ON s.runningoperation = ro.id WHERE s.status = 'error'");
+    assert_eq!(out.value("p_elems"), expected);
+    assert!(out
+        .rows()
+        .iter()
+        .all(|r| cell(r, "status") == "status_error"));
+    assert_eq!(
+        count("other_admin").value("p_elems"),
+        all,
+        "another administrator's list is unfiltered"
+    );
+    // The form shows the saved filter.
+    let form = f.panel.call("runningoperation.filter").run().doc();
+    assert_eq!(form.find("status").unwrap().text_content(), "error");
+    // Injection-shaped text is matched literally.
+    assert!(set(&[("client", "%' OR 1=1 --")])
+        .doc()
+        .find("ok")
+        .is_some());
+    assert_eq!(count("admin").value("p_elems"), "0");
+    assert!(set(&[("client", "_")]).doc().find("ok").is_some());
+    assert_eq!(
+        count("admin").value("p_elems"),
+        "0",
+        "LIKE wildcards are literal"
+    );
+    assert_eq!(
+        set(&[("cdate_from", "yesterday")]).error_type(),
+        ("value".into(), "cdate_from".into())
+    );
+    assert_eq!(
+        set(&[("status", "bogus")]).error_type(),
+        ("value".into(), "status".into())
+    );
+    // Dates, types and modules.
+    assert!(
+        set(&[("cdate_from", "2000-01-01"), ("cdate_to", "2000-12-31")])
+            .doc()
+            .find("ok")
+            .is_some()
+    );
+    assert_eq!(count("admin").value("p_elems"), "0");
+    let pm =
+        f.db.scalar("SELECT MIN(processingmodule) FROM runningoperation");
+    assert!(set(&[("processingmodule", &pm), ("manual", "off")])
+        .doc()
+        .find("ok")
+        .is_some());
+    let expected = f.db.scalar(&format!(
+        "SELECT COUNT(*) FROM runningoperation WHERE processingmodule = {pm} AND manual = 'off'"
+    ));
+    assert_eq!(count("admin").value("p_elems"), expected);
+    // Reset.
+    assert!(set(&[("clicked_button", "reset")])
+        .doc()
+        .find("ok")
+        .is_some());
+    assert_eq!(count("admin").value("p_elems"), all);
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_filter"), "0");
+}
+
+#[test]
+fn setfilter_shows_one_clients_operations() {
+    let f = fixture();
+    let account = f.db.scalar("SELECT i.account FROM runningoperation ro JOIN item i ON i.id = ro.item GROUP BY i.account ORDER BY COUNT(*) DESC LIMIT 1");
+    let out = f.call("runningoperation.setfilter", &account);
+    let ok = out.doc().find("ok").cloned().unwrap();
+    assert_eq!(
+        (ok.get_attr("type"), ok.text_content().as_str()),
+        (Some("list"), "func=runningoperation")
+    );
+    let list = f
+        .panel
+        .call("runningoperation")
+        .param("p_cnt", "1000")
+        .run();
+    let expected = f.db.scalar(&format!("SELECT COUNT(*) FROM runningoperation ro JOIN item i ON i.id = ro.item WHERE i.account = {account}"));
+    assert_eq!(list.value("p_elems"), expected);
+    assert_eq!(
+        f.call("runningoperation.setfilter", "99999999")
+            .error_type(),
+        ("missed".into(), "account".into())
+    );
+}
+
+#[test]
+fn the_scheduler_starts_what_is_due_within_its_bounds() {
+    let f = fixture();
+    f.db.exec("DELETE FROM runningoperation");
+    f.panel.configure("Concurrency 2\n");
+    let due = [
+        f.operation("pmhang"),
+        f.operation("pmhang"),
+        f.operation("pmhang"),
+    ];
+    let manual = f.operation("pmok");
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET manual = 'on' WHERE id = {manual}"
+    ));
+    let later = f.operation("pmok");
+    f.db.exec(&format!("INSERT INTO billmgrops_operation (runningoperation, status, next_try) VALUES ({later}, 'error', NOW() + INTERVAL 1 HOUR)"));
+
+    // Maintenance mode: nothing starts.
+    std::fs::write(f.panel.mgrdir().join("etc/billmgr.DoNothing"), "").unwrap();
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&tick.stderr).contains("maintenance"));
+    assert_eq!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_operation WHERE status = 'run'"),
+        "0"
+    );
+    std::fs::remove_file(f.panel.mgrdir().join("etc/billmgr.DoNothing")).unwrap();
+
+    assert!(f
+        .panel
+        .command(&["cron"])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let attempts = format!(
+        "SELECT COUNT(*) FROM billmgrops_attempt WHERE runningoperation IN ({})",
+        due.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    wait_until(30, "two attempts to run", || f.db.scalar(&attempts) == "2");
+    let running: Vec<u64> = due
+        .iter()
+        .copied()
+        .filter(|id| f.status(*id) == "run")
+        .collect();
+    assert_eq!(running.len(), 2, "Concurrency 2");
+    assert_eq!(f.status(manual), "wait");
+    assert_eq!(f.status(later), "error");
+    // A second tick while both run starts nothing more.
+    f.panel.command(&["cron"]).output().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(f.db.scalar(&attempts), "2");
+    let ids = running
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    f.call("runningoperation.stop", &ids);
+    for id in running {
+        f.settled(id);
+    }
+}
+
+#[test]
+fn the_scheduler_settles_what_a_dead_runner_left() {
+    let f = fixture();
+    let id = f.operation("pmok");
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_operation (runningoperation, status, started, runner) VALUES ({id}, 'run', NOW() - INTERVAL 2 MINUTE, 'gone-host:1')"
+    ));
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET manual = 'on' WHERE id = {id}"
+    ));
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&tick.stderr).contains(&format!("interrupted [{id}]")),
+        "{}",
+        String::from_utf8_lossy(&tick.stderr)
+    );
+    assert_eq!(f.status(id), "error");
+    // A runner killed in the middle leaves its attempt as interrupted.
+    let id = f.operation("pmhang");
+    let mut runner = f
+        .panel
+        .command(&["run-operation", &id.to_string()])
+        .spawn()
+        .unwrap();
+    wait_until(30, "the module to start", || f.hang_pids().len() == 2);
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    for pid in f.hang_pids() {
+        let _ = std::process::Command::new("kill")
+            .arg("-9")
+            .arg(pid.to_string())
+            .status();
+    }
+    assert_eq!(f.last_attempt(id, "outcome"), "interrupted");
+    assert_eq!(f.field(id, "trycount"), "1");
+    // Its lock died with its connection: the operation can run again.
+    f.db.exec(&format!("UPDATE billmgrops_operation SET started = NOW() - INTERVAL 2 MINUTE WHERE runningoperation = {id}"));
+    f.panel.command(&["cron"]).output().unwrap();
+    assert_eq!(f.status(id), "error");
+}
+
+#[test]
+fn gotoserver_asks_the_module_then_falls_back_to_its_url() {
+    let f = fixture();
+    let id = f.operation("pmpanel");
+    let out = f.call("runningoperationgotoserver", &id.to_string());
+    let ok = out
+        .doc()
+        .find("ok")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert_eq!(ok.get_attr("type"), Some("blank"));
+    assert_eq!(
+        ok.text_content(),
+        format!(
+            "https://panel.example.net/login?item={}",
+            f.field(id, "item")
+        )
+    );
+
+    let id = f.operation("pmok");
+    let pm = f.field(id, "processingmodule");
+    assert_eq!(
+        f.call("runningoperationgotoserver", &id.to_string())
+            .error_type(),
+        ("noserver".into(), "runningoperation".into())
+    );
+    f.db.exec(&format!("INSERT INTO processingparam (processingmodule, intname, value) VALUES ({pm}, 'url', 'vm9.example.net:1500')"));
+    let ok = f
+        .call("runningoperationgotoserver", &id.to_string())
+        .doc()
+        .find("ok")
+        .cloned()
+        .unwrap();
+    assert_eq!(ok.text_content(), "https://vm9.example.net:1500");
+}
+
+#[test]
+fn su_redirects_to_the_clients_user() {
+    let f = fixture();
+    let id = f.operation("pmok");
+    let user = f.db.scalar(&format!(
+        "SELECT u.name FROM runningoperation ro JOIN item i ON i.id = ro.item JOIN user u ON u.account = i.account WHERE ro.id = {id} AND u.enabled = 'on' ORDER BY u.id LIMIT 1"
+    ));
+    let ok = f
+        .call("runningoperation.su", &id.to_string())
+        .doc()
+        .find("ok")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (ok.get_attr("type"), ok.text_content()),
+        (Some("top"), format!("func=su&elid={user}"))
+    );
+    f.db.exec(&format!("UPDATE user SET enabled = 'off' WHERE account = (SELECT i.account FROM runningoperation ro JOIN item i ON i.id = ro.item WHERE ro.id = {id})"));
+    assert_eq!(
+        f.call("runningoperation.su", &id.to_string()).error_type(),
+        ("nouser".into(), "runningoperation".into())
+    );
+}
+
+#[test]
+fn every_function_refuses_a_client() {
+    let f = fixture();
+    let before = f.db.checksum("runningoperation");
+    for function in billmgr_ops::functions::FUNCTIONS {
+        let out = f
+            .panel
+            .call(function.name)
+            .level("16")
+            .param("elid", "1")
+            .param("sok", "ok")
+            .run();
+        assert_eq!(
+            out.error_type(),
+            ("access".into(), function.name.to_string()),
+            "{}",
+            function.name
+        );
+    }
+    assert_eq!(f.db.checksum("runningoperation"), before);
+    assert!(f.panel.module_runs().is_empty());
+}
