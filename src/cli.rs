@@ -9,7 +9,7 @@
 //! running and 4 when it does not exist.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,7 +17,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
+use crate::db::backups;
 use crate::db::{migrate, Db};
+use crate::engine::{jobs, restore};
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
 use crate::runner::{attempt, scheduler};
 use crate::{dev, logging};
@@ -56,6 +58,9 @@ enum Command {
         /// The running operation's id.
         id: u64,
     },
+    /// Backup copies: take, list, verify, restore, delete, rescan.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Developer tools: demo data.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -80,6 +85,37 @@ struct CallArgs {
     /// Read the request document from stdin, as the panel sends it.
     #[arg(long)]
     stdin: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum BackupCommand {
+    /// Take a copy now.
+    Create,
+    /// The copies in the catalog, newest first.
+    List,
+    /// Check every byte of a copy against its listing (the database is not touched).
+    Verify {
+        /// The copy's name or id.
+        copy: String,
+    },
+    /// Restore a copy into the live database, staged and reversible.
+    Restore {
+        /// The copy's name or id.
+        copy: String,
+        /// skip: keep existing rows, add missing ones; edit: make every table exactly as in the copy.
+        #[arg(long, default_value = "edit", value_parser = ["edit", "skip"])]
+        behavior: String,
+    },
+    /// Delete a copy from the catalog.
+    Delete {
+        /// The copy's name or id.
+        copy: String,
+        /// Also delete its archive and listing from the storage.
+        #[arg(long)]
+        clean_storage: bool,
+    },
+    /// Rebuild the catalog from the listings on the storage.
+    Rescan,
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,6 +246,7 @@ impl Command {
             Command::Migrate => "migrate",
             Command::Cron => "cron",
             Command::RunOperation { .. } => "run-operation",
+            Command::Backup(_) => "backup",
             Command::Dev(_) => "dev",
         }
     }
@@ -255,12 +292,93 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
                 attempt::Outcome::Settled(s) => eprintln!("operation {id}: {s:?}"),
             }
         }
+        Command::Backup(command) => return backup(config, command),
         Command::Dev(DevCommand::Seed(opts)) => {
             let mut db = open_db(config)?;
             dev::seed::run(&mut db, &opts)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `billmgr-ops backup ...`. Exit status 3: another backup or restore runs.
+fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
+    let settings = jobs::Settings::from_config(config);
+    let source = config.db.clone().context("no database configured")?;
+    let result = match command {
+        BackupCommand::Create => jobs::take_copy(config, &source, &settings).map(|row| {
+            eprintln!(
+                "copy {} (id {}): {} bytes, {} rows",
+                row.name, row.id, row.size, row.rows
+            );
+        }),
+        BackupCommand::List => {
+            let mut db = open_db(config)?;
+            let mut out = std::io::stdout().lock();
+            for c in backups::list(&mut db)? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}{}",
+                    c.id,
+                    c.name,
+                    c.created,
+                    c.state,
+                    c.size,
+                    c.rows,
+                    if c.reason.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\t{}", c.reason)
+                    }
+                )?;
+            }
+            Ok(())
+        }
+        BackupCommand::Verify { copy } => {
+            let mut db = open_db(config)?;
+            let row = jobs::find(&mut db, &copy)?;
+            jobs::verify_copy(&settings, &row.name).map(|r| {
+                eprintln!(
+                    "copy {}: ok ({} entries, {} chunks, {} rows, {} bytes)",
+                    row.name, r.entries, r.chunks, r.rows, r.bytes
+                );
+            })
+        }
+        BackupCommand::Restore { copy, behavior } => {
+            let mut db = open_db(config)?;
+            let row = jobs::find(&mut db, &copy)?;
+            let behavior =
+                restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
+            let mut progress =
+                |phase: &str, percent: u32| log::debug!("restore: {phase} {percent}%");
+            jobs::restore_copy(config, &source, &settings, &row.name, behavior, &mut progress).map(|r| {
+                eprintln!("restored copy {}: {} tables, {} rows", row.name, r.tables, r.rows);
+                if let Some(undo) = r.undo {
+                    eprintln!("the replaced tables are kept in database `{undo}` until the next successful backup");
+                }
+            })
+        }
+        BackupCommand::Delete {
+            copy,
+            clean_storage,
+        } => {
+            let mut db = open_db(config)?;
+            let row = jobs::find(&mut db, &copy)?;
+            jobs::delete_copy(&mut db, &settings, &row, clean_storage)
+        }
+        BackupCommand::Rescan => {
+            let mut db = open_db(config)?;
+            jobs::rescan(&mut db, &settings).map(|n| eprintln!("{n} copies added to the catalog"))
+        }
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
+            eprintln!("billmgr-ops: {e:#}");
+            Ok(ExitCode::from(3))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn open_db(config: &Config) -> Result<Db> {

@@ -77,6 +77,36 @@ pub const KEYS: &[Key] = &[
         help: "bytes of a module's stdout and of its stderr kept per attempt (the tail)",
     },
     Key {
+        name: "BackupDir",
+        default: "var/billmgr-ops/backup",
+        help: "the local directory that holds copies; a relative path is taken from the panel directory",
+    },
+    Key {
+        name: "BackupThreads",
+        default: "2",
+        help: "connections that dump or load tables in parallel",
+    },
+    Key {
+        name: "BackupCompression",
+        default: "3",
+        help: "zstd level of copies, 1 (fastest) to 19 (smallest)",
+    },
+    Key {
+        name: "BackupFiles",
+        default: "etc",
+        help: "files and directories copied with the database, space-separated; relative to the panel directory",
+    },
+    Key {
+        name: "BackupExcludeTables",
+        default: "",
+        help: "tables not to copy, space-separated",
+    },
+    Key {
+        name: "BackupLockTimeout",
+        default: "5",
+        help: "seconds a copy may wait for the brief global read lock before it falls back to one connection",
+    },
+    Key {
         name: "LogFile",
         default: "var/billmgr-ops.log",
         help: "log file; a relative path is taken from the panel directory",

@@ -113,9 +113,17 @@ fn every_function_has_metadata_and_texts_in_both_languages() {
         // An action has no page of its own: only its title (for the
         // confirmation) is needed, and metadata would be invented vocabulary.
         if f.kind == Kind::Action {
-            assert!(metadata.get(f.name).is_none(), "{} is an action; no metadata", f.name);
+            assert!(
+                !metadata.contains_key(f.name),
+                "{} is an action; no metadata",
+                f.name
+            );
             for lang in ["en", "ru"] {
-                assert!(has(&messages, lang, f.name, "title"), "{} title in {lang}", f.name);
+                assert!(
+                    has(&messages, lang, f.name, "title"),
+                    "{} title in {lang}",
+                    f.name
+                );
             }
             continue;
         }

@@ -19,11 +19,12 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first. Never edit a released one: add a new one.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "running operation state, attempt history, list filters",
-    statements: &[
-        "CREATE TABLE IF NOT EXISTS billmgrops_operation (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "running operation state, attempt history, list filters",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS billmgrops_operation (
             runningoperation INT NOT NULL PRIMARY KEY,
             status ENUM('wait','run','error','stopped') NOT NULL DEFAULT 'wait',
             next_try DATETIME NULL,
@@ -35,7 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             updated DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
             KEY status_next (status, next_try)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        "CREATE TABLE IF NOT EXISTS billmgrops_attempt (
+            "CREATE TABLE IF NOT EXISTS billmgrops_attempt (
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             runningoperation INT NOT NULL,
             item INT NULL,
@@ -54,7 +55,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             stderr MEDIUMTEXT NULL,
             KEY operation (runningoperation, id)
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-        "CREATE TABLE IF NOT EXISTS billmgrops_filter (
+            "CREATE TABLE IF NOT EXISTS billmgrops_filter (
             user VARCHAR(255) NOT NULL PRIMARY KEY,
             status VARCHAR(16) NULL,
             intname VARCHAR(64) NULL,
@@ -67,8 +68,31 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             manual VARCHAR(3) NULL,
             updated DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "catalog of backup copies",
+        statements: &["CREATE TABLE IF NOT EXISTS billmgrops_backup (
+            id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            name VARCHAR(128) NOT NULL,
+            storage VARCHAR(255) NOT NULL,
+            state ENUM('running','ok','failed') NOT NULL DEFAULT 'running',
+            phase VARCHAR(32) NULL,
+            percent INT NOT NULL DEFAULT 0,
+            reason TEXT NULL,
+            created DATETIME NOT NULL,
+            finished DATETIME NULL,
+            size BIGINT NULL,
+            tables INT NULL,
+            rows_count BIGINT NULL,
+            encrypted TINYINT NOT NULL DEFAULT 0,
+            runner VARCHAR(255) NULL,
+            UNIQUE KEY name (name),
+            KEY created (created)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"],
+    },
+];
 
 const LOCK_NAME: &str = "billmgrops.migrate";
 const LOCK_WAIT_SECS: u32 = 30;

@@ -171,10 +171,17 @@ impl TestDb {
         mysql::Conn::new(mysql::Opts::from_url(&self.url).unwrap()).expect("cannot connect")
     }
 
-    /// Runs SQL statements.
+    /// Runs SQL statements, failing on an error in any of them (a
+    /// multi-statement batch reports later errors only in its later result
+    /// sets, so every set is walked).
     pub fn exec(&self, sql: &str) {
         let mut c = self.conn();
-        c.query_drop(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut result = c.query_iter(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        while let Some(set) = result.iter() {
+            for row in set {
+                row.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
     }
 
     /// The first column of the first row of a query, as text.

@@ -1,0 +1,200 @@
+//! The listing: what a copy holds and where, as JSON.
+//!
+//! The same document is the last entry of the archive (`listing.json`) and
+//! an object of its own beside the archive on the storage
+//! (`<copy>.json`), so the list of copies, verification and per-object
+//! restore can work from the small listing without reading the archive.
+//! Every entry of the archive is named here with its data offset, size and
+//! SHA-256; every data chunk also with the SHA-256 and size of its
+//! uncompressed rows and its row count. See docs/archive-format.md.
+
+use serde::{Deserialize, Serialize};
+
+/// The format name in every listing.
+pub const FORMAT: &str = "billmgr-ops-copy";
+/// The newest format version this build writes and reads. Readers accept
+/// every older version; a change older readers cannot read gets a new one.
+pub const VERSION: u32 = 1;
+
+/// The whole listing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    pub format: String,
+    pub version: u32,
+    /// The copy's name (also the archive's file name without extension).
+    pub name: String,
+    /// UTC, `YYYY-MM-DD HH:MM:SS`.
+    pub created: String,
+    /// The database the copy was taken from.
+    pub database: String,
+    pub server_version: String,
+    /// `shared-snapshot` (several connections, one point in time, taken
+    /// under a brief global read lock) or `single-connection`.
+    pub consistency: String,
+    /// Compression of data chunks: `zstd`.
+    pub compression: String,
+    pub tables: Vec<TableEntry>,
+    /// Views, triggers, routines and events, in the order they are created.
+    pub definitions: Vec<Definition>,
+    pub files: Vec<FileEntry>,
+    /// Set in the listing beside the archive only: the archive itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveSummary>,
+}
+
+/// One base table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableEntry {
+    pub name: String,
+    /// `SHOW CREATE TABLE` output.
+    pub create: String,
+    /// The entry `schema/tables/<name>.sql` holding `create`.
+    pub schema_entry: Entry,
+    /// The columns in the data, in order (generated columns excluded:
+    /// the server computes them on load).
+    pub columns: Vec<String>,
+    pub generated: Vec<String>,
+    pub primary_key: Vec<String>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub rows: u64,
+    pub chunks: Vec<Chunk>,
+}
+
+/// A foreign key as the source database declared it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub columns: Vec<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+}
+
+/// Where an entry's data is inside the archive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The entry's path in the tar.
+    pub path: String,
+    /// Byte offset of the entry's data in the (unencrypted) tar stream.
+    pub offset: u64,
+    pub size: u64,
+    /// SHA-256 of the entry's data, hex.
+    pub sha256: String,
+}
+
+/// A piece of a table's rows: a zstd frame of LOAD DATA text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub entry: Entry,
+    pub rows: u64,
+    /// Size and SHA-256 of the uncompressed text.
+    pub text_size: u64,
+    pub text_sha256: String,
+    /// Primary key of the first and last row, when the table has a
+    /// single-column integer key (lets a reader skip chunks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_key: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_key: Option<i64>,
+}
+
+/// A view, trigger, routine or event.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Definition {
+    /// view, trigger, procedure, function or event.
+    pub kind: String,
+    pub name: String,
+    /// The table a trigger belongs to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub table: String,
+    /// The CREATE statement as the server shows it.
+    pub create: String,
+    /// The sql_mode it was created under (triggers, routines, events).
+    #[serde(default)]
+    pub sql_mode: String,
+    pub entry: Entry,
+}
+
+/// A saved file, directory or symbolic link of the panel.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The absolute path it was saved from.
+    pub path: String,
+    /// file, dir or symlink.
+    pub kind: String,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Seconds since the epoch.
+    pub mtime: u64,
+    /// The link target of a symlink.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// The entry (files: their content).
+    pub entry: Entry,
+}
+
+/// The archive object, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveSummary {
+    /// The object's name on the storage.
+    pub object: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Listing {
+    /// Total rows over all tables.
+    pub fn rows(&self) -> u64 {
+        self.tables.iter().map(|t| t.rows).sum()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("a listing always serializes");
+        v.push(b'\n');
+        v
+    }
+
+    /// Reads a listing, refusing formats and versions this build cannot read.
+    pub fn from_json(data: &[u8]) -> anyhow::Result<Listing> {
+        let l: Listing = serde_json::from_slice(data)
+            .map_err(|e| anyhow::anyhow!("the listing is not valid JSON of a copy: {e}"))?;
+        anyhow::ensure!(
+            l.format == FORMAT,
+            "not a billmgr-ops copy (format {:?})",
+            l.format
+        );
+        anyhow::ensure!(
+            (1..=VERSION).contains(&l.version),
+            "copy format version {} is newer than this billmgr-ops reads ({VERSION}); upgrade billmgr-ops",
+            l.version
+        );
+        Ok(l)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_version_check() {
+        let l = Listing {
+            format: FORMAT.into(),
+            version: VERSION,
+            name: "c".into(),
+            ..Listing::default()
+        };
+        assert_eq!(Listing::from_json(&l.to_json()).unwrap(), l);
+        let newer = Listing {
+            version: VERSION + 1,
+            ..l.clone()
+        };
+        let e = Listing::from_json(&newer.to_json()).unwrap_err();
+        assert!(e.to_string().contains("newer"), "{e}");
+        assert!(Listing::from_json(b"{").is_err());
+        let other = Listing {
+            format: "x".into(),
+            ..l
+        };
+        assert!(Listing::from_json(&other.to_json()).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! The archive: one tar file per copy, readable with standard tools.
+//!
+//! ```text
+//! FORMAT                          "billmgr-ops-copy 1\n"
+//! schema/tables/<table>.sql       CREATE TABLE, one per table
+//! schema/<kind>/<name>.sql        views, triggers, procedures, functions, events
+//! data/<table>/<range>-<part>.tsv.zst
+//!                                 rows as LOAD DATA text (tab-separated, \N for
+//!                                 NULL, backslash escapes), one zstd frame each
+//! files/<absolute path>           the panel's files, with their owner, mode, times
+//! listing.json                    the listing (see `listing`), last
+//! ```
+//!
+//! The full specification is docs/archive-format.md.
+
+pub mod listing;
+
+use std::io::{self, Read, Write};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+pub use listing::{Entry, Listing};
+
+/// The first entry's path and content.
+pub const FORMAT_ENTRY: &str = "FORMAT";
+pub const LISTING_ENTRY: &str = "listing.json";
+
+/// The archive object of copy `name` on a storage.
+pub fn archive_object(name: &str) -> String {
+    format!("{name}.tar")
+}
+
+/// The listing object beside it.
+pub fn listing_object(name: &str) -> String {
+    format!("{name}.json")
+}
+
+/// Hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Counts and hashes everything written through it.
+pub struct HashingWriter<W: Write> {
+    inner: W,
+    written: u64,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            written: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    pub fn position(&self) -> u64 {
+        self.written
+    }
+
+    /// The inner writer, the byte count and the hex SHA-256.
+    pub fn finish(self) -> (W, u64, String) {
+        (self.inner, self.written, hex(&self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes tar entries and tells where each entry's data landed.
+pub struct ArchiveWriter<W: Write> {
+    builder: tar::Builder<HashingWriter<W>>,
+    mtime: u64,
+}
+
+/// Metadata of a file entry.
+pub struct FileMeta {
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    /// `mtime` stamps the entries that are not panel files.
+    pub fn new(inner: W, mtime: u64) -> Self {
+        let mut builder = tar::Builder::new(HashingWriter::new(inner));
+        builder.mode(tar::HeaderMode::Complete);
+        ArchiveWriter { builder, mtime }
+    }
+
+    fn append_with(&mut self, path: &str, data: &[u8], mut header: tar::Header) -> Result<Entry> {
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        self.builder
+            .append_data(&mut header, path, data)
+            .with_context(|| format!("failed to write archive entry `{path}`"))?;
+        let end = self.builder.get_ref().position();
+        let padded = (data.len() as u64).div_ceil(512) * 512;
+        Ok(Entry {
+            path: path.to_string(),
+            offset: end - padded,
+            size: data.len() as u64,
+            sha256: sha256_hex(data),
+        })
+    }
+
+    /// A regular entry (mode 0600, owned by root).
+    pub fn append(&mut self, path: &str, data: &[u8]) -> Result<Entry> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o600);
+        header.set_mtime(self.mtime);
+        header.set_uid(0);
+        header.set_gid(0);
+        self.append_with(path, data, header)
+    }
+
+    /// A panel file with its own metadata.
+    pub fn append_file(&mut self, path: &str, data: &[u8], meta: &FileMeta) -> Result<Entry> {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(meta.mode & 0o7777);
+        header.set_uid(meta.uid);
+        header.set_gid(meta.gid);
+        header.set_mtime(meta.mtime);
+        self.append_with(path, data, header)
+    }
+
+    /// A directory or symbolic link entry (no data).
+    pub fn append_special(
+        &mut self,
+        path: &str,
+        target: Option<&str>,
+        meta: &FileMeta,
+    ) -> Result<Entry> {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(meta.mode & 0o7777);
+        header.set_uid(meta.uid);
+        header.set_gid(meta.gid);
+        header.set_mtime(meta.mtime);
+        header.set_size(0);
+        match target {
+            Some(t) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                self.builder
+                    .append_link(&mut header, path, t)
+                    .with_context(|| format!("failed to write archive entry `{path}`"))?;
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_cksum();
+                self.builder
+                    .append_data(&mut header, path, io::empty())
+                    .with_context(|| format!("failed to write archive entry `{path}`"))?;
+            }
+        }
+        Ok(Entry {
+            path: path.to_string(),
+            offset: self.builder.get_ref().position(),
+            size: 0,
+            sha256: sha256_hex(b""),
+        })
+    }
+
+    /// Ends the tar; returns the inner writer, the archive's size and SHA-256.
+    pub fn finish(self) -> Result<(W, u64, String)> {
+        let inner = self
+            .builder
+            .into_inner()
+            .context("failed to finish the archive")?;
+        Ok(inner.finish())
+    }
+}
+
+/// One entry read back from an archive, for checking against the listing.
+pub struct ReadEntry {
+    pub path: String,
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+/// Reads every entry of an archive in order, passing each to `visit`.
+/// Entries are read whole; every entry of this format is small (a chunk is
+/// a few megabytes).
+pub fn read_entries(
+    reader: impl Read,
+    mut visit: impl FnMut(ReadEntry) -> Result<()>,
+) -> Result<()> {
+    let mut archive = tar::Archive::new(reader);
+    for entry in archive.entries().context("failed to read the archive")? {
+        let mut entry = entry.context("the archive is damaged")?;
+        let path = entry
+            .path()
+            .context("an archive entry has a bad path")?
+            .to_string_lossy()
+            .into_owned();
+        let offset = entry.raw_file_position();
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry
+            .read_to_end(&mut data)
+            .with_context(|| format!("the archive is damaged in `{path}`"))?;
+        visit(ReadEntry { path, offset, data })?;
+    }
+    Ok(())
+}
+
+/// Checks read data against its listing entry.
+pub fn check_entry(expected: &Entry, got: &ReadEntry) -> Result<()> {
+    anyhow::ensure!(
+        got.path == expected.path,
+        "archive entry `{}` found where the listing has `{}`",
+        got.path,
+        expected.path
+    );
+    anyhow::ensure!(
+        got.data.len() as u64 == expected.size && got.offset == expected.offset,
+        "archive entry `{}`: {} bytes at {}, the listing says {} at {}",
+        got.path,
+        got.data.len(),
+        got.offset,
+        expected.size,
+        expected.offset
+    );
+    let sum = sha256_hex(&got.data);
+    anyhow::ensure!(
+        sum == expected.sha256,
+        "archive entry `{}` is corrupt: SHA-256 {sum}, the listing says {}",
+        got.path,
+        expected.sha256
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_point_at_the_data() {
+        let mut w = ArchiveWriter::new(Vec::new(), 1_700_000_000);
+        let a = w.append(FORMAT_ENTRY, b"billmgr-ops-copy 1\n").unwrap();
+        let long = format!("data/{}/00000-0000.tsv.zst", "t".repeat(150));
+        let b = w.append(&long, &[7u8; 1000]).unwrap();
+        let (bytes, size, sum) = w.finish().unwrap();
+        assert_eq!(size, bytes.len() as u64);
+        assert_eq!(sum, sha256_hex(&bytes));
+        for e in [&a, &b] {
+            let at = e.offset as usize;
+            assert_eq!(
+                sha256_hex(&bytes[at..at + e.size as usize]),
+                e.sha256,
+                "{}",
+                e.path
+            );
+        }
+        let mut seen = Vec::new();
+        read_entries(&bytes[..], |r| {
+            let expected = if r.path == a.path { &a } else { &b };
+            check_entry(expected, &r)?;
+            seen.push(r.path);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [a.path.clone(), long]);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_caught() {
+        let mut w = ArchiveWriter::new(Vec::new(), 0);
+        let e = w.append("data/t/0.tsv.zst", b"some rows").unwrap();
+        let (mut bytes, _, _) = w.finish().unwrap();
+        bytes[e.offset as usize + 2] ^= 1;
+        let err = read_entries(&bytes[..], |r| check_entry(&e, &r)).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+    }
+}

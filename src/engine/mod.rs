@@ -1,0 +1,23 @@
+//! The backup engine: consistent copies of the billing database and the
+//! panel's files, verification, and staged full restore. It knows MySQL and
+//! storages, and nothing of XML or the panel.
+//!
+//! # Overview
+//!
+//! - [`dump`]: one snapshot, several connections, one archive per copy
+//!   (consistency, parallelism, memory and failure are described there);
+//! - [`verify`]: every byte of a copy checked against its listing, without
+//!   the database;
+//! - [`restore`]: load into a staging database, check, then swap atomically
+//!   (or merge the missing rows), keeping the replaced tables for undo;
+//! - [`archive`]: the format (docs/archive-format.md);
+//! - [`jobs`]: what the CLI and the panel call: one backup or restore at a
+//!   time (a database lock), the catalog of copies, progress and outcome.
+
+pub mod archive;
+pub mod dump;
+pub mod jobs;
+pub mod restore;
+pub mod schema;
+pub mod tsv;
+pub mod verify;

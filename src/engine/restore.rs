@@ -1,0 +1,552 @@
+//! Full restore, staged and reversible.
+//!
+//! 1. The copy's tables are created in a staging database
+//!    (`<db>_bmo_stage`) and its chunks loaded there in parallel with
+//!    `LOAD DATA LOCAL INFILE`, each chunk checked against the listing
+//!    before it is loaded and loaded with zero warnings; then every table's
+//!    row count is checked. Until here the live database is untouched, and
+//!    any failure just drops the staging database.
+//! 2. `edit`: the live tables are swapped for the staged ones in one atomic
+//!    `RENAME TABLE`; the replaced tables go to `<db>_bmo_undo`, kept as a
+//!    safety copy until the next successful backup (`undo` swaps them back).
+//!    Then the copy's views, triggers, routines and events are created. If
+//!    that fails, the swap is reversed.
+//!    `skip`: rows missing from the live tables are added from the staged
+//!    ones (`INSERT IGNORE`), all tables in one transaction.
+//!
+//! The plugin's own tables (`billmgrops_*`) are never in a copy and never
+//! touched.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, LocalInfileHandler};
+
+use super::archive::{self, check_entry, listing::Chunk, Listing};
+use super::verify::check_chunk;
+use crate::config::DbSource;
+use crate::db::{self, quote_ident, TABLE_PREFIX};
+use crate::storage::Storage;
+
+/// What happens to data that exists now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behavior {
+    /// Keep existing rows; add the copy's rows that are missing.
+    Skip,
+    /// Make every table of the copy exactly as in the copy.
+    Edit,
+}
+
+impl Behavior {
+    pub fn parse(s: &str) -> Option<Behavior> {
+        match s {
+            "skip" => Some(Behavior::Skip),
+            "edit" => Some(Behavior::Edit),
+            _ => None,
+        }
+    }
+}
+
+/// How a restore runs.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub threads: usize,
+    pub behavior: Behavior,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub tables: usize,
+    pub rows: u64,
+    /// The database holding the replaced tables (edit).
+    pub undo: Option<String>,
+}
+
+/// Session settings for loading: no checks that the copy already passed,
+/// ids of 0 kept, the dump's time zone.
+const LOAD_SESSION: &str = "SET SESSION foreign_key_checks = 0, unique_checks = 0,
+    sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'";
+
+fn connect(source: &DbSource, timeout: Duration) -> Result<Conn> {
+    let opts = mysql::OptsBuilder::from_opts(db::options(source, timeout)?)
+        .read_timeout(None)
+        .write_timeout(None);
+    let mut c = Conn::new(opts).context("failed to open a restore connection")?;
+    c.query_drop(LOAD_SESSION)?;
+    Ok(c)
+}
+
+/// The staging and undo database names of `live`.
+pub fn side_databases(live: &str) -> (String, String) {
+    (format!("{live}_bmo_stage"), format!("{live}_bmo_undo"))
+}
+
+/// Drops the staging database when the restore ends, however it ends.
+struct StageGuard<'a> {
+    conn: &'a mut Conn,
+    stage: String,
+}
+
+impl Drop for StageGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.query_drop(format!(
+            "DROP DATABASE IF EXISTS {}",
+            quote_ident(&self.stage)
+        ));
+    }
+}
+
+struct LoadJob {
+    table: String,
+    columns: String,
+    chunk: Chunk,
+    data: Vec<u8>,
+}
+
+fn loader(
+    mut conn: Conn,
+    stage: &str,
+    jobs: Arc<Mutex<std::sync::mpsc::Receiver<LoadJob>>>,
+) -> Result<u64> {
+    conn.query_drop(format!("USE {}", quote_ident(stage)))?;
+    let slot: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
+    let feed = Arc::clone(&slot);
+    conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
+        let data = std::mem::take(&mut *feed.lock().expect("slot lock"));
+        std::io::Write::write_all(out, &data)
+    })));
+    let mut rows = 0;
+    loop {
+        let job = match jobs.lock().expect("job lock").recv() {
+            Ok(job) => job,
+            Err(_) => break,
+        };
+        let text = check_chunk(&job.table, &job.chunk, &job.data)?;
+        *slot.lock().expect("slot lock") = text;
+        conn.query_drop(format!(
+            "LOAD DATA LOCAL INFILE 'chunk' INTO TABLE {} CHARACTER SET binary
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+            quote_ident(&job.table),
+            job.columns
+        ))
+        .with_context(|| {
+            format!(
+                "failed to load `{}` into `{}`",
+                job.chunk.entry.path, job.table
+            )
+        })?;
+        let (loaded, warnings) = (conn.affected_rows(), conn.warnings());
+        if warnings > 0 {
+            let detail: Vec<(String, u32, String)> =
+                conn.query("SHOW WARNINGS LIMIT 3").unwrap_or_default();
+            bail!(
+                "loading `{}` into `{}` gave {warnings} warnings, e.g. {detail:?}",
+                job.chunk.entry.path,
+                job.table
+            );
+        }
+        anyhow::ensure!(
+            loaded == job.chunk.rows,
+            "`{}` loaded {loaded} rows into `{}`, the copy holds {}",
+            job.chunk.entry.path,
+            job.table,
+            job.chunk.rows
+        );
+        rows += loaded;
+    }
+    Ok(rows)
+}
+
+/// Restores copy `listing` from `storage` into the database `source` names.
+pub fn restore(
+    source: &DbSource,
+    timeout: Duration,
+    storage: &dyn Storage,
+    listing: &Listing,
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<RestoreReport> {
+    let summary = listing
+        .archive
+        .as_ref()
+        .context("the listing does not name its archive")?;
+    let mut control = connect(source, timeout)?;
+    let live: String = control
+        .query_first::<Option<String>, _>("SELECT DATABASE()")?
+        .flatten()
+        .ok_or_else(|| anyhow!("the database address names no database"))?;
+    let (stage, undo) = side_databases(&live);
+    let charset: Option<String> = control.exec_first(
+        "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (&live,),
+    )?;
+    control.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&stage)))?;
+    control.query_drop(format!(
+        "CREATE DATABASE {} CHARACTER SET {}",
+        quote_ident(&stage),
+        charset.unwrap_or_else(|| "utf8mb4".into())
+    ))?;
+    let guard = StageGuard {
+        conn: &mut control,
+        stage: stage.clone(),
+    };
+
+    progress("stage", 0);
+    guard
+        .conn
+        .query_drop(format!("USE {}", quote_ident(&stage)))?;
+    for t in &listing.tables {
+        guard.conn.query_drop(&t.create).with_context(|| {
+            format!(
+                "failed to create table `{}` in the staging database",
+                t.name
+            )
+        })?;
+    }
+    guard
+        .conn
+        .query_drop(format!("USE {}", quote_ident(&live)))?;
+
+    // Chunks by entry path, with their table.
+    let mut chunks: HashMap<&str, (&str, String, &Chunk)> = HashMap::new();
+    for t in &listing.tables {
+        let columns = t
+            .columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for c in &t.chunks {
+            chunks.insert(&c.entry.path, (t.name.as_str(), columns.clone(), c));
+        }
+    }
+    let schema_entries: HashMap<&str, &archive::Entry> = listing
+        .tables
+        .iter()
+        .map(|t| (t.schema_entry.path.as_str(), &t.schema_entry))
+        .chain(
+            listing
+                .definitions
+                .iter()
+                .map(|d| (d.entry.path.as_str(), &d.entry)),
+        )
+        .collect();
+
+    let threads = opts.threads.max(1);
+    let (tx, rx) = sync_channel::<LoadJob>(threads * 2);
+    let rx = Arc::new(Mutex::new(rx));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let conn = connect(source, timeout);
+            let (rx, stage) = (Arc::clone(&rx), stage.clone());
+            std::thread::spawn(move || loader(conn?, &stage, rx))
+        })
+        .collect();
+    let total_rows = listing.rows().max(1);
+    let mut sent_rows = 0u64;
+    let mut seen = HashSet::new();
+    let read = storage
+        .open(&summary.object)
+        .with_context(|| {
+            format!(
+                "failed to read {} from {}",
+                summary.object,
+                storage.describe()
+            )
+        })
+        .and_then(|reader| {
+            archive::read_entries(reader, |entry| {
+                if let Some((table, columns, chunk)) = chunks.get(entry.path.as_str()) {
+                    check_entry(&chunk.entry, &entry)?;
+                    seen.insert(entry.path.clone());
+                    sent_rows += chunk.rows;
+                    progress("load", (sent_rows * 100 / total_rows).min(99) as u32);
+                    tx.send(LoadJob {
+                        table: table.to_string(),
+                        columns: columns.clone(),
+                        chunk: (*chunk).clone(),
+                        data: entry.data,
+                    })
+                    .map_err(|_| anyhow!("the loaders stopped"))?;
+                } else if let Some(expected) = schema_entries.get(entry.path.as_str()) {
+                    check_entry(expected, &entry)?;
+                }
+                Ok(())
+            })
+        });
+    drop(tx);
+    let mut loaded = 0;
+    let mut failure = read.err();
+    for h in handles {
+        match h.join() {
+            Ok(Ok(rows)) => loaded += rows,
+            Ok(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            Err(_) => {
+                failure.get_or_insert(anyhow!("a loader panicked"));
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.context("the restore failed before touching the live database"));
+    }
+    anyhow::ensure!(
+        seen.len() == chunks.len(),
+        "the archive lacks {} data chunks",
+        chunks.len() - seen.len()
+    );
+    for t in &listing.tables {
+        let count: Option<u64> = guard.conn.query_first(format!(
+            "SELECT COUNT(*) FROM {}.{}",
+            quote_ident(&stage),
+            quote_ident(&t.name)
+        ))?;
+        anyhow::ensure!(
+            count == Some(t.rows),
+            "staged table `{}` has {count:?} rows, the copy {}",
+            t.name,
+            t.rows
+        );
+    }
+    progress("apply", 0);
+    let undo_db = match opts.behavior {
+        Behavior::Edit => {
+            swap(guard.conn, listing, &live, &stage, &undo)?;
+            Some(undo)
+        }
+        Behavior::Skip => {
+            merge(guard.conn, listing, &live, &stage)?;
+            None
+        }
+    };
+    drop(guard);
+    progress("done", 100);
+    Ok(RestoreReport {
+        tables: listing.tables.len(),
+        rows: loaded,
+        undo: undo_db,
+    })
+}
+
+/// Base tables of `database`, except the plugin's.
+fn base_tables(c: &mut Conn, database: &str) -> Result<HashSet<String>> {
+    let names: Vec<String> = c.exec(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+        (database,),
+    )?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !n.starts_with(TABLE_PREFIX))
+        .collect())
+}
+
+/// Triggers of `database` on the given tables: (name, table, sql_mode, create).
+fn triggers(
+    c: &mut Conn,
+    database: &str,
+    tables: &HashSet<String>,
+) -> Result<Vec<(String, String, String, String)>> {
+    let names: Vec<(String, String)> = c.exec(
+        "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?",
+        (database,),
+    )?;
+    let mut out = Vec::new();
+    for (name, table) in names {
+        if tables.contains(&table) {
+            let row: Option<mysql::Row> = c.query_first(format!(
+                "SHOW CREATE TRIGGER {}.{}",
+                quote_ident(database),
+                quote_ident(&name)
+            ))?;
+            let row = row.context("a trigger vanished")?;
+            let text = |i| match row.as_ref(i) {
+                Some(mysql::Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                _ => String::new(),
+            };
+            out.push((name, table, text(1), text(2)));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs a CREATE under the sql_mode it was defined with, in `database`.
+fn create_object(c: &mut Conn, database: &str, sql_mode: &str, create: &str) -> Result<()> {
+    c.query_drop(format!("USE {}", quote_ident(database)))?;
+    c.exec_drop("SET SESSION sql_mode = ?", (sql_mode,))?;
+    let result = c.query_drop(create);
+    c.query_drop("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")?;
+    result.map_err(Into::into)
+}
+
+/// edit: the atomic swap, then the copy's other objects; reversed on failure.
+fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) -> Result<()> {
+    let live_tables = base_tables(c, live)?;
+    let copy_tables: HashSet<String> = listing.tables.iter().map(|t| t.name.clone()).collect();
+    let moved: HashSet<String> = live_tables.intersection(&copy_tables).cloned().collect();
+    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(undo)))?;
+    c.query_drop(format!("CREATE DATABASE {}", quote_ident(undo)))?;
+    // RENAME TABLE cannot move a table with triggers to another database.
+    let old_triggers = triggers(c, live, &moved)?;
+    for (name, ..) in &old_triggers {
+        c.query_drop(format!(
+            "DROP TRIGGER {}.{}",
+            quote_ident(live),
+            quote_ident(name)
+        ))?;
+    }
+    let q = |db: &str, t: &str| format!("{}.{}", quote_ident(db), quote_ident(t));
+    let mut renames: Vec<String> = moved
+        .iter()
+        .map(|t| format!("{} TO {}", q(live, t), q(undo, t)))
+        .collect();
+    renames.extend(
+        copy_tables
+            .iter()
+            .map(|t| format!("{} TO {}", q(stage, t), q(live, t))),
+    );
+    if let Err(e) = c.query_drop(format!("RENAME TABLE {}", renames.join(", "))) {
+        for (_, _, mode, create) in &old_triggers {
+            let _ = create_object(c, live, mode, create);
+        }
+        return Err(
+            anyhow::Error::from(e).context("the swap of tables failed; nothing was changed")
+        );
+    }
+    let objects = create_definitions(c, listing, live);
+    if let Err(e) = objects {
+        // Put everything back as it was: the copy's triggers that were
+        // created must go first, or the tables cannot move.
+        if let Ok(new_triggers) = triggers(c, live, &copy_tables) {
+            for (name, ..) in new_triggers {
+                let _ = c.query_drop(format!(
+                    "DROP TRIGGER {}.{}",
+                    quote_ident(live),
+                    quote_ident(&name)
+                ));
+            }
+        }
+        let mut back: Vec<String> = copy_tables
+            .iter()
+            .map(|t| format!("{} TO {}", q(live, t), q(stage, t)))
+            .collect();
+        back.extend(
+            moved
+                .iter()
+                .map(|t| format!("{} TO {}", q(undo, t), q(live, t))),
+        );
+        let undone = c.query_drop(format!("RENAME TABLE {}", back.join(", ")));
+        for (_, _, mode, create) in &old_triggers {
+            let _ = create_object(c, live, mode, create);
+        }
+        return match undone {
+            Ok(()) => Err(e.context("the copy's views, triggers or routines failed; the swap was reversed")),
+            Err(u) => Err(e.context(format!(
+                "the copy's objects failed AND reversing the swap failed ({u}); the old tables are in `{undo}`"
+            ))),
+        };
+    }
+    c.query_drop(format!("USE {}", quote_ident(live)))?;
+    log::info!(
+        "restore swapped {} tables; the replaced ones are kept in `{undo}`",
+        copy_tables.len()
+    );
+    Ok(())
+}
+
+/// The copy's views, triggers, routines and events, replacing live ones of
+/// the same name.
+fn create_definitions(c: &mut Conn, listing: &Listing, live: &str) -> Result<()> {
+    let q = |n: &str| format!("{}.{}", quote_ident(live), quote_ident(n));
+    for d in &listing.definitions {
+        let drop = match d.kind.as_str() {
+            "view" => format!("DROP VIEW IF EXISTS {}", q(&d.name)),
+            "trigger" => format!("DROP TRIGGER IF EXISTS {}", q(&d.name)),
+            "procedure" => format!("DROP PROCEDURE IF EXISTS {}", q(&d.name)),
+            "function" => format!("DROP FUNCTION IF EXISTS {}", q(&d.name)),
+            "event" => format!("DROP EVENT IF EXISTS {}", q(&d.name)),
+            other => bail!("unknown object kind `{other}` in the copy"),
+        };
+        c.query_drop(drop)?;
+    }
+    // Views may depend on each other: create in passes until none is left.
+    let mut pending: Vec<_> = listing.definitions.iter().collect();
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut last_error = None;
+        for d in pending.iter().copied() {
+            let mode = if d.kind == "view" {
+                "NO_ENGINE_SUBSTITUTION"
+            } else {
+                d.sql_mode.as_str()
+            };
+            if let Err(e) = create_object(c, live, mode, &d.create) {
+                last_error = Some(e.context(format!("failed to create {} `{}`", d.kind, d.name)));
+                failed.push(d);
+            }
+        }
+        if failed.len() == pending.len() {
+            return Err(last_error.unwrap_or_else(|| anyhow!("objects could not be created")));
+        }
+        pending = failed;
+    }
+    Ok(())
+}
+
+/// skip: add the copy's missing rows, all tables in one transaction.
+fn merge(c: &mut Conn, listing: &Listing, live: &str, stage: &str) -> Result<()> {
+    let live_tables = base_tables(c, live)?;
+    c.query_drop(format!("USE {}", quote_ident(live)))?;
+    for t in &listing.tables {
+        if !live_tables.contains(&t.name) {
+            c.query_drop(&t.create)
+                .with_context(|| format!("failed to create missing table `{}`", t.name))?;
+        }
+    }
+    let mut tx = c.start_transaction(mysql::TxOpts::default())?;
+    for t in &listing.tables {
+        let cols = t
+            .columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tx.query_drop(format!(
+            "INSERT IGNORE INTO {}.{} ({cols}) SELECT {cols} FROM {}.{}",
+            quote_ident(live),
+            quote_ident(&t.name),
+            quote_ident(stage),
+            quote_ident(&t.name)
+        ))
+        .with_context(|| format!("failed to add the missing rows of `{}`", t.name))?;
+    }
+    tx.commit()?;
+    let existing: HashSet<(String, String)> = {
+        let rows: Vec<(String, String)> = c.exec(
+            "SELECT 'view', TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?
+             UNION ALL SELECT 'trigger', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?
+             UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?
+             UNION ALL SELECT 'event', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?",
+            (live, live, live, live),
+        )?;
+        rows.into_iter().collect()
+    };
+    for d in &listing.definitions {
+        if !existing.contains(&(d.kind.clone(), d.name.clone())) {
+            let mode = if d.kind == "view" {
+                "NO_ENGINE_SUBSTITUTION"
+            } else {
+                d.sql_mode.as_str()
+            };
+            create_object(c, live, mode, &d.create)
+                .with_context(|| format!("failed to create {} `{}`", d.kind, d.name))?;
+        }
+    }
+    c.query_drop(format!("USE {}", quote_ident(live)))?;
+    Ok(())
+}
