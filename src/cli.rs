@@ -90,7 +90,14 @@ struct CallArgs {
 #[derive(Subcommand, Debug)]
 enum BackupCommand {
     /// Take a copy now.
-    Create,
+    Create {
+        /// Of this plan (its storage, tables and files; its retention after).
+        #[arg(long)]
+        plan: Option<u64>,
+        /// To this storage (default: the plan's, else the configured directory).
+        #[arg(long)]
+        storage: Option<u64>,
+    },
     /// The copies in the catalog, newest first.
     List,
     /// Check every byte of a copy against its listing (the database is not touched).
@@ -266,6 +273,21 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
         }
         Command::Cron => {
             let mut db = open_db(config)?;
+            // Backup plans first: a due plan starts in the background.
+            if !config.mgrdir.join("etc/billmgr.DoNothing").exists() && !jobs::busy(&mut db)? {
+                if let Some(plan) = jobs::due_plans(&mut db)?.first() {
+                    crate::background::spawn(
+                        config,
+                        &[
+                            "backup".into(),
+                            "create".into(),
+                            "--plan".into(),
+                            plan.to_string(),
+                        ],
+                    )?;
+                    eprintln!("backup plan {plan} is due: started");
+                }
+            }
             let report = scheduler::tick(config, &mut db)?;
             if report.paused {
                 eprintln!("maintenance mode (etc/billmgr.DoNothing): nothing started");
@@ -303,15 +325,19 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
 
 /// `billmgr-ops backup ...`. Exit status 3: another backup or restore runs.
 fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
-    let settings = jobs::Settings::from_config(config);
     let source = config.db.clone().context("no database configured")?;
     let result = match command {
-        BackupCommand::Create => jobs::take_copy(config, &source, &settings).map(|row| {
-            eprintln!(
-                "copy {} (id {}): {} bytes, {} rows",
-                row.name, row.id, row.size, row.rows
-            );
-        }),
+        BackupCommand::Create { plan, storage } => {
+            let mut db = open_db(config)?;
+            let settings = jobs::Settings::resolve(config, &mut db, plan, storage)?;
+            drop(db);
+            jobs::take_copy(config, &source, &settings).map(|row| {
+                eprintln!(
+                    "copy {} (id {}): {} bytes, {} rows",
+                    row.name, row.id, row.size, row.rows
+                );
+            })
+        }
         BackupCommand::List => {
             let mut db = open_db(config)?;
             let mut out = std::io::stdout().lock();
@@ -337,6 +363,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Verify { copy } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
+            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
             jobs::verify_copy(&settings, &row.name).map(|r| {
                 eprintln!(
                     "copy {}: ok ({} entries, {} chunks, {} rows, {} bytes)",
@@ -347,6 +374,8 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Restore { copy, behavior } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
+            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            drop(db);
             let behavior =
                 restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
             let mut progress =
@@ -364,10 +393,12 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
+            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
             jobs::delete_copy(&mut db, &settings, &row, clean_storage)
         }
         BackupCommand::Rescan => {
             let mut db = open_db(config)?;
+            let settings = jobs::Settings::resolve(config, &mut db, None, None)?;
             jobs::rescan(&mut db, &settings).map(|n| eprintln!("{n} copies added to the catalog"))
         }
     };

@@ -22,6 +22,7 @@
 //! - `<mgrdir>/var/billmgr-ops.log`: the log ([`logging`]).
 //! - Tables `billmgrops_*` in the billing database ([`db::migrate`]).
 
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -474,3 +474,309 @@ fn delete_and_rescan() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no copy `no-such-copy`"));
 }
+
+// --- The panel functions -------------------------------------------------
+
+fn wait_for_copies(f: &Fixture, state: &str, n: usize) {
+    wait_until(60, &format!("{n} copies {state}"), || {
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_backup WHERE state = '{state}'"
+        )) == n.to_string()
+    });
+}
+
+#[test]
+fn the_panel_lists_copies_with_their_state() {
+    let f = fixture(10);
+    let name = f.copy();
+    f.db.exec("INSERT INTO billmgrops_backup (name, storage, state, created, reason) VALUES ('broken', 'default', 'failed', NOW() - INTERVAL 1 DAY, 'disk full')");
+    let out = f.panel.call("billmgr.backup").run();
+    let rows = out.rows();
+    assert_eq!(out.value("p_elems"), "2");
+    assert_eq!(
+        crate::harness::cell(&rows[0], "state"),
+        "state_ok",
+        "newest first"
+    );
+    let size: f64 = crate::harness::cell(&rows[0], "size").parse().unwrap();
+    let bytes: f64 =
+        f.db.scalar(&format!(
+            "SELECT size FROM billmgrops_backup WHERE name = '{name}'"
+        ))
+        .parse()
+        .unwrap();
+    assert!((size - bytes / 1_048_576.0).abs() < 0.06);
+    assert_eq!(crate::harness::cell(&rows[1], "reason"), "disk full");
+    assert_eq!(rows[1].get_attr("color"), Some("red"));
+    let sorted = f
+        .panel
+        .call("billmgr.backup")
+        .param("p_sort", "size")
+        .param("p_order", "asc")
+        .run()
+        .rows();
+    assert_eq!(crate::harness::cell(&sorted[0], "state"), "state_failed");
+}
+
+#[test]
+fn the_panel_starts_a_copy_in_the_background_one_at_a_time() {
+    let f = fixture(10);
+    let out = f
+        .panel
+        .call("billmgr.backup.create")
+        .param("sok", "ok")
+        .run();
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    wait_for_copies(&f, "ok", 1);
+    let out = f
+        .panel
+        .call("billmgr.backup.create")
+        .param("sok", "ok")
+        .param("plan", "999")
+        .run();
+    assert_eq!(out.error_type(), ("missed".into(), "plan".into()));
+    let mut holder = f.db.conn();
+    let lock = format!("billmgrops.backup.{}", f.db.name);
+    let _: Option<i64> = holder
+        .exec_first("SELECT GET_LOCK(?, 0)", (&lock,))
+        .unwrap();
+    let out = f
+        .panel
+        .call("billmgr.backup.create")
+        .param("sok", "ok")
+        .run();
+    assert_eq!(out.error_type().0, "backup_running");
+    drop(holder);
+}
+
+#[test]
+fn the_panel_restores_a_copy_in_the_background() {
+    let f = fixture(20);
+    let name = f.copy();
+    let id = f.db.scalar(&format!(
+        "SELECT id FROM billmgrops_backup WHERE name = '{name}'"
+    ));
+    let form = f
+        .panel
+        .call("backups.restore")
+        .param("elid", &id)
+        .run()
+        .doc();
+    assert_eq!(form.find("name").unwrap().text_content(), name);
+    assert!(form
+        .find_all("slist")
+        .any(|s| s.get_attr("name") == Some("behavior")));
+    let before = f.checksums();
+    f.db.exec("DELETE FROM payment");
+    let out = f
+        .panel
+        .call("backups.restore")
+        .param("elid", &id)
+        .param("sok", "ok")
+        .param("behavior", "edit")
+        .run();
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    wait_until(60, "the restore", || f.checksums() == before);
+    let out = f
+        .panel
+        .call("backups.restore")
+        .param("elid", &id)
+        .param("sok", "ok")
+        .param("behavior", "merge")
+        .run();
+    assert_eq!(out.error_type(), ("value".into(), "behavior".into()));
+    f.db.exec("INSERT INTO billmgrops_backup (name, storage, state, created) VALUES ('half', 'default', 'failed', NOW())");
+    let failed =
+        f.db.scalar("SELECT id FROM billmgrops_backup WHERE name = 'half'");
+    let out = f
+        .panel
+        .call("backups.restore")
+        .param("elid", &failed)
+        .param("sok", "ok")
+        .run();
+    assert_eq!(out.error_type().0, "copy_state");
+    let out = f
+        .panel
+        .call("backups.restore")
+        .param("elid", "424242")
+        .run();
+    assert_eq!(out.error_type(), ("missed".into(), "backup".into()));
+}
+
+#[test]
+fn the_panel_deletes_copies_all_or_nothing() {
+    let f = fixture(5);
+    let a = f.copy();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b = f.copy();
+    let id = |n: &str| {
+        f.db.scalar(&format!(
+            "SELECT id FROM billmgrops_backup WHERE name = '{n}'"
+        ))
+    };
+    let out = f
+        .panel
+        .call("backups.delete")
+        .param("elid", &format!("{}, 999999", id(&a)))
+        .run();
+    assert_eq!(out.error_type(), ("missed".into(), "backup".into()));
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup"), "2");
+    let out = f
+        .panel
+        .call("backups.delete")
+        .param("elid", &format!("{}, {}", id(&a), id(&b)))
+        .param("clean_storages", "on")
+        .run();
+    assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup"), "0");
+    assert_eq!(std::fs::read_dir(f.dir()).unwrap().count(), 0);
+}
+
+#[test]
+fn setup_creates_a_storage_and_a_plan_whose_retention_and_schedule_work() {
+    let f = fixture(5);
+    let setup = |params: &[(&str, &str)]| {
+        let mut c = f.panel.call("billmgr.backup.setup").param("sok", "ok");
+        for (k, v) in params {
+            c = c.param(k, v);
+        }
+        c.run()
+    };
+    let good: &[(&str, &str)] = &[
+        ("storage_name", "nightly-disk"),
+        ("storage_kind", "local"),
+        ("path", "var/plan-copies"),
+        ("plan_name", "nightly"),
+        ("schedule", "daily"),
+        ("at_time", "00:00"),
+        ("keep_count", "2"),
+    ];
+    assert_eq!(
+        setup(&[
+            ("storage_name", "x"),
+            ("path", "p"),
+            ("plan_name", "y"),
+            ("at_time", "25:00")
+        ])
+        .error_type(),
+        ("value".into(), "at_time".into())
+    );
+    assert_eq!(
+        setup(&[
+            ("storage_name", "x"),
+            ("path", "p"),
+            ("plan_name", "y"),
+            ("schedule", "weekly")
+        ])
+        .error_type()
+        .0,
+        "empty"
+    );
+    assert_eq!(
+        setup(&[
+            ("storage_name", "x"),
+            ("path", "../../etc"),
+            ("plan_name", "y")
+        ])
+        .error_type(),
+        ("value".into(), "path".into())
+    );
+    assert!(setup(good).doc().find("ok").is_some());
+    assert_eq!(
+        setup(good).error_type(),
+        ("exists".into(), "storage_name".into())
+    );
+    let plan =
+        f.db.scalar("SELECT id FROM billmgrops_plan WHERE name = 'nightly'");
+
+    // Due now (never ran, 00:00 has passed): cron starts it in the background.
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&tick.stderr).contains(&format!("backup plan {plan} is due")),
+        "{}",
+        String::from_utf8_lossy(&tick.stderr)
+    );
+    wait_for_copies(&f, "ok", 1);
+    assert_ne!(
+        f.db.scalar(&format!(
+            "SELECT last_run FROM billmgrops_plan WHERE id = {plan}"
+        )),
+        ""
+    );
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tick.stderr).contains("is due"),
+        "ran once today"
+    );
+
+    // Retention: keep 2.
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        f.ok(&["create", "--plan", &plan]);
+    }
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_backup WHERE plan = {plan}"
+        )),
+        "2"
+    );
+    let dir = f.panel.mgrdir().join("var/plan-copies");
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        4,
+        "two archives and two listings"
+    );
+    let newest = f.db.scalar(&format!(
+        "SELECT name FROM billmgrops_backup WHERE plan = {plan} ORDER BY id DESC LIMIT 1"
+    ));
+    assert!(dir.join(format!("{newest}.tar")).exists());
+}
+
+#[test]
+fn settings_are_saved_dropped_and_the_catalog_rescanned() {
+    let f = fixture(5);
+    let name = f.copy();
+    let form = f.panel.call("billmgr.backup.settings").run().doc();
+    assert_eq!(form.find("compression").unwrap().text_content(), "3");
+    let save = |compression: &str| {
+        f.panel
+            .call("billmgr.backup.settings")
+            .param("sok", "ok")
+            .param("path", "var/billmgr-ops/backup")
+            .param("threads", "2")
+            .param("compression", compression)
+            .param("files", "etc")
+            .param("lock_timeout", "5")
+            .run()
+    };
+    assert_eq!(
+        save("99").error_type(),
+        ("value".into(), "compression".into())
+    );
+    assert!(save("5").doc().find("ok").is_some());
+    assert_eq!(
+        f.db.scalar("SELECT value FROM billmgrops_setting WHERE name = 'BackupCompression'"),
+        "5"
+    );
+    let out = f
+        .panel
+        .call("billmgr.backup.settings")
+        .param("sok", "ok")
+        .param("dropsettings", "on")
+        .run();
+    assert!(out.doc().find("ok").is_some());
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup"), "0");
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_setting"), "0");
+    assert!(
+        f.dir().join(format!("{name}.tar")).exists(),
+        "copies stay on the storage"
+    );
+    let out = f
+        .panel
+        .call("billmgr.backup.settings")
+        .param("sok", "ok")
+        .param("clicked_button", "rescan")
+        .run();
+    assert!(out.doc().find("ok").is_some());
+    assert_eq!(f.db.scalar("SELECT name FROM billmgrops_backup"), name);
+}

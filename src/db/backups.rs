@@ -21,10 +21,11 @@ pub struct CopyRow {
     pub size: u64,
     pub rows: u64,
     pub encrypted: bool,
+    pub plan: Option<u64>,
+    pub storage_id: Option<u64>,
 }
 
-const COLUMNS: &str =
-    "id, name, storage, state, phase, percent, reason, created, size, rows_count, encrypted";
+const COLUMNS: &str = "id, name, storage, state, phase, percent, reason, created, size, rows_count, encrypted, plan, storage_id";
 
 fn row(r: &mysql::Row) -> CopyRow {
     let num = |i| cell_text(r, i).parse::<u64>().unwrap_or(0);
@@ -40,6 +41,8 @@ fn row(r: &mysql::Row) -> CopyRow {
         size: num(8),
         rows: num(9),
         encrypted: num(10) != 0,
+        plan: cell_text(r, 11).parse().ok(),
+        storage_id: cell_text(r, 12).parse().ok(),
     }
 }
 
@@ -86,6 +89,16 @@ pub fn start(db: &mut Db, name: &str, storage: &str, created: &str, runner: &str
         )
         .context("failed to register the copy")?;
     Ok(db.conn().last_insert_id())
+}
+
+/// Which plan and storage a copy belongs to.
+pub fn set_origin(db: &mut Db, id: u64, plan: Option<u64>, storage: Option<u64>) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_backup SET plan = ?, storage_id = ? WHERE id = ?",
+            (plan, storage, id),
+        )
+        .context("failed to record the copy's plan")
 }
 
 pub fn progress(db: &mut Db, id: u64, phase: &str, percent: u32) -> Result<()> {
@@ -154,4 +167,33 @@ pub fn delete(db: &mut Db, id: u64) -> Result<()> {
     db.conn()
         .exec_drop("DELETE FROM billmgrops_backup WHERE id = ?", (id,))
         .with_context(|| format!("failed to delete copy {id} from the catalog"))
+}
+
+/// Sort keys of the copies list and their SQL.
+pub const COPY_SORTS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("date", "created"),
+    ("size", "size"),
+    ("storage", "storage"),
+    ("state", "CAST(state AS CHAR)"),
+];
+
+/// A page of the catalog, newest first by default, and the total.
+pub fn page(db: &mut Db, page: &super::Page<'_>) -> Result<(Vec<CopyRow>, u64)> {
+    let total: u64 = db
+        .conn()
+        .query_first("SELECT COUNT(*) FROM billmgrops_backup")?
+        .unwrap_or(0);
+    let mut page = *page;
+    if page.sort.is_none() {
+        page.descending = !page.descending;
+    }
+    let rows: Vec<mysql::Row> = db
+        .conn()
+        .query(format!(
+            "SELECT {COLUMNS} FROM billmgrops_backup {}",
+            page.clause(COPY_SORTS, "created", "id")?
+        ))
+        .context("failed to list backup copies")?;
+    Ok((rows.iter().map(row).collect(), total))
 }

@@ -72,8 +72,9 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 2,
-        name: "catalog of backup copies",
-        statements: &["CREATE TABLE IF NOT EXISTS billmgrops_backup (
+        name: "backup copies, storages, plans and settings",
+        statements: &[
+            "CREATE TABLE IF NOT EXISTS billmgrops_backup (
             id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             name VARCHAR(128) NOT NULL,
             storage VARCHAR(255) NOT NULL,
@@ -88,9 +89,38 @@ pub const MIGRATIONS: &[Migration] = &[
             rows_count BIGINT NULL,
             encrypted TINYINT NOT NULL DEFAULT 0,
             runner VARCHAR(255) NULL,
+            plan INT NULL,
+            storage_id INT NULL,
             UNIQUE KEY name (name),
             KEY created (created)
-        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"],
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            "CREATE TABLE IF NOT EXISTS billmgrops_storage (
+            id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            name VARCHAR(255) NOT NULL,
+            kind VARCHAR(16) NOT NULL DEFAULT 'local',
+            location TEXT NOT NULL,
+            created DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            UNIQUE KEY name (name)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            "CREATE TABLE IF NOT EXISTS billmgrops_plan (
+            id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            name VARCHAR(255) NOT NULL,
+            storage INT NOT NULL,
+            schedule ENUM('daily','weekly','off') NOT NULL DEFAULT 'daily',
+            at_time CHAR(5) NOT NULL DEFAULT '03:00',
+            days VARCHAR(32) NOT NULL DEFAULT '',
+            keep_count INT NULL,
+            keep_size_mib BIGINT NULL,
+            exclude_tables TEXT NULL,
+            files TEXT NULL,
+            last_run DATETIME NULL,
+            UNIQUE KEY name (name)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            "CREATE TABLE IF NOT EXISTS billmgrops_setting (
+            name VARCHAR(64) NOT NULL PRIMARY KEY,
+            value TEXT NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
     },
 ];
 

@@ -7,6 +7,7 @@
 //! no foreign keys to BILLmanager's tables, so a restore that swaps
 //! BILLmanager's tables never drags the plugin's state along.
 
+pub mod backupconf;
 pub mod backups;
 pub mod filter;
 pub mod migrate;

@@ -23,8 +23,8 @@ use crate::db::{quote_ident, Db};
 /// Options of `dev seed`.
 #[derive(Args, Debug, Clone)]
 pub struct SeedOptions {
-    /// Number of clients; everything else scales with it (about 25 KB of
-    /// data per client: 40,000 clients is roughly 1 GB).
+    /// Number of clients; everything else scales with it (about 12 KB of
+    /// data and indexes per client: 90,000 clients is roughly 1 GB).
     #[arg(long, default_value_t = 200)]
     pub clients: u64,
     /// Seed of the generator; the same seed gives the same data.

@@ -14,9 +14,12 @@ use mysql::prelude::Queryable;
 use super::archive::{self, Listing};
 use super::dump::{self, DumpOptions, Phase};
 use super::restore::{self, Behavior, RestoreOptions, RestoreReport};
+use super::retention::{self, Kept, Limits};
+use super::schedule::Schedule;
 use super::verify::{self, VerifyReport};
 use crate::clock;
 use crate::config::{Config, DbSource};
+use crate::db::backupconf::{self, PlanRow, StorageRow};
 use crate::db::backups::{self, CopyRow};
 use crate::db::{quote_ident, runstate, Db};
 use crate::storage::local::LocalStorage;
@@ -46,52 +49,65 @@ impl fmt::Display for NoSuchCopy {
 
 impl std::error::Error for NoSuchCopy {}
 
-/// Backup settings from the configuration.
+/// Everything a job needs to know: where copies go and how they are taken.
 pub struct Settings {
-    pub storage: LocalStorage,
+    pub storage: Box<dyn Storage>,
+    /// The storage's id in `billmgrops_storage`; `None` for the default
+    /// directory of the config file.
+    pub storage_id: Option<u64>,
     pub storage_name: String,
+    pub plan: Option<PlanRow>,
     pub dump: DumpOptions,
     pub restore_threads: usize,
 }
 
+/// A configured storage, opened.
+pub fn open_storage(config: &Config, row: &StorageRow) -> Result<Box<dyn Storage>> {
+    match row.kind.as_str() {
+        "local" => Ok(Box::new(LocalStorage::new(absolute(config, &row.location)))),
+        other => anyhow::bail!("storage `{}` is of unknown kind `{other}`", row.name),
+    }
+}
+
+fn absolute(config: &Config, path: &str) -> PathBuf {
+    if path.starts_with('/') {
+        PathBuf::from(path)
+    } else {
+        config.mgrdir.join(path)
+    }
+}
+
 impl Settings {
+    /// From the config file alone: the default storage, default options.
     pub fn from_config(config: &Config) -> Settings {
-        let dir = config
-            .value("BackupDir")
-            .unwrap_or("var/billmgr-ops/backup");
-        let dir = if dir.starts_with('/') {
-            PathBuf::from(dir)
-        } else {
-            config.mgrdir.join(dir)
-        };
+        Settings::build(config, &|key| config.value(key).map(str::to_string))
+    }
+
+    fn build(config: &Config, get: &dyn Fn(&str) -> Option<String>) -> Settings {
+        let dir = get("BackupDir").unwrap_or_else(|| "var/billmgr-ops/backup".into());
+        let dir = absolute(config, &dir);
         let number = |key: &str, default: u64| {
-            config
-                .value(key)
+            get(key)
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(default)
         };
         let list = |key: &str, default: &str| -> Vec<String> {
-            config
-                .value(key)
-                .unwrap_or(default)
+            get(key)
+                .unwrap_or_else(|| default.into())
                 .split_whitespace()
                 .map(str::to_string)
                 .collect()
         };
         let files = list("BackupFiles", "etc")
-            .into_iter()
-            .map(|p| {
-                if p.starts_with('/') {
-                    PathBuf::from(p)
-                } else {
-                    config.mgrdir.join(p)
-                }
-            })
+            .iter()
+            .map(|p| absolute(config, p))
             .collect();
         let threads = number("BackupThreads", 2).clamp(1, 32) as usize;
         Settings {
-            storage_name: format!("local:{}", dir.display()),
-            storage: LocalStorage::new(dir),
+            storage_name: "default".into(),
+            storage_id: None,
+            storage: Box::new(LocalStorage::new(dir)),
+            plan: None,
             dump: DumpOptions {
                 threads,
                 compression_level: number("BackupCompression", 3).clamp(1, 19) as i32,
@@ -103,7 +119,85 @@ impl Settings {
             restore_threads: threads,
         }
     }
+
+    /// The config file, overridden by the module settings saved in the
+    /// database, then by a plan (its storage, tables and files) or a storage.
+    pub fn resolve(
+        config: &Config,
+        db: &mut Db,
+        plan: Option<u64>,
+        storage: Option<u64>,
+    ) -> Result<Settings> {
+        let mut saved = std::collections::HashMap::new();
+        for key in SETTING_KEYS {
+            if let Some(v) = backupconf::setting(db, key)? {
+                saved.insert(*key, v);
+            }
+        }
+        let mut settings = Settings::build(config, &|key| {
+            saved
+                .get(key)
+                .cloned()
+                .or_else(|| config.value(key).map(str::to_string))
+        });
+        let plan = match plan {
+            Some(id) => Some(backupconf::plan(db, id)?.ok_or(NoSuchObject("plan", id))?),
+            None => None,
+        };
+        let storage = storage.or(plan.as_ref().map(|p| p.storage));
+        if let Some(id) = storage {
+            let row = backupconf::storage(db, id)?.ok_or(NoSuchObject("storage", id))?;
+            settings.storage = open_storage(config, &row)?;
+            settings.storage_id = Some(row.id);
+            settings.storage_name = row.name;
+        }
+        if let Some(p) = &plan {
+            if !p.exclude_tables.trim().is_empty() {
+                settings.dump.exclude_tables = p
+                    .exclude_tables
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect();
+            }
+            if !p.files.trim().is_empty() {
+                settings.dump.files = p
+                    .files
+                    .split_whitespace()
+                    .map(|f| absolute(config, f))
+                    .collect();
+            }
+        }
+        settings.plan = plan;
+        Ok(settings)
+    }
+
+    /// The settings to reach an existing copy (its storage).
+    pub fn for_copy(config: &Config, db: &mut Db, row: &CopyRow) -> Result<Settings> {
+        Settings::resolve(config, db, None, row.storage_id)
+    }
 }
+
+/// Module settings that can be saved in the database (billmgr.backup.settings).
+pub const SETTING_KEYS: &[&str] = &[
+    "BackupDir",
+    "BackupThreads",
+    "BackupCompression",
+    "BackupFiles",
+    "BackupExcludeTables",
+    "BackupLockTimeout",
+];
+
+/// A plan or storage id that does not exist. Callers branch on it.
+#[derive(Debug)]
+pub struct NoSuchObject(pub &'static str, pub u64);
+
+impl fmt::Display for NoSuchObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no {} {}", self.0, self.1)
+    }
+}
+
+impl std::error::Error for NoSuchObject {}
 
 fn lock_name(db: &mut Db) -> Result<String> {
     let name = format!("billmgrops.backup.{}", db.name()?);
@@ -155,6 +249,17 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
             &created,
             &crate::runner::runner_id(),
         )?;
+        backups::set_origin(
+            db,
+            id,
+            settings.plan.as_ref().map(|p| p.id),
+            settings.storage_id,
+        )?;
+        // A plan counts as run when its copy starts: a failing plan is
+        // reported in the catalog, not retried every minute.
+        if let Some(plan) = &settings.plan {
+            backupconf::mark_plan_run(db, plan.id)?;
+        }
         let result = check_space(db, settings).and_then(|()| {
             let mut last = (Instant::now(), Phase::Snapshot);
             let mut report = |phase: Phase, percent: u32| {
@@ -173,7 +278,7 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
                 &settings.dump,
                 &name,
                 (&created, now as u64),
-                &settings.storage,
+                settings.storage.as_ref(),
                 &mut report,
             )
         });
@@ -187,6 +292,9 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
                     listing.tables.len(),
                     listing.rows()
                 );
+                if let Some(plan) = &settings.plan {
+                    apply_retention(db, settings, plan)?;
+                }
             }
             Err(e) => {
                 log::error!("copy {name} failed: {e:#}");
@@ -196,6 +304,40 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
         }
         backups::get(db, id)?.context("the copy vanished from the catalog")
     })
+}
+
+/// Deletes the plan's oldest good copies beyond its limits.
+fn apply_retention(db: &mut Db, settings: &Settings, plan: &PlanRow) -> Result<()> {
+    let limits = Limits {
+        keep_count: plan.keep_count,
+        keep_bytes: plan.keep_size_mib.map(|m| m.saturating_mul(1 << 20)),
+    };
+    if limits == Limits::default() {
+        return Ok(());
+    }
+    let copies: Vec<CopyRow> = backups::list(db)?
+        .into_iter()
+        .filter(|c| c.state == "ok" && c.plan == Some(plan.id))
+        .collect();
+    let kept: Vec<Kept> = copies
+        .iter()
+        .map(|c| Kept {
+            id: c.id,
+            created: c.created.clone(),
+            size: c.size,
+        })
+        .collect();
+    for id in retention::to_delete(&kept, limits) {
+        if let Some(row) = copies.iter().find(|c| c.id == id) {
+            log::info!(
+                "retention of plan `{}`: deleting copy {}",
+                plan.name,
+                row.name
+            );
+            delete_copy(db, settings, row, true)?;
+        }
+    }
+    Ok(())
 }
 
 /// Refuses to start when the storage cannot hold the copy: the database's
@@ -247,8 +389,9 @@ pub fn find(db: &mut Db, copy: &str) -> Result<CopyRow> {
 
 /// Verifies a copy on its storage.
 pub fn verify_copy(settings: &Settings, name: &str) -> Result<VerifyReport> {
-    let listing = read_listing(&settings.storage, name)?;
-    verify::verify(&settings.storage, &listing).with_context(|| format!("copy `{name}` is damaged"))
+    let listing = read_listing(settings.storage.as_ref(), name)?;
+    verify::verify(settings.storage.as_ref(), &listing)
+        .with_context(|| format!("copy `{name}` is damaged"))
 }
 
 /// Restores a copy into the live database.
@@ -262,11 +405,11 @@ pub fn restore_copy(
 ) -> Result<RestoreReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     locked(&mut db, |_| {
-        let listing = read_listing(&settings.storage, name)?;
+        let listing = read_listing(settings.storage.as_ref(), name)?;
         restore::restore(
             source,
             config.db_connect_timeout,
-            &settings.storage,
+            settings.storage.as_ref(),
             &listing,
             &RestoreOptions {
                 threads: settings.restore_threads,
@@ -304,7 +447,7 @@ pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
         let Some(name) = object.name.strip_suffix(".json") else {
             continue;
         };
-        match read_listing(&settings.storage, name) {
+        match read_listing(settings.storage.as_ref(), name) {
             Ok(l) => {
                 let size = l.archive.as_ref().map_or(0, |a| a.size);
                 if backups::register(
@@ -323,4 +466,31 @@ pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
         }
     }
     Ok(added)
+}
+
+/// Is a backup or restore running now?
+pub fn busy(db: &mut Db) -> Result<bool> {
+    let lock = lock_name(db)?;
+    runstate::is_locked(db, &lock)
+}
+
+/// The plans due now, by the database server's clock.
+pub fn due_plans(db: &mut Db) -> Result<Vec<u64>> {
+    let (now, weekday): (String, u32) = db
+        .conn()
+        .query_first("SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s'), WEEKDAY(NOW()) + 1")?
+        .context("no clock")?;
+    Ok(backupconf::plans(db)?
+        .into_iter()
+        .filter(|p| {
+            Schedule::from_plan(&p.schedule, &p.at_time, &p.days).is_some_and(|s| {
+                s.is_due(
+                    Some(p.last_run.as_str()).filter(|l| !l.is_empty()),
+                    &now,
+                    weekday,
+                )
+            })
+        })
+        .map(|p| p.id)
+        .collect())
 }

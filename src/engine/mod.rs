@@ -18,6 +18,8 @@ pub mod archive;
 pub mod dump;
 pub mod jobs;
 pub mod restore;
+pub mod retention;
+pub mod schedule;
 pub mod schema;
 pub mod tsv;
 pub mod verify;

@@ -2,9 +2,10 @@
 //!
 //! 1. The copy's tables are created in a staging database
 //!    (`<db>_bmo_stage`) and its chunks loaded there in parallel with
-//!    `LOAD DATA LOCAL INFILE`, each chunk checked against the listing
-//!    before it is loaded and loaded with zero warnings; then every table's
-//!    row count is checked. Until here the live database is untouched, and
+//!    `LOAD DATA LOCAL INFILE` (one statement per table, fed chunk after
+//!    chunk through ranged reads at the listing's offsets), each chunk
+//!    checked against the listing before it is loaded, every table loaded
+//!    with zero warnings and exactly the listed number of rows. Until here the live database is untouched, and
 //!    any failure just drops the staging database.
 //! 2. `edit`: the live tables are swapped for the staged ones in one atomic
 //!    `RENAME TABLE`; the replaced tables go to `<db>_bmo_undo`, kept as a
@@ -17,8 +18,8 @@
 //! The plugin's own tables (`billmgrops_*`) are never in a copy and never
 //! touched.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::sync_channel;
+use std::collections::HashSet;
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,61 +102,112 @@ impl Drop for StageGuard<'_> {
     }
 }
 
-struct LoadJob {
+/// A table to load: its columns and chunks in order.
+struct TableJob {
     table: String,
     columns: String,
-    chunk: Chunk,
-    data: Vec<u8>,
+    chunks: Vec<Chunk>,
+    rows: u64,
 }
 
+/// Reads, checks and decompresses one table's chunks into `tx`, in order.
+fn feed(
+    storage: &dyn Storage,
+    object: &str,
+    job: &TableJob,
+    tx: SyncSender<Result<Vec<u8>, String>>,
+) {
+    for chunk in &job.chunks {
+        let text = storage
+            .read_range(object, chunk.entry.offset, chunk.entry.size)
+            .and_then(|data| {
+                let entry = archive::ReadEntry {
+                    path: chunk.entry.path.clone(),
+                    offset: chunk.entry.offset,
+                    data,
+                };
+                check_entry(&chunk.entry, &entry)?;
+                check_chunk(&job.table, chunk, &entry.data)
+            });
+        let failed = text.is_err();
+        if tx.send(text.map_err(|e| format!("{e:#}"))).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Loads whole tables, one `LOAD DATA` statement per table fed chunk after
+/// chunk: InnoDB takes its fast bulk path only for the first insert into an
+/// empty table, so a table must not be loaded piecemeal. A feeder thread
+/// fetches each chunk by a ranged read at its listed offset, checks it,
+/// decompresses and checks it again while the server ingests the previous
+/// one; memory holds a few chunks per loader.
 fn loader(
     mut conn: Conn,
     stage: &str,
-    jobs: Arc<Mutex<std::sync::mpsc::Receiver<LoadJob>>>,
+    storage: &dyn Storage,
+    object: &str,
+    jobs: &Mutex<Vec<TableJob>>,
 ) -> Result<u64> {
     conn.query_drop(format!("USE {}", quote_ident(stage)))?;
-    let slot: Arc<Mutex<Vec<u8>>> = Arc::new(Mutex::new(Vec::new()));
-    let feed = Arc::clone(&slot);
-    conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
-        let data = std::mem::take(&mut *feed.lock().expect("slot lock"));
-        std::io::Write::write_all(out, &data)
-    })));
     let mut rows = 0;
     loop {
-        let job = match jobs.lock().expect("job lock").recv() {
-            Ok(job) => job,
-            Err(_) => break,
+        let Some(job) = jobs.lock().expect("job lock").pop() else {
+            break;
         };
-        let text = check_chunk(&job.table, &job.chunk, &job.data)?;
-        *slot.lock().expect("slot lock") = text;
-        conn.query_drop(format!(
-            "LOAD DATA LOCAL INFILE 'chunk' INTO TABLE {} CHARACTER SET binary
-             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
-            quote_ident(&job.table),
-            job.columns
-        ))
-        .with_context(|| {
-            format!(
-                "failed to load `{}` into `{}`",
-                job.chunk.entry.path, job.table
-            )
-        })?;
+        if job.chunks.is_empty() {
+            continue;
+        }
+        let (tx, rx) = sync_channel::<Result<Vec<u8>, String>>(2);
+        let rx = Arc::new(Mutex::new(rx));
+        let from_feeder = Arc::clone(&rx);
+        let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let failed = Arc::clone(&failure);
+        conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
+            let rx = from_feeder.lock().expect("feed lock");
+            while let Ok(text) = rx.recv() {
+                match text {
+                    Ok(text) => std::io::Write::write_all(out, &text)?,
+                    Err(msg) => {
+                        *failed.lock().expect("failure lock") = Some(msg.clone());
+                        return Err(std::io::Error::other(msg));
+                    }
+                }
+            }
+            Ok(())
+        })));
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| feed(storage, object, &job, tx));
+            conn.query_drop(format!(
+                "LOAD DATA LOCAL INFILE 'table' INTO TABLE {} CHARACTER SET binary
+                 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+                quote_ident(&job.table),
+                job.columns
+            ))
+            .inspect_err(|_| {
+                // Unblock the feeder if the server stopped reading.
+                drop(rx.lock().map(|r| while r.try_recv().is_ok() {}));
+            })
+        });
+        conn.set_local_infile_handler(None);
+        if let Some(msg) = failure.lock().expect("failure lock").take() {
+            bail!("failed to load `{}`: {msg}", job.table);
+        }
+        result.with_context(|| format!("failed to load `{}`", job.table))?;
         let (loaded, warnings) = (conn.affected_rows(), conn.warnings());
         if warnings > 0 {
             let detail: Vec<(String, u32, String)> =
                 conn.query("SHOW WARNINGS LIMIT 3").unwrap_or_default();
             bail!(
-                "loading `{}` into `{}` gave {warnings} warnings, e.g. {detail:?}",
-                job.chunk.entry.path,
+                "loading `{}` gave {warnings} warnings, e.g. {detail:?}",
                 job.table
             );
         }
         anyhow::ensure!(
-            loaded == job.chunk.rows,
-            "`{}` loaded {loaded} rows into `{}`, the copy holds {}",
-            job.chunk.entry.path,
+            loaded == job.rows,
+            "`{}` loaded {loaded} rows, the copy holds {}",
             job.table,
-            job.chunk.rows
+            job.rows
         );
         rows += loaded;
     }
@@ -212,107 +264,57 @@ pub fn restore(
         .conn
         .query_drop(format!("USE {}", quote_ident(&live)))?;
 
-    // Chunks by entry path, with their table.
-    let mut chunks: HashMap<&str, (&str, String, &Chunk)> = HashMap::new();
+    // The schema entries are checked against the listing: a restore must not
+    // create tables from an archive that differs from what was verified.
     for t in &listing.tables {
-        let columns = t
-            .columns
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
-        for c in &t.chunks {
-            chunks.insert(&c.entry.path, (t.name.as_str(), columns.clone(), c));
-        }
+        let data =
+            storage.read_range(&summary.object, t.schema_entry.offset, t.schema_entry.size)?;
+        let entry = archive::ReadEntry {
+            path: t.schema_entry.path.clone(),
+            offset: t.schema_entry.offset,
+            data,
+        };
+        check_entry(&t.schema_entry, &entry)?;
     }
-    let schema_entries: HashMap<&str, &archive::Entry> = listing
+    // Largest tables first: they set the length of the load.
+    let mut jobs: Vec<TableJob> = listing
         .tables
         .iter()
-        .map(|t| (t.schema_entry.path.as_str(), &t.schema_entry))
-        .chain(
-            listing
-                .definitions
+        .map(|t| TableJob {
+            table: t.name.clone(),
+            columns: t
+                .columns
                 .iter()
-                .map(|d| (d.entry.path.as_str(), &d.entry)),
-        )
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            chunks: t.chunks.clone(),
+            rows: t.rows,
+        })
         .collect();
-
+    jobs.sort_by_key(|j| j.chunks.iter().map(|c| c.text_size).sum::<u64>());
+    let jobs = Mutex::new(jobs);
+    progress("load", 0);
     let threads = opts.threads.max(1);
-    let (tx, rx) = sync_channel::<LoadJob>(threads * 2);
-    let rx = Arc::new(Mutex::new(rx));
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let conn = connect(source, timeout);
-            let (rx, stage) = (Arc::clone(&rx), stage.clone());
-            std::thread::spawn(move || loader(conn?, &stage, rx))
-        })
-        .collect();
-    let total_rows = listing.rows().max(1);
-    let mut sent_rows = 0u64;
-    let mut seen = HashSet::new();
-    let read = storage
-        .open(&summary.object)
-        .with_context(|| {
-            format!(
-                "failed to read {} from {}",
-                summary.object,
-                storage.describe()
-            )
-        })
-        .and_then(|reader| {
-            archive::read_entries(reader, |entry| {
-                if let Some((table, columns, chunk)) = chunks.get(entry.path.as_str()) {
-                    check_entry(&chunk.entry, &entry)?;
-                    seen.insert(entry.path.clone());
-                    sent_rows += chunk.rows;
-                    progress("load", (sent_rows * 100 / total_rows).min(99) as u32);
-                    tx.send(LoadJob {
-                        table: table.to_string(),
-                        columns: columns.clone(),
-                        chunk: (*chunk).clone(),
-                        data: entry.data,
-                    })
-                    .map_err(|_| anyhow!("the loaders stopped"))?;
-                } else if let Some(expected) = schema_entries.get(entry.path.as_str()) {
-                    check_entry(expected, &entry)?;
-                }
-                Ok(())
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (stage, jobs, object) = (&stage, &jobs, summary.object.as_str());
+                scope.spawn(move || loader(connect(source, timeout)?, stage, storage, object, jobs))
             })
-        });
-    drop(tx);
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a loader panicked")))
+            })
+            .collect()
+    });
     let mut loaded = 0;
-    let mut failure = read.err();
-    for h in handles {
-        match h.join() {
-            Ok(Ok(rows)) => loaded += rows,
-            Ok(Err(e)) => {
-                failure.get_or_insert(e);
-            }
-            Err(_) => {
-                failure.get_or_insert(anyhow!("a loader panicked"));
-            }
-        }
-    }
-    if let Some(e) = failure {
-        return Err(e.context("the restore failed before touching the live database"));
-    }
-    anyhow::ensure!(
-        seen.len() == chunks.len(),
-        "the archive lacks {} data chunks",
-        chunks.len() - seen.len()
-    );
-    for t in &listing.tables {
-        let count: Option<u64> = guard.conn.query_first(format!(
-            "SELECT COUNT(*) FROM {}.{}",
-            quote_ident(&stage),
-            quote_ident(&t.name)
-        ))?;
-        anyhow::ensure!(
-            count == Some(t.rows),
-            "staged table `{}` has {count:?} rows, the copy {}",
-            t.name,
-            t.rows
-        );
+    for r in results {
+        loaded +=
+            r.map_err(|e| e.context("the restore failed before touching the live database"))?;
     }
     progress("apply", 0);
     let undo_db = match opts.behavior {

@@ -6,6 +6,7 @@
 //! through its typed accessors (all validation before the database is
 //! touched), call one db/engine/runner function, build a [`Reply`].
 
+mod backup;
 mod errorhistory;
 mod opfilter;
 mod runningoperation;
@@ -115,6 +116,42 @@ pub const FUNCTIONS: &[Function] = &[
         access: Access::Admin,
         kind: Kind::Action,
         run: runningoperation::su,
+    },
+    Function {
+        name: "billmgr.backup",
+        access: Access::Admin,
+        kind: Kind::List,
+        run: backup::list,
+    },
+    Function {
+        name: "billmgr.backup.create",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backup::create,
+    },
+    Function {
+        name: "backups.restore",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backup::restore,
+    },
+    Function {
+        name: "backups.delete",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: backup::delete,
+    },
+    Function {
+        name: "billmgr.backup.setup",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backup::setup,
+    },
+    Function {
+        name: "billmgr.backup.settings",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backup::settings,
     },
 ];
 

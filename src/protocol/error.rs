@@ -33,6 +33,12 @@ pub enum ErrorKind {
     NoServer,
     /// The operation's client has no user to log in as.
     NoUser,
+    /// A backup or restore is running; only one at a time.
+    BackupRunning,
+    /// The copy is not complete (running or failed) and cannot be used.
+    CopyState,
+    /// An object of that name exists already.
+    Exists,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -52,6 +58,9 @@ impl ErrorKind {
         ErrorKind::Running,
         ErrorKind::NoServer,
         ErrorKind::NoUser,
+        ErrorKind::BackupRunning,
+        ErrorKind::CopyState,
+        ErrorKind::Exists,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -70,6 +79,9 @@ impl ErrorKind {
             ErrorKind::Running => "running",
             ErrorKind::NoServer => "noserver",
             ErrorKind::NoUser => "nouser",
+            ErrorKind::BackupRunning => "backup_running",
+            ErrorKind::CopyState => "copy_state",
+            ErrorKind::Exists => "exists",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }

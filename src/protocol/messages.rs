@@ -17,6 +17,10 @@ pub const MANIFESTS: &[(&str, &str)] = &[
         include_str!("../../xml/billmgr_mod_billmgrops.xml"),
     ),
     (
+        "billmgr_mod_billmgrops_backup.xml",
+        include_str!("../../xml/billmgr_mod_billmgrops_backup.xml"),
+    ),
+    (
         "billmgr_mod_billmgrops_runningoperation.xml",
         include_str!("../../xml/billmgr_mod_billmgrops_runningoperation.xml"),
     ),

@@ -1,15 +1,14 @@
 //! What the panel's start, stop and delete do to running operations.
 //!
-//! Start marks the operations running and launches one detached runner
-//! process each, then returns: the panel call never waits for a module.
+//! Start marks the operations running and launches one runner process each
+//! in the background ([`crate::background`]), then returns: the panel call
+//! never waits for a module.
 //! Stop raises the operation's stop flag; its runner (on whichever host)
 //! polls the flag every second and ends the module's process group.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::process::GRACE;
 use crate::config::Config;
@@ -28,24 +27,9 @@ pub fn first_running(db: &mut Db, ids: &[u64]) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// Launches `billmgr-ops run-operation ID` detached: its own process group,
-/// no stdin, stdout or stderr (the panel waits for our stdout to close).
+/// Launches `billmgr-ops run-operation ID` in the background.
 pub fn spawn_runner(config: &Config, id: u64) -> Result<()> {
-    let exe = std::env::current_exe().context("cannot find the billmgr-ops executable")?;
-    Command::new(&exe)
-        .arg("--mgrdir")
-        .arg(&config.mgrdir)
-        .arg("--config")
-        .arg(&config.path)
-        .arg("run-operation")
-        .arg(id.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .with_context(|| format!("failed to start `{} run-operation {id}`", exe.display()))?;
-    Ok(())
+    crate::background::spawn(config, &["run-operation".into(), id.to_string()])
 }
 
 /// Starts an attempt of each operation in the background.

@@ -27,26 +27,6 @@ impl LocalStorage {
         check_name(name)?;
         Ok(self.dir.join(name))
     }
-
-    /// Removes partial objects an interrupted writer left behind.
-    pub fn clean_partials(&self) -> Result<usize> {
-        let mut removed = 0;
-        if !self.dir.exists() {
-            return Ok(0);
-        }
-        for entry in fs::read_dir(&self.dir)
-            .with_context(|| format!("failed to read `{}`", self.dir.display()))?
-        {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".part") {
-                fs::remove_file(entry.path())
-                    .with_context(|| format!("failed to remove `{}`", entry.path().display()))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
 }
 
 struct LocalWriter {
@@ -177,6 +157,25 @@ impl Storage for LocalStorage {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).with_context(|| format!("failed to remove `{}`", path.display())),
         }
+    }
+
+    fn clean_partials(&self) -> Result<usize> {
+        let mut removed = 0;
+        if !self.dir.exists() {
+            return Ok(0);
+        }
+        for entry in fs::read_dir(&self.dir)
+            .with_context(|| format!("failed to read `{}`", self.dir.display()))?
+        {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".part") {
+                fs::remove_file(entry.path())
+                    .with_context(|| format!("failed to remove `{}`", entry.path().display()))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn free_space(&self) -> Result<Option<u64>> {

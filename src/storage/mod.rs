@@ -44,6 +44,10 @@ pub trait Storage: Send + Sync {
     fn remove(&self, name: &str) -> Result<()>;
     /// Bytes free for new objects, when the kind can tell.
     fn free_space(&self) -> Result<Option<u64>>;
+    /// Removes what interrupted writers left behind; returns how many.
+    fn clean_partials(&self) -> Result<usize> {
+        Ok(0)
+    }
 }
 
 /// An object name is a plain file name: no directories, nothing hidden.

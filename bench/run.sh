@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Benchmark: billmgr-ops backup and restore against mysqldump, mydumper and
+# myloader, on the same private MariaDB, in the same run.
+#
+#   bench/run.sh [CLIENTS]      default 90000 clients (about 1 GB)
+#   RUNS=3 THREADS=2 bench/run.sh 90000
+#
+# Results: bench/runs/<date>/results.tsv and summary.md (copy the summary
+# into docs/benchmarks.md). Every restore is checked with CHECKSUM TABLE
+# against the source. Not a test: nothing here asserts a time.
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_deps
+command -v mydumper >/dev/null || apt_install mydumper
+[ -x /usr/bin/time ] || apt_install time
+
+clients=${1:-90000}
+runs=${RUNS:-1}
+threads=${THREADS:-2}
+cargo build --release --quiet
+bin=$PWD/target/release/billmgr-ops
+work=$PWD/target/bench
+run_dir=$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)
+out=$work/out
+rm -rf "$out" "$work/mgr"
+mkdir -p "$out" "$work/mgr/etc" "$work/mgr/var" "$run_dir"
+
+say "private MariaDB in $work/mariadb (server defaults: 128 MiB buffer pool)"
+base=$(start_mariadb "$work/mariadb")
+trap 'stop_mariadb "$work/mariadb"' EXIT
+port=${base##*:}
+M="mariadb --protocol=tcp -h127.0.0.1 -P$port -uroot"
+C="-h127.0.0.1 -P$port -uroot"
+export MGR_DIR=$work/mgr BILLMGR_OPS_DB=$base/bench
+printf 'BackupThreads %s\nBackupCompression 3\nBackupFiles etc\n' "$threads" >"$work/mgr/etc/billmgr-ops.conf"
+
+$M -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench CHARACTER SET utf8mb4'
+say "seeding $clients clients"
+/usr/bin/time -f '%e' -o "$out/seed.time" "$bin" dev seed --clients "$clients" --seed 1 2>"$out/seed.log"
+$M -N -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'" | while read -r t; do
+  $M -e "ANALYZE TABLE bench.\`$t\`" >/dev/null
+done
+size_mib=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH+INDEX_LENGTH)/1048576,1) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")
+rows=$($M -N -e "SELECT SUM(TABLE_ROWS) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")
+say "database: $size_mib MiB, about $rows rows (seeded in $(cat "$out/seed.time") s)"
+
+tables=$($M -N -e "SELECT GROUP_CONCAT(CONCAT('\`',TABLE_NAME,'\`')) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench' AND TABLE_TYPE='BASE TABLE' AND TABLE_NAME NOT LIKE 'billmgrops\\_%'")
+checksums() { $M -N "$1" -e "CHECKSUM TABLE $tables" | awk '{print $2}' | tr '\n' ' '; }
+source_sums=$(checksums bench)
+
+# Quiet the server between runs: flush dirty pages, drop the OS page cache.
+quiesce() {
+  $M -e 'SET GLOBAL innodb_max_dirty_pages_pct = 0'
+  for _ in $(seq 1 120); do
+    d=$($M -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | awk '{print $2}')
+    [ "${d:-0}" -lt 20 ] && break
+    sleep 0.5
+  done
+  $M -e 'SET GLOBAL innodb_max_dirty_pages_pct = 90'
+  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
+results=$run_dir/results.tsv
+printf 'kind\tmethod\trun\tseconds\tpeak_rss_kib\tbytes\tverified\n' >"$results"
+measure() { # kind method run command...
+  local kind=$1 method=$2 run=$3; shift 3
+  quiesce
+  /usr/bin/time -f '%e %M' -o "$out/t" bash -c "$*" >"$out/$method.log" 2>&1 || { say "$method failed:"; tail -5 "$out/$method.log"; return 1; }
+  read -r secs rss <"$out/t"
+  printf '%s\t%s\t%s\t%s\t%s\t' "$kind" "$method" "$run" "$secs" "$rss" >>"$results"
+  say "$kind $method run $run: $secs s, peak RSS $rss KiB"
+}
+
+for run in $(seq 1 "$runs"); do
+  rm -rf "$out/mydumper" "$out"/*.zst "$out"/*.gz "$work/mgr/var/billmgr-ops/backup"
+  measure dump billmgr-ops "$run" "$bin backup create" &&
+    printf '%s\tok\n' "$(stat -c %s "$work"/mgr/var/billmgr-ops/backup/*.tar)" >>"$results"
+  measure dump mysqldump-zstd "$run" "mysqldump $C --single-transaction --quick bench | zstd -3 -T0 -q >$out/dump.sql.zst" &&
+    printf '%s\tok\n' "$(stat -c %s "$out/dump.sql.zst")" >>"$results"
+  measure dump mysqldump-gzip "$run" "mysqldump $C --single-transaction --quick bench | gzip -6 >$out/dump.sql.gz" &&
+    printf '%s\tok\n' "$(stat -c %s "$out/dump.sql.gz")" >>"$results"
+  measure dump mydumper "$run" "mydumper -h 127.0.0.1 -P $port -u root -B bench -t $threads --compress --trx-consistency-only -o $out/mydumper" &&
+    printf '%s\tok\n' "$(du -sb "$out/mydumper" | cut -f1)" >>"$results"
+
+  copy=$("$bin" backup list | head -1 | cut -f2)
+  $M -e 'DROP DATABASE IF EXISTS bench_bmo_undo'
+  measure restore billmgr-ops "$run" "$bin backup restore $copy" &&
+    { [ "$(checksums bench)" = "$source_sums" ] && v=ok || v=MISMATCH; printf '%s\t%s\n' "$(stat -c %s "$work"/mgr/var/billmgr-ops/backup/*.tar)" "$v" >>"$results"; }
+  $M -e 'DROP DATABASE IF EXISTS bench_bmo_undo; DROP DATABASE IF EXISTS r_mysql; CREATE DATABASE r_mysql CHARACTER SET utf8mb4'
+  measure restore mysql "$run" "zstd -dc $out/dump.sql.zst | mariadb $C r_mysql" &&
+    { [ "$(checksums r_mysql)" = "$source_sums" ] && v=ok || v=MISMATCH; printf '%s\t%s\n' "$(stat -c %s "$out/dump.sql.zst")" "$v" >>"$results"; }
+  $M -e 'DROP DATABASE IF EXISTS r_mysql; DROP DATABASE IF EXISTS r_myloader'
+  measure restore myloader "$run" "myloader -h 127.0.0.1 -P $port -u root -t $threads -d $out/mydumper -B r_myloader -o" &&
+    { [ "$(checksums r_myloader)" = "$source_sums" ] && v=ok || v=MISMATCH; printf '%s\t%s\n' "$(du -sb "$out/mydumper" | cut -f1)" "$v" >>"$results"; }
+  $M -e 'DROP DATABASE IF EXISTS r_myloader'
+done
+
+# Medians and ratios.
+python3 - "$results" "$size_mib" "$rows" "$clients" "$threads" "$runs" >"$run_dir/summary.md" <<'PY'
+import csv, statistics, sys
+path, size, rows, clients, threads, runs = sys.argv[1:]
+data = {}
+for r in csv.DictReader(open(path), delimiter='\t'):
+    data.setdefault((r['kind'], r['method']), []).append(r)
+def med(kind, method, field):
+    v = [float(r[field]) for r in data.get((kind, method), []) if r.get(field)]
+    return statistics.median(v) if v else None
+print(f"Database: {size} MiB (data + indexes), about {rows} rows, {clients} seeded clients; "
+      f"{threads} threads for every parallel tool; median of {runs} run(s).\n")
+for kind, base in (("dump", "mysqldump-zstd"), ("restore", "mysql")):
+    print(f"| {kind} | seconds | x {base} | peak RSS MiB | output MB | verified |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    b = med(kind, base, 'seconds')
+    for (k, m), rs in data.items():
+        if k != kind:
+            continue
+        s = med(k, m, 'seconds'); rss = med(k, m, 'peak_rss_kib'); by = med(k, m, 'bytes')
+        ok = ",".join(sorted({r['verified'] for r in rs}))
+        print(f"| {m} | {s:.2f} | {s/b:.2f} | {rss/1024:.0f} | {by/1e6:.1f} | {ok} |")
+    print()
+ours, myd = med('dump', 'billmgr-ops', 'seconds'), med('dump', 'mydumper', 'seconds')
+ro, rl = med('restore', 'billmgr-ops', 'seconds'), med('restore', 'myloader', 'seconds')
+print(f"Backup: {ours/med('dump','mysqldump-zstd','seconds'):.2f} x mysqldump|zstd, {ours/myd:.2f} x mydumper. "
+      f"Restore: {ro/med('restore','mysql','seconds'):.2f} x mysql, {ro/rl:.2f} x myloader. "
+      f"Archive: {med('dump','billmgr-ops','bytes')/med('dump','mysqldump-gzip','bytes'):.2f} x mysqldump|gzip.")
+PY
+cat "$run_dir/summary.md"

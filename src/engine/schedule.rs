@@ -1,0 +1,98 @@
+//! When a plan is due: a pure function of the plan's schedule, its last run
+//! and the database server's clock (so every host agrees).
+
+/// A plan's schedule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every day at `HH:MM`.
+    Daily { at: (u32, u32) },
+    /// On the given days (1 = Monday ... 7 = Sunday) at `HH:MM`.
+    Weekly { at: (u32, u32), days: Vec<u32> },
+    /// Only when started by hand.
+    Off,
+}
+
+/// `HH:MM` with a valid hour and minute.
+pub fn parse_time(s: &str) -> Option<(u32, u32)> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
+    (h < 24 && m < 60 && s.trim().len() == 5).then_some((h, m))
+}
+
+/// `1,3,5` into days; `None` when a day is not 1..7 or none is given.
+pub fn parse_days(s: &str) -> Option<Vec<u32>> {
+    let mut days: Vec<u32> = s
+        .split(',')
+        .map(|d| d.trim().parse::<u32>().ok().filter(|d| (1..=7).contains(d)))
+        .collect::<Option<_>>()?;
+    days.sort_unstable();
+    days.dedup();
+    (!days.is_empty()).then_some(days)
+}
+
+impl Schedule {
+    /// From a plan's stored fields.
+    pub fn from_plan(kind: &str, at: &str, days: &str) -> Option<Schedule> {
+        match kind {
+            "off" => Some(Schedule::Off),
+            "daily" => Some(Schedule::Daily {
+                at: parse_time(at)?,
+            }),
+            "weekly" => Some(Schedule::Weekly {
+                at: parse_time(at)?,
+                days: parse_days(days)?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Is a run due? `now` and `last_run` are `YYYY-MM-DD HH:MM:SS` of the
+    /// server's clock, `weekday` today's day (1 = Monday).
+    pub fn is_due(&self, last_run: Option<&str>, now: &str, weekday: u32) -> bool {
+        let (at, allowed) = match self {
+            Schedule::Off => return false,
+            Schedule::Daily { at } => (*at, true),
+            Schedule::Weekly { at, days } => (*at, days.contains(&weekday)),
+        };
+        let slot = format!("{} {:02}:{:02}:00", &now[..10.min(now.len())], at.0, at.1);
+        allowed && now >= slot.as_str() && last_run.is_none_or(|l| l < slot.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsing() {
+        assert_eq!(parse_time("03:30"), Some((3, 30)));
+        for bad in ["3:30", "24:00", "12:60", "ab:cd", ""] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        assert_eq!(parse_days("5,1, 3,1"), Some(vec![1, 3, 5]));
+        assert_eq!(parse_days("0"), None);
+        assert_eq!(parse_days(""), None);
+        assert_eq!(Schedule::from_plan("weekly", "03:00", ""), None);
+    }
+
+    #[test]
+    fn daily_runs_once_after_its_time() {
+        let s = Schedule::from_plan("daily", "03:00", "").unwrap();
+        let now = "2026-11-23 03:00:05";
+        assert!(!s.is_due(None, "2026-11-23 02:59:59", 1));
+        assert!(s.is_due(None, now, 1));
+        assert!(s.is_due(Some("2026-11-22 03:00:10"), now, 1));
+        assert!(!s.is_due(Some("2026-11-23 03:00:01"), "2026-11-23 23:00:00", 1));
+        // Missed while the server was down: runs at the next tick.
+        assert!(s.is_due(Some("2026-11-20 03:00:00"), "2026-11-23 17:00:00", 1));
+    }
+
+    #[test]
+    fn weekly_runs_only_on_its_days() {
+        let s = Schedule::from_plan("weekly", "01:15", "1,4").unwrap();
+        assert!(s.is_due(None, "2026-11-23 01:15:00", 1));
+        assert!(!s.is_due(None, "2026-11-24 01:15:00", 2));
+        assert!(s.is_due(Some("2026-11-23 01:15:00"), "2026-11-26 02:00:00", 4));
+        assert!(!Schedule::Off.is_due(None, "2026-11-23 05:00:00", 1));
+    }
+}
