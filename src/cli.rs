@@ -113,6 +113,8 @@ enum BackupCommand {
         #[arg(long, default_value = "edit", value_parser = ["edit", "skip"])]
         behavior: String,
     },
+    /// Undo the last restore: swap the replaced tables back in (again to redo).
+    Undo,
     /// Delete a copy from the catalog.
     Delete {
         /// The copy's name or id.
@@ -396,6 +398,9 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
             jobs::delete_copy(&mut db, &settings, &row, clean_storage)
         }
+        BackupCommand::Undo => jobs::undo_restore(config, &source).map(|n| {
+            eprintln!("{n} tables swapped back; run undo again to redo the restore");
+        }),
         BackupCommand::Rescan => {
             let mut db = open_db(config)?;
             let settings = jobs::Settings::resolve(config, &mut db, None, None)?;

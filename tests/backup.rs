@@ -780,3 +780,22 @@ fn settings_are_saved_dropped_and_the_catalog_rescanned() {
     assert!(out.doc().find("ok").is_some());
     assert_eq!(f.db.scalar("SELECT name FROM billmgrops_backup"), name);
 }
+
+#[test]
+fn a_regretted_restore_is_undone_and_redone() {
+    let f = fixture(20);
+    f.db.exec("CREATE TRIGGER t_old BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'old'");
+    let name = f.copy();
+    f.db.exec("DROP TRIGGER t_old; CREATE TRIGGER t_new BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'new';
+               DELETE FROM expense WHERE id % 2 = 0; CREATE VIEW v_now AS SELECT id FROM account");
+    let (now_sums, now_defs) = (f.checksums(), f.definitions());
+    f.ok(&["restore", &name]);
+    let (copy_sums, copy_defs) = (f.checksums(), f.definitions());
+    assert_ne!(copy_sums, now_sums);
+    f.ok(&["undo"]);
+    assert_eq!(f.checksums(), now_sums, "undo brings the data back");
+    assert_eq!(f.definitions(), now_defs, "and the triggers and views");
+    f.ok(&["undo"]);
+    assert_eq!(f.checksums(), copy_sums, "undo again redoes the restore");
+    assert_eq!(f.definitions(), copy_defs);
+}

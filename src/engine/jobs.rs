@@ -421,6 +421,14 @@ pub fn restore_copy(
     })
 }
 
+/// Undoes the last `edit` restore (see [`restore::undo`]).
+pub fn undo_restore(config: &Config, source: &DbSource) -> Result<usize> {
+    let mut db = Db::open(source, config.db_connect_timeout)?;
+    locked(&mut db, |_| {
+        restore::undo(source, config.db_connect_timeout)
+    })
+}
+
 /// Deletes a copy from the catalog and, when asked, from its storage.
 pub fn delete_copy(
     db: &mut Db,

@@ -393,6 +393,10 @@ fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) ->
     let moved: HashSet<String> = live_tables.intersection(&copy_tables).cloned().collect();
     c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(undo)))?;
     c.query_drop(format!("CREATE DATABASE {}", quote_ident(undo)))?;
+    // What undo needs besides the tables: the live views, triggers,
+    // routines and events as they are now.
+    let live_objects = super::schema::objects(c, live)?;
+    save_definitions(c, undo, &live_objects)?;
     // RENAME TABLE cannot move a table with triggers to another database.
     let old_triggers = triggers(c, live, &moved)?;
     for (name, ..) in &old_triggers {
@@ -551,4 +555,119 @@ fn merge(c: &mut Conn, listing: &Listing, live: &str, stage: &str) -> Result<()>
     }
     c.query_drop(format!("USE {}", quote_ident(live)))?;
     Ok(())
+}
+
+/// The table in the undo database that keeps the replaced definitions.
+const DEFINITIONS_TABLE: &str = "_bmo_definitions";
+
+fn save_definitions(c: &mut Conn, undo: &str, objects: &[super::schema::Object]) -> Result<()> {
+    let table = format!("{}.{}", quote_ident(undo), quote_ident(DEFINITIONS_TABLE));
+    c.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {table} (kind VARCHAR(16), name VARCHAR(64), tbl VARCHAR(64), sql_mode TEXT, create_stmt LONGTEXT) DEFAULT CHARSET=utf8mb4"
+    ))?;
+    c.query_drop(format!("DELETE FROM {table}"))?;
+    for o in objects {
+        c.exec_drop(
+            format!("INSERT INTO {table} VALUES (?, ?, ?, ?, ?)"),
+            (o.kind, &o.name, &o.table, &o.sql_mode, &o.create),
+        )?;
+    }
+    Ok(())
+}
+
+fn drop_object(c: &mut Conn, database: &str, kind: &str, name: &str) -> Result<()> {
+    let what = match kind {
+        "view" => "VIEW",
+        "trigger" => "TRIGGER",
+        "procedure" => "PROCEDURE",
+        "function" => "FUNCTION",
+        "event" => "EVENT",
+        other => bail!("unknown object kind `{other}`"),
+    };
+    c.query_drop(format!(
+        "DROP {what} IF EXISTS {}.{}",
+        quote_ident(database),
+        quote_ident(name)
+    ))?;
+    Ok(())
+}
+
+/// Swaps the tables kept by the last `edit` restore back in, with the
+/// views, triggers, routines and events they had; what was live goes to the
+/// undo database in their place, so an undo can itself be undone. Returns
+/// how many tables were swapped.
+pub fn undo(source: &DbSource, timeout: Duration) -> Result<usize> {
+    let mut c = connect(source, timeout)?;
+    let live: String = c
+        .query_first::<Option<String>, _>("SELECT DATABASE()")?
+        .flatten()
+        .ok_or_else(|| anyhow!("the database address names no database"))?;
+    let (_, undo) = side_databases(&live);
+    let swap_db = format!("{live}_bmo_swap");
+    let has: Option<String> = c.exec_first(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+        (&undo, DEFINITIONS_TABLE),
+    )?;
+    anyhow::ensure!(
+        has.is_some(),
+        "there is no restore to undo (no `{undo}` database)"
+    );
+    let saved: Vec<(String, String, String, String, String)> = c.query(format!(
+        "SELECT kind, name, tbl, sql_mode, create_stmt FROM {}.{}",
+        quote_ident(&undo),
+        quote_ident(DEFINITIONS_TABLE)
+    ))?;
+    let tables: HashSet<String> = base_tables(&mut c, &undo)?
+        .into_iter()
+        .filter(|t| t != DEFINITIONS_TABLE)
+        .collect();
+    let live_tables = base_tables(&mut c, &live)?;
+    let current = super::schema::objects(&mut c, &live)?;
+    // Triggers must go before their tables can move.
+    for (name, ..) in triggers(&mut c, &live, &tables)? {
+        drop_object(&mut c, &live, "trigger", &name)?;
+    }
+    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&swap_db)))?;
+    c.query_drop(format!("CREATE DATABASE {}", quote_ident(&swap_db)))?;
+    let q = |db: &str, t: &str| format!("{}.{}", quote_ident(db), quote_ident(t));
+    let mut renames = Vec::new();
+    for t in &tables {
+        if live_tables.contains(t) {
+            renames.push(format!("{} TO {}", q(&live, t), q(&swap_db, t)));
+            renames.push(format!("{} TO {}", q(&undo, t), q(&live, t)));
+            renames.push(format!("{} TO {}", q(&swap_db, t), q(&undo, t)));
+        } else {
+            renames.push(format!("{} TO {}", q(&undo, t), q(&live, t)));
+        }
+    }
+    let swapped = c.query_drop(format!("RENAME TABLE {}", renames.join(", ")));
+    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&swap_db)))?;
+    if let Err(e) = swapped {
+        for o in current.iter().filter(|o| o.kind == "trigger") {
+            let _ = create_object(&mut c, &live, &o.sql_mode, &o.create);
+        }
+        return Err(anyhow::Error::from(e).context("undo failed; nothing was changed"));
+    }
+    for o in &current {
+        drop_object(&mut c, &live, o.kind, &o.name)?;
+    }
+    let mut pending: Vec<_> = saved.iter().collect();
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut last = None;
+        for d in pending.iter().copied() {
+            if let Err(e) = create_object(&mut c, &live, &d.3, &d.4) {
+                last = Some(e.context(format!("failed to recreate {} `{}`", d.0, d.1)));
+                failed.push(d);
+            }
+        }
+        if failed.len() == pending.len() {
+            return Err(last.unwrap_or_else(|| anyhow!("objects could not be recreated")));
+        }
+        pending = failed;
+    }
+    save_definitions(&mut c, &undo, &current)?;
+    c.query_drop(format!("USE {}", quote_ident(&live)))?;
+    log::warn!("undo: swapped {} tables back from `{undo}`", tables.len());
+    Ok(tables.len())
 }
