@@ -26,6 +26,8 @@ ensure_deps() {
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   command -v curl >/dev/null || missing+=(curl ca-certificates)
   command -v zstd >/dev/null || missing+=(zstd)
+  command -v age >/dev/null || missing+=(age)
+  command -v script >/dev/null || missing+=(bsdutils)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   command -v mariadb >/dev/null || missing+=(mariadb-client)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi

@@ -197,6 +197,9 @@ pub struct Config {
     pub db: Option<DbSource>,
     /// How the operation runner behaves.
     pub runner: RunnerConfig,
+    /// The backup passphrase from BILLMGR_OPS_PASSPHRASE, for restoring
+    /// encrypted copies where the database holds no settings (a new server).
+    pub backup_passphrase: Option<String>,
     /// Problems worth a log line that do not stop the plugin (unknown keys).
     pub warnings: Vec<String>,
     /// Every value from the file, for keys later issues add.
@@ -304,6 +307,10 @@ impl Config {
             output_limit: number("OutputLimit")?.clamp(1024, 16 << 20) as usize,
         };
         Ok(Config {
+            backup_passphrase: env
+                .get("BILLMGR_OPS_PASSPHRASE")
+                .filter(|p| !p.is_empty())
+                .cloned(),
             runner,
             admin_level: admin_level as u32,
             db_connect_timeout: Duration::from_secs(number("DBConnectTimeout")?.max(1)),

@@ -799,3 +799,136 @@ fn a_regretted_restore_is_undone_and_redone() {
     assert_eq!(f.checksums(), copy_sums, "undo again redoes the restore");
     assert_eq!(f.definitions(), copy_defs);
 }
+
+// --- Encryption ------------------------------------------------------------
+
+fn set_passphrase(f: &Fixture, passphrase: &str) -> crate::harness::Output {
+    f.panel
+        .call("billmgr.backup.settings")
+        .param("sok", "ok")
+        .param("path", "var/billmgr-ops/backup")
+        .param("threads", "2")
+        .param("compression", "3")
+        .param("files", "etc")
+        .param("lock_timeout", "5")
+        .param("encrypt", "on")
+        .param("passphrase", passphrase)
+        .run()
+}
+
+#[test]
+fn an_encrypted_copy_round_trips_and_the_age_tool_opens_it() {
+    let f = fixture(20);
+    assert_eq!(
+        set_passphrase(&f, "short").error_type(),
+        ("value".into(), "passphrase".into())
+    );
+    assert!(set_passphrase(&f, "correct horse battery")
+        .doc()
+        .find("ok")
+        .is_some());
+    // The passphrase is neither in the database in clear nor shown back.
+    assert!(f
+        .db
+        .scalar("SELECT value FROM billmgrops_setting WHERE name = 'BackupPassphrase'")
+        .starts_with("age:"));
+    let form = f.panel.call("billmgr.backup.settings").run();
+    assert!(!form.stdout.contains("correct horse"));
+    assert_eq!(form.doc().find("encrypt").unwrap().text_content(), "on");
+
+    let before = f.checksums();
+    let name = f.copy();
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT encrypted FROM billmgrops_backup WHERE name = '{name}'"
+        )),
+        "1"
+    );
+    let mut objects: Vec<String> = std::fs::read_dir(f.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    objects.sort();
+    assert_eq!(
+        objects,
+        [
+            format!("{name}.json.age"),
+            format!("{name}.key.age"),
+            format!("{name}.tar.age")
+        ]
+    );
+    let archive = std::fs::read(f.dir().join(format!("{name}.tar.age"))).unwrap();
+    assert!(archive.starts_with(b"age-encryption.org/v1"));
+    assert!(
+        !archive.windows(9).any(|w| w == b"itemparam"),
+        "table names leak"
+    );
+
+    f.ok(&["verify", &name]);
+    f.db.exec("DELETE FROM item WHERE id % 2 = 1");
+    f.ok(&["restore", &name]);
+    assert_eq!(f.checksums(), before);
+
+    // Standard tools alone: age opens the key with the passphrase, then the archive.
+    let dir = f.dir();
+    let script = format!(
+        "cd '{}' && printf 'correct horse battery\\n' | script -qec 'age -d -o /tmp/{name}.key {name}.key.age' /dev/null >/dev/null 2>&1 \
+         && age -d -i /tmp/{name}.key {name}.tar.age | tar -t; rm -f /tmp/{name}.key",
+        dir.display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.starts_with("FORMAT\n") && list.contains("data/itemparam/"),
+        "age + tar gave: {list} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_wrong_or_missing_passphrase_is_a_clear_error_and_changes_nothing() {
+    let f = fixture(10);
+    assert!(set_passphrase(&f, "the right passphrase")
+        .doc()
+        .find("ok")
+        .is_some());
+    let name = f.copy();
+    f.db.exec("DELETE FROM payment");
+    let before = f.checksums();
+    // Another server: no settings in the database, the passphrase from the environment.
+    f.db.exec("DELETE FROM billmgrops_setting");
+    for (passphrase, expected) in [
+        ("", "is encrypted: set the passphrase"),
+        (
+            "a wrong passphrase",
+            "the passphrase does not open this copy's key",
+        ),
+    ] {
+        let out = f
+            .panel
+            .command(&["backup", "restore", &name])
+            .env("BILLMGR_OPS_PASSPHRASE", passphrase)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains(expected), "{msg}");
+    }
+    assert_eq!(f.checksums(), before);
+    let out = f
+        .panel
+        .command(&["backup", "restore", &name])
+        .env("BILLMGR_OPS_PASSPHRASE", "the right passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(f.checksums(), before, "the payments are back");
+}

@@ -139,6 +139,12 @@ pub fn set_setting(db: &mut Db, name: &str, value: &str) -> Result<()> {
         .with_context(|| format!("failed to save setting {name}"))
 }
 
+pub fn delete_setting(db: &mut Db, name: &str) -> Result<()> {
+    db.conn()
+        .exec_drop("DELETE FROM billmgrops_setting WHERE name = ?", (name,))
+        .with_context(|| format!("failed to delete setting {name}"))
+}
+
 /// Forgets the backup settings and the catalog (dropsettings); the copies on
 /// the storages stay, and a rescan finds them again.
 pub fn drop_all(db: &mut Db) -> Result<()> {

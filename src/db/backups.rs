@@ -92,11 +92,17 @@ pub fn start(db: &mut Db, name: &str, storage: &str, created: &str, runner: &str
 }
 
 /// Which plan and storage a copy belongs to.
-pub fn set_origin(db: &mut Db, id: u64, plan: Option<u64>, storage: Option<u64>) -> Result<()> {
+pub fn set_origin(
+    db: &mut Db,
+    id: u64,
+    plan: Option<u64>,
+    storage: Option<u64>,
+    encrypted: bool,
+) -> Result<()> {
     db.conn()
         .exec_drop(
-            "UPDATE billmgrops_backup SET plan = ?, storage_id = ? WHERE id = ?",
-            (plan, storage, id),
+            "UPDATE billmgrops_backup SET plan = ?, storage_id = ?, encrypted = ? WHERE id = ?",
+            (plan, storage, encrypted, id),
         )
         .context("failed to record the copy's plan")
 }
@@ -144,23 +150,29 @@ pub fn fail_abandoned(db: &mut Db) -> Result<u64> {
 }
 
 /// Registers a copy found on a storage (rescan), unless known.
-pub fn register(
-    db: &mut Db,
-    name: &str,
-    storage: &str,
-    created: &str,
-    size: u64,
-    tables: u64,
-    rows: u64,
-) -> Result<bool> {
+/// Registers a copy found on a storage (rescan), unless known.
+pub fn register(db: &mut Db, c: &Found<'_>) -> Result<bool> {
     db.conn()
         .exec_drop(
-            "INSERT IGNORE INTO billmgrops_backup (name, storage, state, created, finished, size, tables, rows_count, percent)
-             VALUES (?, ?, 'ok', ?, ?, ?, ?, ?, 100)",
-            (name, storage, created, created, size, tables, rows),
+            "INSERT IGNORE INTO billmgrops_backup
+                (name, storage, storage_id, state, created, finished, size, tables, rows_count, percent, encrypted)
+             VALUES (?, ?, ?, 'ok', ?, ?, ?, ?, ?, 100, ?)",
+            (c.name, c.storage, c.storage_id, c.created, c.created, c.size, c.tables, c.rows, c.encrypted),
         )
         .context("failed to register the copy")?;
     Ok(db.conn().affected_rows() > 0)
+}
+
+/// A copy found on a storage by a rescan.
+pub struct Found<'a> {
+    pub name: &'a str,
+    pub storage: &'a str,
+    pub storage_id: Option<u64>,
+    pub created: &'a str,
+    pub size: u64,
+    pub tables: u64,
+    pub rows: u64,
+    pub encrypted: bool,
 }
 
 pub fn delete(db: &mut Db, id: u64) -> Result<()> {

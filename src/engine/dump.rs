@@ -39,6 +39,7 @@ use mysql::Conn;
 
 use super::archive::listing::{self, Chunk, Definition, FileEntry, Listing, TableEntry};
 use super::archive::{self, ArchiveWriter, FileMeta};
+use super::crypt::{CopyKey, Sink};
 use super::schema::{self, Table};
 use super::tsv;
 use crate::config::DbSource;
@@ -400,17 +401,31 @@ fn collect_files(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
 /// Progress: phase and percent.
 pub type ProgressFn<'a> = &'a mut dyn FnMut(Phase, u32);
 
-/// Takes a copy named `name` onto `storage`; returns the listing that was
-/// stored beside the archive.
+/// Where a new copy goes and what it is called.
+pub struct Target<'a> {
+    pub name: &'a str,
+    /// UTC `YYYY-MM-DD HH:MM:SS`, and the same as seconds since the epoch.
+    pub created: (&'a str, u64),
+    pub storage: &'a dyn Storage,
+    /// Encrypt to this key.
+    pub key: Option<&'a CopyKey>,
+}
+
+/// Takes a copy onto `target`; returns the listing that was stored beside
+/// the archive.
 pub fn dump(
     source: &DbSource,
     connect_timeout: Duration,
     opts: &DumpOptions,
-    name: &str,
-    created: (&str, u64),
-    storage: &dyn Storage,
+    target: &Target<'_>,
     progress: ProgressFn<'_>,
 ) -> Result<Listing> {
+    let Target {
+        name,
+        created,
+        storage,
+        key,
+    } = *target;
     progress(Phase::Snapshot, 0);
     let (mut workers, consistency) = snapshot(
         source,
@@ -440,11 +455,16 @@ pub fn dump(
         workers.len()
     );
 
-    let object = archive::archive_object(name);
+    let object = archive::archive_object(name, key.is_some());
     let out = storage
         .create(&object)
         .with_context(|| format!("failed to start {object} on {}", storage.describe()))?;
-    let mut writer = ArchiveWriter::new(std::io::BufWriter::with_capacity(1 << 20, out), created.1);
+    let sink = match key {
+        None => Sink::Plain(out),
+        Some(key) => Sink::Age(key.encrypt(out)?),
+    };
+    let mut writer =
+        ArchiveWriter::new(std::io::BufWriter::with_capacity(1 << 20, sink), created.1);
     writer.append(
         archive::FORMAT_ENTRY,
         format!("{} {}\n", listing::FORMAT, listing::VERSION).as_bytes(),
@@ -584,6 +604,11 @@ pub fn dump(
         server_version,
         consistency: consistency.into(),
         compression: "zstd".into(),
+        encryption: if key.is_some() {
+            "age".into()
+        } else {
+            String::new()
+        },
         tables: tables
             .iter()
             .zip(entries)
@@ -615,12 +640,17 @@ pub fn dump(
         .map_err(|e| anyhow!("failed to flush the archive: {}", e.error()))?;
     out.commit()
         .with_context(|| format!("failed to store {object} on {}", storage.describe()))?;
+    // The listing beside the archive marks the copy complete: written last.
     listing.archive = Some(listing::ArchiveSummary {
         object,
         size,
         sha256,
     });
-    let mut beside = storage.create(&archive::listing_object(name))?;
+    let beside = storage.create(&archive::listing_object(name, key.is_some()))?;
+    let mut beside = match key {
+        None => Sink::Plain(beside),
+        Some(key) => Sink::Age(key.encrypt(beside)?),
+    };
     beside.write_all(&listing.to_json())?;
     beside.commit()?;
     progress(Phase::Finish, 100);

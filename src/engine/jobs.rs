@@ -4,14 +4,15 @@
 //! percent, and every outcome recorded with its reason.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
-use super::archive::{self, Listing};
+use super::archive::{self, Copy};
+use super::crypt::{self, CopyKey};
 use super::dump::{self, DumpOptions, Phase};
 use super::restore::{self, Behavior, RestoreOptions, RestoreReport};
 use super::retention::{self, Kept, Limits};
@@ -24,6 +25,7 @@ use crate::db::backups::{self, CopyRow};
 use crate::db::{quote_ident, runstate, Db};
 use crate::storage::local::LocalStorage;
 use crate::storage::Storage;
+use age::secrecy::SecretString;
 
 /// Another backup or restore holds the lock. Callers branch on it.
 #[derive(Debug)]
@@ -59,6 +61,8 @@ pub struct Settings {
     pub plan: Option<PlanRow>,
     pub dump: DumpOptions,
     pub restore_threads: usize,
+    /// Copies are encrypted with it when set.
+    pub passphrase: Option<SecretString>,
 }
 
 /// A configured storage, opened.
@@ -117,6 +121,7 @@ impl Settings {
                 ..DumpOptions::default()
             },
             restore_threads: threads,
+            passphrase: config.backup_passphrase.clone().map(SecretString::from),
         }
     }
 
@@ -168,6 +173,11 @@ impl Settings {
             }
         }
         settings.plan = plan;
+        if settings.passphrase.is_none() {
+            if let Some(sealed) = backupconf::setting(db, "BackupPassphrase")? {
+                settings.passphrase = Some(crypt::open_secret(&config.mgrdir, &sealed)?);
+            }
+        }
         Ok(settings)
     }
 
@@ -249,39 +259,58 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
             &created,
             &crate::runner::runner_id(),
         )?;
+        // An encrypted copy's own key is stored first, sealed with the
+        // passphrase; without the listing beside it, it is no copy yet.
+        let key = settings.passphrase.as_ref().map(|_| CopyKey::generate());
         backups::set_origin(
             db,
             id,
             settings.plan.as_ref().map(|p| p.id),
             settings.storage_id,
+            key.is_some(),
         )?;
         // A plan counts as run when its copy starts: a failing plan is
         // reported in the catalog, not retried every minute.
         if let Some(plan) = &settings.plan {
             backupconf::mark_plan_run(db, plan.id)?;
         }
-        let result = check_space(db, settings).and_then(|()| {
-            let mut last = (Instant::now(), Phase::Snapshot);
-            let mut report = |phase: Phase, percent: u32| {
-                // Every change of phase, and the percent at most once a second.
-                if phase != last.1 || last.0.elapsed() >= Duration::from_secs(1) || percent == 100 {
-                    last = (Instant::now(), phase);
-                    let phase = format!("{phase:?}").to_lowercase();
-                    if let Err(e) = backups::progress(db, id, &phase, percent) {
-                        log::warn!("{e:#}");
-                    }
+        let result = check_space(db, settings)
+            .and_then(|()| match (&key, &settings.passphrase) {
+                (Some(key), Some(passphrase)) => {
+                    let mut w = settings.storage.create(&crypt::key_object(&name))?;
+                    w.write_all(&key.seal(passphrase)?)?;
+                    w.commit()
                 }
-            };
-            dump::dump(
-                source,
-                config.db_connect_timeout,
-                &settings.dump,
-                &name,
-                (&created, now as u64),
-                settings.storage.as_ref(),
-                &mut report,
-            )
-        });
+                _ => Ok(()),
+            })
+            .and_then(|()| {
+                let mut last = (Instant::now(), Phase::Snapshot);
+                let mut report = |phase: Phase, percent: u32| {
+                    // Every change of phase, and the percent at most once a second.
+                    if phase != last.1
+                        || last.0.elapsed() >= Duration::from_secs(1)
+                        || percent == 100
+                    {
+                        last = (Instant::now(), phase);
+                        let phase = format!("{phase:?}").to_lowercase();
+                        if let Err(e) = backups::progress(db, id, &phase, percent) {
+                            log::warn!("{e:#}");
+                        }
+                    }
+                };
+                dump::dump(
+                    source,
+                    config.db_connect_timeout,
+                    &settings.dump,
+                    &dump::Target {
+                        name: &name,
+                        created: (&created, now as u64),
+                        storage: settings.storage.as_ref(),
+                        key: key.as_ref(),
+                    },
+                    &mut report,
+                )
+            });
         match result {
             Ok(listing) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
@@ -297,6 +326,7 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
                 }
             }
             Err(e) => {
+                let _ = settings.storage.remove(&crypt::key_object(&name));
                 log::error!("copy {name} failed: {e:#}");
                 backups::fail(db, id, &format!("{e:#}"))?;
                 return Err(e);
@@ -368,14 +398,33 @@ fn drop_undo(db: &mut Db) -> Result<()> {
         .context("failed to drop the previous restore's safety copy")
 }
 
-/// The listing of copy `name` from the storage.
-pub fn read_listing(storage: &dyn Storage, name: &str) -> Result<Listing> {
-    let mut data = Vec::new();
-    storage
-        .open(&archive::listing_object(name))
-        .with_context(|| format!("no listing of copy `{name}` on {}", storage.describe()))?
-        .read_to_end(&mut data)?;
-    Listing::from_json(&data)
+/// Opens copy `name` on the settings' storage: an encrypted copy needs the
+/// passphrase (module settings or BILLMGR_OPS_PASSPHRASE) to open its key.
+pub fn open_copy<'a>(settings: &'a Settings, name: &str) -> Result<Copy<'a>> {
+    let storage = settings.storage.as_ref();
+    let key = match storage.size(&crypt::key_object(name)) {
+        Err(_) => None,
+        Ok(_) => {
+            let passphrase = settings.passphrase.as_ref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "copy `{name}` is encrypted: set the passphrase in the backup settings or in BILLMGR_OPS_PASSPHRASE"
+                )
+            })?;
+            let mut sealed = Vec::new();
+            storage
+                .open(&crypt::key_object(name))?
+                .read_to_end(&mut sealed)?;
+            Some(
+                CopyKey::open(&sealed, passphrase)
+                    .with_context(|| format!("cannot open copy `{name}`"))?,
+            )
+        }
+    };
+    Ok(Copy {
+        storage,
+        name: name.to_string(),
+        key,
+    })
 }
 
 /// Finds a copy by catalog id or name.
@@ -389,9 +438,9 @@ pub fn find(db: &mut Db, copy: &str) -> Result<CopyRow> {
 
 /// Verifies a copy on its storage.
 pub fn verify_copy(settings: &Settings, name: &str) -> Result<VerifyReport> {
-    let listing = read_listing(settings.storage.as_ref(), name)?;
-    verify::verify(settings.storage.as_ref(), &listing)
-        .with_context(|| format!("copy `{name}` is damaged"))
+    let copy = open_copy(settings, name)?;
+    let listing = copy.listing()?;
+    verify::verify(&copy, &listing).with_context(|| format!("copy `{name}` is damaged"))
 }
 
 /// Restores a copy into the live database.
@@ -405,11 +454,12 @@ pub fn restore_copy(
 ) -> Result<RestoreReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     locked(&mut db, |_| {
-        let listing = read_listing(settings.storage.as_ref(), name)?;
+        let copy = open_copy(settings, name)?;
+        let listing = copy.listing()?;
         restore::restore(
             source,
             config.db_connect_timeout,
-            settings.storage.as_ref(),
+            &copy,
             &listing,
             &RestoreOptions {
                 threads: settings.restore_threads,
@@ -437,12 +487,15 @@ pub fn delete_copy(
     clean_storage: bool,
 ) -> Result<()> {
     if clean_storage {
-        settings
-            .storage
-            .remove(&archive::archive_object(&row.name))?;
-        settings
-            .storage
-            .remove(&archive::listing_object(&row.name))?;
+        for object in [
+            archive::archive_object(&row.name, false),
+            archive::archive_object(&row.name, true),
+            archive::listing_object(&row.name, false),
+            archive::listing_object(&row.name, true),
+            crypt::key_object(&row.name),
+        ] {
+            settings.storage.remove(&object)?;
+        }
     }
     backups::delete(db, row.id)
 }
@@ -452,25 +505,30 @@ pub fn delete_copy(
 pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
     let mut added = 0;
     for object in settings.storage.list()? {
-        let Some(name) = object.name.strip_suffix(".json") else {
+        let Some(name) = object
+            .name
+            .strip_suffix(".json")
+            .or_else(|| object.name.strip_suffix(".json.age"))
+        else {
             continue;
         };
-        match read_listing(settings.storage.as_ref(), name) {
-            Ok(l) => {
-                let size = l.archive.as_ref().map_or(0, |a| a.size);
-                if backups::register(
-                    db,
+        match open_copy(settings, name).and_then(|c| Ok((c.listing()?, c.key.is_some()))) {
+            Ok((l, encrypted)) => {
+                let found = backups::Found {
                     name,
-                    &settings.storage_name,
-                    &l.created,
-                    size,
-                    l.tables.len() as u64,
-                    l.rows(),
-                )? {
+                    storage: &settings.storage_name,
+                    storage_id: settings.storage_id,
+                    created: &l.created,
+                    size: l.archive.as_ref().map_or(0, |a| a.size),
+                    tables: l.tables.len() as u64,
+                    rows: l.rows(),
+                    encrypted,
+                };
+                if backups::register(db, &found)? {
                     added += 1;
                 }
             }
-            Err(e) => log::warn!("`{}` is not a listing of a copy: {e:#}", object.name),
+            Err(e) => log::warn!("`{}` is not a readable copy: {e:#}", object.name),
         }
     }
     Ok(added)

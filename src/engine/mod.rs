@@ -15,6 +15,7 @@
 //!   time (a database lock), the catalog of copies, progress and outcome.
 
 pub mod archive;
+pub mod crypt;
 pub mod dump;
 pub mod jobs;
 pub mod restore;

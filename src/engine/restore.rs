@@ -27,11 +27,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, LocalInfileHandler};
 
+use super::archive::Copy;
 use super::archive::{self, check_entry, listing::Chunk, Listing};
 use super::verify::check_chunk;
 use crate::config::DbSource;
 use crate::db::{self, quote_ident, TABLE_PREFIX};
-use crate::storage::Storage;
 
 /// What happens to data that exists now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,15 +111,10 @@ struct TableJob {
 }
 
 /// Reads, checks and decompresses one table's chunks into `tx`, in order.
-fn feed(
-    storage: &dyn Storage,
-    object: &str,
-    job: &TableJob,
-    tx: SyncSender<Result<Vec<u8>, String>>,
-) {
+fn feed(copy: &Copy<'_>, job: &TableJob, tx: SyncSender<Result<Vec<u8>, String>>) {
     for chunk in &job.chunks {
-        let text = storage
-            .read_range(object, chunk.entry.offset, chunk.entry.size)
+        let text = copy
+            .read_range(chunk.entry.offset, chunk.entry.size)
             .and_then(|data| {
                 let entry = archive::ReadEntry {
                     path: chunk.entry.path.clone(),
@@ -145,8 +140,7 @@ fn feed(
 fn loader(
     mut conn: Conn,
     stage: &str,
-    storage: &dyn Storage,
-    object: &str,
+    copy: &Copy<'_>,
     jobs: &Mutex<Vec<TableJob>>,
 ) -> Result<u64> {
     conn.query_drop(format!("USE {}", quote_ident(stage)))?;
@@ -177,7 +171,7 @@ fn loader(
             Ok(())
         })));
         let result = std::thread::scope(|scope| {
-            scope.spawn(|| feed(storage, object, &job, tx));
+            scope.spawn(|| feed(copy, &job, tx));
             conn.query_drop(format!(
                 "LOAD DATA LOCAL INFILE 'table' INTO TABLE {} CHARACTER SET binary
                  FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
@@ -214,16 +208,16 @@ fn loader(
     Ok(rows)
 }
 
-/// Restores copy `listing` from `storage` into the database `source` names.
+/// Restores `copy` (described by `listing`) into the database `source` names.
 pub fn restore(
     source: &DbSource,
     timeout: Duration,
-    storage: &dyn Storage,
+    copy: &Copy<'_>,
     listing: &Listing,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<RestoreReport> {
-    let summary = listing
+    let _archive = listing
         .archive
         .as_ref()
         .context("the listing does not name its archive")?;
@@ -267,8 +261,7 @@ pub fn restore(
     // The schema entries are checked against the listing: a restore must not
     // create tables from an archive that differs from what was verified.
     for t in &listing.tables {
-        let data =
-            storage.read_range(&summary.object, t.schema_entry.offset, t.schema_entry.size)?;
+        let data = copy.read_range(t.schema_entry.offset, t.schema_entry.size)?;
         let entry = archive::ReadEntry {
             path: t.schema_entry.path.clone(),
             offset: t.schema_entry.offset,
@@ -299,8 +292,8 @@ pub fn restore(
     let results: Vec<Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (stage, jobs, object) = (&stage, &jobs, summary.object.as_str());
-                scope.spawn(move || loader(connect(source, timeout)?, stage, storage, object, jobs))
+                let (stage, jobs) = (&stage, &jobs);
+                scope.spawn(move || loader(connect(source, timeout)?, stage, copy, jobs))
             })
             .collect();
         handles

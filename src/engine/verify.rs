@@ -10,9 +10,9 @@ use std::io::Read;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::archive::Copy;
 use super::archive::{self, check_entry, Entry, Listing, ReadEntry};
 use super::tsv;
-use crate::storage::Storage;
 
 /// What a verification found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,8 +70,8 @@ pub fn check_chunk(
 /// An entry the listing names, and for a data chunk its table and chunk.
 type Expected<'a> = (&'a Entry, Option<(&'a str, &'a archive::listing::Chunk)>);
 
-/// Verifies copy `listing` (as stored beside its archive) on `storage`.
-pub fn verify(storage: &dyn Storage, listing: &Listing) -> Result<VerifyReport> {
+/// Verifies a copy against `listing` (as stored beside its archive).
+pub fn verify(copy: &Copy<'_>, listing: &Listing) -> Result<VerifyReport> {
     let summary = listing
         .archive
         .as_ref()
@@ -94,13 +94,7 @@ pub fn verify(storage: &dyn Storage, listing: &Listing) -> Result<VerifyReport> 
     let mut seen = 0usize;
     let mut inner_listing = None;
     let mut reader = HashingReader {
-        inner: storage.open(&summary.object).with_context(|| {
-            format!(
-                "failed to read {} from {}",
-                summary.object,
-                storage.describe()
-            )
-        })?,
+        inner: copy.open()?,
         hasher: Sha256::new(),
         read: 0,
     };

@@ -336,6 +336,9 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     });
                 values.push((*field, value));
             }
+            // The passphrase is never sent back: only whether one is set.
+            let encrypted = backupconf::setting(db, "BackupPassphrase")?.is_some();
+            values.push(("encrypt", if encrypted { "on" } else { "off" }.into()));
             Ok(Reply::Form(Form {
                 values,
                 slists: Vec::new(),
@@ -372,9 +375,28 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
                 values.push((*key, v));
             }
+            let encrypt = req.choice("encrypt", &["on", "off"])? == Some("on");
+            let passphrase = req.text("passphrase", 1024)?;
             let db = ctx.db()?;
+            let has_passphrase = backupconf::setting(db, "BackupPassphrase")?.is_some();
+            if encrypt && passphrase.is_empty() && !has_passphrase {
+                return Err(PanelError::empty("passphrase").into());
+            }
+            if encrypt && !passphrase.is_empty() && passphrase.chars().count() < 8 {
+                return Err(PanelError::value("passphrase", "").into());
+            }
             for (key, v) in values {
                 backupconf::set_setting(db, key, &v)?;
+            }
+            if !encrypt {
+                backupconf::delete_setting(db, "BackupPassphrase")?;
+            } else if !passphrase.is_empty() {
+                let sealed = crate::engine::crypt::seal_secret(&config.mgrdir, passphrase)?;
+                backupconf::set_setting(db, "BackupPassphrase", &sealed)?;
+                log::warn!(
+                    "backup encryption passphrase changed by {}",
+                    req.user().unwrap_or("?")
+                );
             }
             Ok(Reply::Ok)
         }

@@ -33,6 +33,9 @@ pub struct Listing {
     pub consistency: String,
     /// Compression of data chunks: `zstd`.
     pub compression: String,
+    /// Encryption of the archive and this listing: empty or `age`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub encryption: String,
     pub tables: Vec<TableEntry>,
     /// Views, triggers, routines and events, in the order they are created.
     pub definitions: Vec<Definition>,

@@ -15,25 +15,103 @@
 
 pub mod listing;
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 pub use listing::{Entry, Listing};
 
+use super::crypt::{CopyKey, RangeReader};
+use crate::storage::Storage;
+
 /// The first entry's path and content.
 pub const FORMAT_ENTRY: &str = "FORMAT";
 pub const LISTING_ENTRY: &str = "listing.json";
 
 /// The archive object of copy `name` on a storage.
-pub fn archive_object(name: &str) -> String {
-    format!("{name}.tar")
+pub fn archive_object(name: &str, encrypted: bool) -> String {
+    if encrypted {
+        format!("{name}.tar.age")
+    } else {
+        format!("{name}.tar")
+    }
 }
 
 /// The listing object beside it.
-pub fn listing_object(name: &str) -> String {
-    format!("{name}.json")
+pub fn listing_object(name: &str, encrypted: bool) -> String {
+    if encrypted {
+        format!("{name}.json.age")
+    } else {
+        format!("{name}.json")
+    }
+}
+
+/// A copy on a storage, opened: reads its listing and its archive, whole or
+/// by ranges, decrypting when it is encrypted.
+pub struct Copy<'a> {
+    pub storage: &'a dyn Storage,
+    pub name: String,
+    pub key: Option<CopyKey>,
+}
+
+impl<'a> Copy<'a> {
+    pub fn archive(&self) -> String {
+        archive_object(&self.name, self.key.is_some())
+    }
+
+    /// The listing beside the archive.
+    pub fn listing(&self) -> Result<Listing> {
+        let object = listing_object(&self.name, self.key.is_some());
+        let mut data = Vec::new();
+        let reader = self.storage.open(&object).with_context(|| {
+            format!(
+                "no listing of copy `{}` on {}",
+                self.name,
+                self.storage.describe()
+            )
+        })?;
+        match &self.key {
+            None => {
+                let mut r = reader;
+                r.read_to_end(&mut data)?;
+            }
+            Some(key) => {
+                key.decrypt_stream(reader)?.read_to_end(&mut data)?;
+            }
+        }
+        Listing::from_json(&data)
+    }
+
+    /// The archive from its start (plain tar bytes).
+    pub fn open(&self) -> Result<Box<dyn Read + Send + 'a>> {
+        let reader = self.storage.open(&self.archive()).with_context(|| {
+            format!(
+                "failed to read {} from {}",
+                self.archive(),
+                self.storage.describe()
+            )
+        })?;
+        Ok(match &self.key {
+            None => reader,
+            Some(key) => Box::new(key.decrypt_stream(reader)?),
+        })
+    }
+
+    /// `len` bytes of the tar at `offset`.
+    pub fn read_range(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        match &self.key {
+            None => self.storage.read_range(&self.archive(), offset, len),
+            Some(key) => {
+                let mut r = key.decrypt(RangeReader::new(self.storage, &self.archive())?)?;
+                r.seek(SeekFrom::Start(offset))?;
+                let mut buf = vec![0; len as usize];
+                r.read_exact(&mut buf)
+                    .with_context(|| format!("failed to read {} at {offset}", self.archive()))?;
+                Ok(buf)
+            }
+        }
+    }
 }
 
 /// Hex SHA-256 of `data`.
