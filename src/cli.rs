@@ -333,7 +333,10 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             let mut db = open_db(config)?;
             let settings = jobs::Settings::resolve(config, &mut db, plan, storage)?;
             drop(db);
-            jobs::take_copy(config, &source, &settings).map(|row| {
+            let mut bar = crate::progress::Progress::new("backup");
+            let result = jobs::take_copy(config, &source, &settings, &mut |p, n| bar.update(p, n));
+            bar.finish();
+            result.map(|row| {
                 eprintln!(
                     "copy {} (id {}): {} bytes, {} rows",
                     row.name, row.id, row.size, row.rows
@@ -380,9 +383,18 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             drop(db);
             let behavior =
                 restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
-            let mut progress =
-                |phase: &str, percent: u32| log::debug!("restore: {phase} {percent}%");
-            jobs::restore_copy(config, &source, &settings, &row.name, behavior, &mut progress).map(|r| {
+            let mut bar = crate::progress::Progress::new("restore");
+            let mut progress = |phase: &str, percent: u32| bar.update(phase, percent);
+            let result = jobs::restore_copy(
+                config,
+                &source,
+                &settings,
+                &row.name,
+                behavior,
+                &mut progress,
+            );
+            bar.finish();
+            result.map(|r| {
                 eprintln!("restored copy {}: {} tables, {} rows", row.name, r.tables, r.rows);
                 if let Some(undo) = r.undo {
                     eprintln!("the replaced tables are kept in database `{undo}` until the next successful backup");

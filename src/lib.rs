@@ -32,6 +32,7 @@ pub mod dev;
 pub mod engine;
 pub mod functions;
 pub mod logging;
+pub mod progress;
 pub mod protocol;
 pub mod runner;
 pub mod storage;

@@ -577,6 +577,39 @@ fn the_panel_restores_a_copy_in_the_background() {
         .run();
     assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
     wait_until(60, "the restore", || f.checksums() == before);
+    wait_until(30, "the restore's outcome in the list", || {
+        let rows = f.panel.call("billmgr.backup").run().rows();
+        crate::harness::cell(&rows[0], "progress") == "Restored"
+    });
+    // A restore that fails in the background says why in the list.
+    let listing: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.dir().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let chunk = &listing["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "payment")
+        .unwrap()["chunks"][0]["entry"];
+    let archive = f.dir().join(format!("{name}.tar"));
+    let mut bytes = std::fs::read(&archive).unwrap();
+    bytes[chunk["offset"].as_u64().unwrap() as usize + 10] ^= 0xff;
+    std::fs::write(&archive, bytes).unwrap();
+    f.panel
+        .call("backups.restore")
+        .param("elid", &id)
+        .param("sok", "ok")
+        .run();
+    wait_until(60, "the failed restore in the list", || {
+        let rows = f
+            .panel
+            .call("billmgr.backup")
+            .param("lang", "ru")
+            .run()
+            .rows();
+        crate::harness::cell(&rows[0], "reason")
+            .starts_with("Последнее восстановление не удалось: restore of copy")
+    });
     let out = f
         .panel
         .call("backups.restore")
@@ -931,4 +964,34 @@ fn a_wrong_or_missing_passphrase_is_a_clear_error_and_changes_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_ne!(f.checksums(), before, "the payments are back");
+}
+
+#[test]
+fn progress_is_a_bar_on_a_terminal_and_lines_elsewhere() {
+    let f = fixture(10);
+    let out = f.backup(&["create"]);
+    let plain = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        plain.contains("backup: snapshot\nbackup: data\n"),
+        "{plain}"
+    );
+    assert!(!plain.contains('\r'));
+    // Under a terminal (script gives the command one).
+    let cmd = format!(
+        "script -qec '{} backup create' /dev/null",
+        crate::harness::binary().display()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new copy name
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("BILLMGR_OPS_DB", &f.db.url)
+        .env("MGR_DIR", f.panel.mgrdir())
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("\rbackup: [####################] 100%"),
+        "{tty:?}"
+    );
 }

@@ -23,9 +23,14 @@ pub struct CopyRow {
     pub encrypted: bool,
     pub plan: Option<u64>,
     pub storage_id: Option<u64>,
+    /// The last restore from this copy: running, ok or failed; empty if none.
+    pub restore_state: String,
+    pub restore_phase: String,
+    pub restore_percent: u32,
+    pub restore_reason: String,
 }
 
-const COLUMNS: &str = "id, name, storage, state, phase, percent, reason, created, size, rows_count, encrypted, plan, storage_id";
+const COLUMNS: &str = "id, name, storage, state, phase, percent, reason, created, size, rows_count, encrypted, plan, storage_id, restore_state, restore_phase, restore_percent, restore_reason";
 
 fn row(r: &mysql::Row) -> CopyRow {
     let num = |i| cell_text(r, i).parse::<u64>().unwrap_or(0);
@@ -43,6 +48,10 @@ fn row(r: &mysql::Row) -> CopyRow {
         encrypted: num(10) != 0,
         plan: cell_text(r, 11).parse().ok(),
         storage_id: cell_text(r, 12).parse().ok(),
+        restore_state: cell_text(r, 13),
+        restore_phase: cell_text(r, 14),
+        restore_percent: num(15) as u32,
+        restore_reason: cell_text(r, 16),
     }
 }
 
@@ -107,6 +116,24 @@ pub fn set_origin(
         .context("failed to record the copy's plan")
 }
 
+/// Records the state of a restore from copy `id`.
+pub fn restore_progress(
+    db: &mut Db,
+    id: u64,
+    state: &str,
+    phase: &str,
+    percent: u32,
+    reason: &str,
+) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_backup SET restore_state = ?, restore_phase = ?, restore_percent = ?, restore_reason = NULLIF(?, '')
+             WHERE id = ?",
+            (state, phase, percent, reason, id),
+        )
+        .context("failed to record the restore's progress")
+}
+
 pub fn progress(db: &mut Db, id: u64, phase: &str, percent: u32) -> Result<()> {
     db.conn()
         .exec_drop(
@@ -146,7 +173,15 @@ pub fn fail_abandoned(db: &mut Db) -> Result<u64> {
              WHERE state = 'running'",
         )
         .context("failed to settle abandoned copies")?;
-    Ok(db.conn().affected_rows())
+    let settled = db.conn().affected_rows();
+    db.conn()
+        .query_drop(
+            "UPDATE billmgrops_backup SET restore_state = 'failed',
+                restore_reason = 'interrupted: the restoring process ended before it finished'
+             WHERE restore_state = 'running'",
+        )
+        .context("failed to settle abandoned restores")?;
+    Ok(settled)
 }
 
 /// Registers a copy found on a storage (rescan), unless known.

@@ -236,7 +236,12 @@ fn copy_name(now: i64) -> String {
 }
 
 /// Takes a copy now. Returns its catalog row.
-pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Result<CopyRow> {
+pub fn take_copy(
+    config: &Config,
+    source: &DbSource,
+    settings: &Settings,
+    on_progress: &mut dyn FnMut(&str, u32),
+) -> Result<CopyRow> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     locked(&mut db, |db| {
         let abandoned = backups::fail_abandoned(db)?;
@@ -286,6 +291,7 @@ pub fn take_copy(config: &Config, source: &DbSource, settings: &Settings) -> Res
             .and_then(|()| {
                 let mut last = (Instant::now(), Phase::Snapshot);
                 let mut report = |phase: Phase, percent: u32| {
+                    on_progress(&format!("{phase:?}").to_lowercase(), percent);
                     // Every change of phase, and the percent at most once a second.
                     if phase != last.1
                         || last.0.elapsed() >= Duration::from_secs(1)
@@ -453,21 +459,52 @@ pub fn restore_copy(
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<RestoreReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
-    locked(&mut db, |_| {
-        let copy = open_copy(settings, name)?;
-        let listing = copy.listing()?;
-        restore::restore(
-            source,
-            config.db_connect_timeout,
-            &copy,
-            &listing,
-            &RestoreOptions {
-                threads: settings.restore_threads,
-                behavior,
-            },
-            progress,
-        )
-        .with_context(|| format!("restore of copy `{name}` failed"))
+    locked(&mut db, |db| {
+        backups::fail_abandoned(db)?;
+        // The copy's catalog row shows the restore's phase and outcome.
+        let id = backups::by_name(db, name)?.map(|r| r.id);
+        let mark = |db: &mut Db, state: &str, phase: &str, percent: u32, reason: &str| {
+            if let Some(id) = id {
+                if let Err(e) = backups::restore_progress(db, id, state, phase, percent, reason) {
+                    log::warn!("{e:#}");
+                }
+            }
+        };
+        mark(db, "running", "stage", 0, "");
+        let mut last = (Instant::now(), String::new());
+        let mut report = |phase: &str, percent: u32| {
+            progress(phase, percent);
+            if phase != last.1 || last.0.elapsed() >= Duration::from_secs(1) {
+                last = (Instant::now(), phase.to_string());
+                mark(db, "running", phase, percent, "");
+            }
+        };
+        let result = open_copy(settings, name).and_then(|copy| {
+            let listing = copy.listing()?;
+            restore::restore(
+                source,
+                config.db_connect_timeout,
+                &copy,
+                &listing,
+                &RestoreOptions {
+                    threads: settings.restore_threads,
+                    behavior,
+                },
+                &mut report,
+            )
+        });
+        match result {
+            Ok(report) => {
+                mark(db, "ok", "", 100, "");
+                Ok(report)
+            }
+            Err(e) => {
+                let e = e.context(format!("restore of copy `{name}` failed"));
+                log::error!("{e:#}");
+                mark(db, "failed", "", 0, &format!("{e:#}"));
+                Err(e)
+            }
+        }
     })
 }
 

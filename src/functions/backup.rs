@@ -30,13 +30,31 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let rows = rows
         .into_iter()
         .map(|c| {
-            let progress = match c.state.as_str() {
-                "running" => format!(
-                    "{} {}%",
-                    label(lang, SECTION, &format!("phase_{}", c.phase)),
-                    c.percent
+            let progress = match (c.state.as_str(), c.restore_state.as_str()) {
+                ("running", _) => {
+                    format!(
+                        "{} {}%",
+                        label(lang, SECTION, &format!("phase_{}", c.phase)),
+                        c.percent
+                    )
+                }
+                (_, "running") => format!(
+                    "{} {} {}%",
+                    label(lang, SECTION, "restoring"),
+                    label(lang, SECTION, &format!("phase_{}", c.restore_phase)),
+                    c.restore_percent
                 ),
+                (_, "ok") => label(lang, SECTION, "restored"),
                 _ => String::new(),
+            };
+            let reason = if c.restore_state == "failed" {
+                format!(
+                    "{}: {}",
+                    label(lang, SECTION, "restore_failed"),
+                    c.restore_reason
+                )
+            } else {
+                c.reason.clone()
             };
             Row {
                 color: match c.state.as_str() {
@@ -52,7 +70,7 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             .cell("storage", c.storage)
             .cell("state", format!("state_{}", c.state))
             .cell("progress", progress)
-            .cell("reason", c.reason)
+            .cell("reason", reason)
             .cell(
                 "encrypted",
                 if c.encrypted {
