@@ -995,3 +995,64 @@ fn progress_is_a_bar_on_a_terminal_and_lines_elsewhere() {
         "{tty:?}"
     );
 }
+
+#[test]
+fn the_default_storage_and_a_kept_safety_copy() {
+    let f = fixture(10);
+    let setup = f
+        .panel
+        .call("billmgr.backup.setup")
+        .param("sok", "ok")
+        .param("storage_name", "second")
+        .param("path", "var/second")
+        .param("plan_name", "manual")
+        .param("schedule", "off")
+        .run();
+    assert!(setup.doc().find("ok").is_some(), "{}", setup.stdout);
+    let storage =
+        f.db.scalar("SELECT id FROM billmgrops_storage WHERE name = 'second'");
+    let save = |default_storage: &str| {
+        f.panel
+            .call("billmgr.backup.settings")
+            .param("sok", "ok")
+            .param("path", "var/billmgr-ops/backup")
+            .param("threads", "2")
+            .param("compression", "3")
+            .param("files", "etc")
+            .param("lock_timeout", "5")
+            .param("default_storage", default_storage)
+            .param("keep_undo", "on")
+            .run()
+    };
+    assert_eq!(
+        save("777").error_type(),
+        ("missed".into(), "storage".into())
+    );
+    assert!(save(&storage).doc().find("ok").is_some());
+    let name = f.copy();
+    assert!(f
+        .panel
+        .mgrdir()
+        .join(format!("var/second/{name}.tar"))
+        .exists());
+    f.ok(&["restore", &name]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    f.copy();
+    let undo = format!("{}_bmo_undo", f.db.name);
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{undo}'"
+        )),
+        "1",
+        "kept after the next backup"
+    );
+    // The create form offers the storages.
+    let form = f.panel.call("billmgr.backup.create").run().doc();
+    let slist = form
+        .find_all("slist")
+        .find(|s| s.get_attr("name") == Some("storage"))
+        .unwrap();
+    assert!(slist
+        .find_all("val")
+        .any(|v| v.get_attr("key") == Some(storage.as_str())));
+}

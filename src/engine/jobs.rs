@@ -63,6 +63,9 @@ pub struct Settings {
     pub restore_threads: usize,
     /// Copies are encrypted with it when set.
     pub passphrase: Option<SecretString>,
+    /// Keep the replaced tables of the last restore after later backups
+    /// (default: drop them at the next successful backup).
+    pub keep_undo: bool,
 }
 
 /// A configured storage, opened.
@@ -122,6 +125,7 @@ impl Settings {
             },
             restore_threads: threads,
             passphrase: config.backup_passphrase.clone().map(SecretString::from),
+            keep_undo: false,
         }
     }
 
@@ -149,7 +153,12 @@ impl Settings {
             Some(id) => Some(backupconf::plan(db, id)?.ok_or(NoSuchObject("plan", id))?),
             None => None,
         };
-        let storage = storage.or(plan.as_ref().map(|p| p.storage));
+        let default_storage = saved
+            .get("BackupDefaultStorage")
+            .and_then(|v| v.parse::<u64>().ok());
+        let storage = storage
+            .or(plan.as_ref().map(|p| p.storage))
+            .or(default_storage);
         if let Some(id) = storage {
             let row = backupconf::storage(db, id)?.ok_or(NoSuchObject("storage", id))?;
             settings.storage = open_storage(config, &row)?;
@@ -173,6 +182,7 @@ impl Settings {
             }
         }
         settings.plan = plan;
+        settings.keep_undo = saved.get("BackupKeepUndo").is_some_and(|v| v == "on");
         if settings.passphrase.is_none() {
             if let Some(sealed) = backupconf::setting(db, "BackupPassphrase")? {
                 settings.passphrase = Some(crypt::open_secret(&config.mgrdir, &sealed)?);
@@ -195,6 +205,8 @@ pub const SETTING_KEYS: &[&str] = &[
     "BackupFiles",
     "BackupExcludeTables",
     "BackupLockTimeout",
+    "BackupDefaultStorage",
+    "BackupKeepUndo",
 ];
 
 /// A plan or storage id that does not exist. Callers branch on it.
@@ -321,7 +333,9 @@ pub fn take_copy(
             Ok(listing) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
-                drop_undo(db)?;
+                if !settings.keep_undo {
+                    drop_undo(db)?;
+                }
                 log::info!(
                     "copy {name}: {} tables, {} rows, {size} bytes",
                     listing.tables.len(),

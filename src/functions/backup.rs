@@ -88,6 +88,20 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
+/// The configured storages, after a "default" choice.
+fn storage_options(ctx: &mut Ctx<'_>, lang: Lang) -> Result<Vec<(String, String)>> {
+    let mut options = vec![(
+        String::new(),
+        label(lang, "billmgr.backup.create", "default_storage"),
+    )];
+    options.extend(
+        backupconf::storages(ctx.db()?)?
+            .into_iter()
+            .map(|s| (s.id.to_string(), s.name)),
+    );
+    Ok(options)
+}
+
 fn plan_options(ctx: &mut Ctx<'_>, lang: Lang) -> Result<Vec<(String, String)>> {
     let mut options = vec![(
         String::new(),
@@ -107,7 +121,21 @@ pub fn create(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let lang = req.lang();
     match req.mode() {
         Mode::View | Mode::SetValues => {
-            let mut values = vec![("plan", req.param("plan").unwrap_or_default().to_string())];
+            let mut values = vec![
+                (
+                    "plan",
+                    match req.param("plan") {
+                        Some(p) => p.to_string(),
+                        None => {
+                            backupconf::setting(ctx.db()?, "BackupDefaultPlan")?.unwrap_or_default()
+                        }
+                    },
+                ),
+                (
+                    "storage",
+                    req.param("storage").unwrap_or_default().to_string(),
+                ),
+            ];
             if req.param("elid").is_some() {
                 let id = req.elid()?;
                 let c =
@@ -119,18 +147,30 @@ pub fn create(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     ("reason", c.reason),
                 ]);
             }
-            let slists = vec![Slist {
-                name: "plan",
-                options: plan_options(ctx, lang)?,
-            }];
+            let slists = vec![
+                Slist {
+                    name: "plan",
+                    options: plan_options(ctx, lang)?,
+                },
+                Slist {
+                    name: "storage",
+                    options: storage_options(ctx, lang)?,
+                },
+            ];
             Ok(Reply::Form(Form { values, slists }))
         }
         Mode::SubmitNew | Mode::SubmitEdit => {
             let plan = req.opt_id("plan")?;
+            let storage = req.opt_id("storage")?;
             let db = ctx.db()?;
             if let Some(id) = plan {
                 if backupconf::plan(db, id)?.is_none() {
                     return Err(PanelError::missed("plan", id).into());
+                }
+            }
+            if let Some(id) = storage {
+                if backupconf::storage(db, id)?.is_none() {
+                    return Err(PanelError::missed("storage", id).into());
                 }
             }
             if jobs::busy(db)? {
@@ -139,6 +179,9 @@ pub fn create(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             let mut args = vec!["backup".to_string(), "create".to_string()];
             if let Some(id) = plan {
                 args.extend(["--plan".to_string(), id.to_string()]);
+            }
+            if let Some(id) = storage {
+                args.extend(["--storage".to_string(), id.to_string()]);
             }
             background::spawn(ctx.config, &args)?;
             log::info!("backup started by {}", req.user().unwrap_or("?"));
@@ -333,6 +376,9 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         ("files", "BackupFiles"),
         ("exclude_tables", "BackupExcludeTables"),
         ("lock_timeout", "BackupLockTimeout"),
+        ("default_storage", "BackupDefaultStorage"),
+        ("default_plan", "BackupDefaultPlan"),
+        ("keep_undo", "BackupKeepUndo"),
     ];
     let config = ctx.config;
     match req.mode() {
@@ -357,10 +403,17 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             // The passphrase is never sent back: only whether one is set.
             let encrypted = backupconf::setting(db, "BackupPassphrase")?.is_some();
             values.push(("encrypt", if encrypted { "on" } else { "off" }.into()));
-            Ok(Reply::Form(Form {
-                values,
-                slists: Vec::new(),
-            }))
+            let slists = vec![
+                Slist {
+                    name: "default_storage",
+                    options: storage_options(ctx, req.lang())?,
+                },
+                Slist {
+                    name: "default_plan",
+                    options: plan_options(ctx, req.lang())?,
+                },
+            ];
+            Ok(Reply::Form(Form { values, slists }))
         }
         Mode::SubmitNew | Mode::SubmitEdit => {
             if req.choice("dropsettings", &["on", "off"])? == Some("on") {
@@ -386,6 +439,8 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     "compression" => v.parse::<u32>().is_ok_and(|n| (1..=19).contains(&n)),
                     "lock_timeout" => v.parse::<u32>().is_ok_and(|n| (1..=3600).contains(&n)),
                     "path" => !v.is_empty() && !v.contains(".."),
+                    "keep_undo" => matches!(v.as_str(), "" | "on" | "off"),
+                    "default_storage" | "default_plan" => v.is_empty() || v.parse::<u64>().is_ok(),
                     _ => true,
                 };
                 if !ok {
@@ -396,6 +451,16 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             let encrypt = req.choice("encrypt", &["on", "off"])? == Some("on");
             let passphrase = req.text("passphrase", 1024)?;
             let db = ctx.db()?;
+            if let Some(id) = req.opt_id("default_storage")? {
+                if backupconf::storage(db, id)?.is_none() {
+                    return Err(PanelError::missed("storage", id).into());
+                }
+            }
+            if let Some(id) = req.opt_id("default_plan")? {
+                if backupconf::plan(db, id)?.is_none() {
+                    return Err(PanelError::missed("plan", id).into());
+                }
+            }
             let has_passphrase = backupconf::setting(db, "BackupPassphrase")?.is_some();
             if encrypt && passphrase.is_empty() && !has_passphrase {
                 return Err(PanelError::empty("passphrase").into());
