@@ -39,6 +39,14 @@ sleep 2
 attempt=$(mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot -N billmgr \
   -e "SELECT MAX(id) FROM billmgrops_attempt WHERE outcome <> 'interrupted'")
 show "$bin call errorhistory.showlog elid=$attempt"
+say "a backup of the billing database and <mgrdir>/etc, checked, listed in the panel"
+show "$bin backup create"
+show "$bin backup verify \$($bin backup list | head -1 | cut -f2)"
+show "$bin call billmgr.backup p_cnt=3"
+say "delete half the payments, then restore the copy (staged, checked, swapped atomically)"
+mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot billmgr -e 'DELETE FROM payment WHERE id % 2 = 0; SELECT COUNT(*) AS payments_left FROM payment'
+show "$bin backup restore \$($bin backup list | head -1 | cut -f2)"
+mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot billmgr -e 'SELECT COUNT(*) AS payments_after_restore FROM payment'
 say "the log: $demo/mgr/var/billmgr-ops.log"
 if [ -n "${KEEP:-}" ]; then
   say "the server keeps running: export MGR_DIR=$MGR_DIR BILLMGR_OPS_DB=$BILLMGR_OPS_DB"
