@@ -475,6 +475,25 @@ fn delete_and_rescan() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no copy `no-such-copy`"));
 }
 
+/// Submits billmgr.backup.settings with the usual values and `extra`.
+fn save_settings(f: &Fixture, extra: &[(&str, &str)]) -> crate::harness::Output {
+    let mut call = f
+        .panel
+        .call("billmgr.backup.settings")
+        .param("sok", "ok")
+        .param("path", "var/billmgr-ops/backup")
+        .param("threads", "2")
+        .param("files", "etc")
+        .param("lock_timeout", "5");
+    if !extra.iter().any(|(k, _)| *k == "compression") {
+        call = call.param("compression", "3");
+    }
+    for (k, v) in extra {
+        call = call.param(k, v);
+    }
+    call.run()
+}
+
 // --- The panel functions -------------------------------------------------
 
 fn wait_for_copies(f: &Fixture, state: &str, n: usize) {
@@ -771,17 +790,7 @@ fn settings_are_saved_dropped_and_the_catalog_rescanned() {
     let name = f.copy();
     let form = f.panel.call("billmgr.backup.settings").run().doc();
     assert_eq!(form.find("compression").unwrap().text_content(), "3");
-    let save = |compression: &str| {
-        f.panel
-            .call("billmgr.backup.settings")
-            .param("sok", "ok")
-            .param("path", "var/billmgr-ops/backup")
-            .param("threads", "2")
-            .param("compression", compression)
-            .param("files", "etc")
-            .param("lock_timeout", "5")
-            .run()
-    };
+    let save = |compression: &str| save_settings(&f, &[("compression", compression)]);
     assert_eq!(
         save("99").error_type(),
         ("value".into(), "compression".into())
@@ -836,17 +845,7 @@ fn a_regretted_restore_is_undone_and_redone() {
 // --- Encryption ------------------------------------------------------------
 
 fn set_passphrase(f: &Fixture, passphrase: &str) -> crate::harness::Output {
-    f.panel
-        .call("billmgr.backup.settings")
-        .param("sok", "ok")
-        .param("path", "var/billmgr-ops/backup")
-        .param("threads", "2")
-        .param("compression", "3")
-        .param("files", "etc")
-        .param("lock_timeout", "5")
-        .param("encrypt", "on")
-        .param("passphrase", passphrase)
-        .run()
+    save_settings(f, &[("encrypt", "on"), ("passphrase", passphrase)])
 }
 
 #[test]
@@ -1012,17 +1011,10 @@ fn the_default_storage_and_a_kept_safety_copy() {
     let storage =
         f.db.scalar("SELECT id FROM billmgrops_storage WHERE name = 'second'");
     let save = |default_storage: &str| {
-        f.panel
-            .call("billmgr.backup.settings")
-            .param("sok", "ok")
-            .param("path", "var/billmgr-ops/backup")
-            .param("threads", "2")
-            .param("compression", "3")
-            .param("files", "etc")
-            .param("lock_timeout", "5")
-            .param("default_storage", default_storage)
-            .param("keep_undo", "on")
-            .run()
+        save_settings(
+            &f,
+            &[("default_storage", default_storage), ("keep_undo", "on")],
+        )
     };
     assert_eq!(
         save("777").error_type(),

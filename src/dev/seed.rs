@@ -18,6 +18,7 @@ use mysql::prelude::Queryable;
 use super::rng::Rng;
 use super::schema;
 use crate::clock;
+use crate::db::operations::OPERATION_TYPES;
 use crate::db::{quote_ident, Db};
 
 /// Options of `dev seed`.
@@ -86,15 +87,6 @@ const COMPANY: &[&str] = &[
     "",
 ];
 const COUNTRIES: &[&str] = &["RU", "US", "DE", "KZ", "PL", "NO", "GB"];
-const OPERATIONS: &[&str] = &[
-    "open",
-    "suspend",
-    "resume",
-    "close",
-    "setparam",
-    "prolong",
-    "sync_item",
-];
 
 /// (itemtype intname, display name, processing module ids, parameter names)
 const TYPES: &[(&str, &str, &[u64], &[&str])] = &[
@@ -691,7 +683,7 @@ impl Generator {
     fn operation(&mut self, db: &mut Db, item: i64, module: i64, created: i64) -> Result<()> {
         self.next.operation += 1;
         let oid = self.next.operation;
-        let intname = *self.rng.pick(OPERATIONS);
+        let intname = *self.rng.pick(OPERATION_TYPES);
         let cdate = created + self.rng.range(0, 30) as i64 * DAY;
         let state = *self
             .rng

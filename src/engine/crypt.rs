@@ -92,23 +92,9 @@ impl CopyKey {
         Ok(encryptor.wrap_output(out)?)
     }
 
-    /// A reader that decrypts a stream encrypted to this key, front to back.
-    pub fn decrypt_stream<R: Read + Send>(
-        &self,
-        input: R,
-    ) -> Result<age::stream::StreamReader<BufReader<R>>> {
-        let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(256 << 10, input))
-            .context("not an age file")?;
-        decryptor
-            .decrypt(std::iter::once(&self.0 as &dyn age::Identity))
-            .map_err(|e| anyhow!("this copy's key does not open the object: {e}"))
-    }
-
-    /// A reader that decrypts (and can seek) an object encrypted to this key.
-    pub fn decrypt<R: Read + Seek>(
-        &self,
-        input: R,
-    ) -> Result<age::stream::StreamReader<BufReader<R>>> {
+    /// A reader that decrypts an object encrypted to this key; it can also
+    /// seek when the input can.
+    pub fn decrypt<R: Read>(&self, input: R) -> Result<age::stream::StreamReader<BufReader<R>>> {
         let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(256 << 10, input))
             .context("not an age file")?;
         decryptor

@@ -77,7 +77,7 @@ impl<'a> Copy<'a> {
                 r.read_to_end(&mut data)?;
             }
             Some(key) => {
-                key.decrypt_stream(reader)?.read_to_end(&mut data)?;
+                key.decrypt(reader)?.read_to_end(&mut data)?;
             }
         }
         Listing::from_json(&data)
@@ -94,7 +94,7 @@ impl<'a> Copy<'a> {
         })?;
         Ok(match &self.key {
             None => reader,
-            Some(key) => Box::new(key.decrypt_stream(reader)?),
+            Some(key) => Box::new(key.decrypt(reader)?),
         })
     }
 
