@@ -459,6 +459,8 @@ pub fn dump(
     let out = storage
         .create(&object)
         .with_context(|| format!("failed to start {object} on {}", storage.describe()))?;
+    let (out, stored_bytes) = crate::storage::Counted::new(out);
+    let out: Box<dyn crate::storage::StorageWriter> = Box::new(out);
     let sink = match key {
         None => Sink::Plain(out),
         Some(key) => Sink::Age(key.encrypt(out)?),
@@ -640,6 +642,12 @@ pub fn dump(
         .map_err(|e| anyhow!("failed to flush the archive: {}", e.error()))?;
     out.commit()
         .with_context(|| format!("failed to store {object} on {}", storage.describe()))?;
+    // The storage must hold every byte before the copy counts.
+    crate::storage::check_stored(
+        storage,
+        &object,
+        stored_bytes.load(std::sync::atomic::Ordering::Relaxed),
+    )?;
     // The listing beside the archive marks the copy complete: written last.
     listing.archive = Some(listing::ArchiveSummary {
         object,

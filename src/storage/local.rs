@@ -245,6 +245,26 @@ mod tests {
     }
 
     #[test]
+    fn a_short_object_fails_the_stored_check() {
+        let d = dir("stored");
+        let s = LocalStorage::new(&d);
+        let (mut w, count) = crate::storage::Counted::new(s.create("copy.tar").unwrap());
+        w.write_all(&[1u8; 4096]).unwrap();
+        Box::new(w).commit().unwrap();
+        let written = count.load(std::sync::atomic::Ordering::Relaxed);
+        crate::storage::check_stored(&s, "copy.tar", written).unwrap();
+        // A storage that lost the tail (a full disk, a cut transfer).
+        let f = OpenOptions::new()
+            .write(true)
+            .open(d.join("copy.tar"))
+            .unwrap();
+        f.set_len(1000).unwrap();
+        let e = crate::storage::check_stored(&s, "copy.tar", written).unwrap_err();
+        assert!(e.to_string().contains("holds 1000 bytes"), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn names_cannot_escape_the_directory() {
         let s = LocalStorage::new(dir("names"));
         for bad in ["../x", "/etc/passwd", ".hidden", "a/b", ""] {

@@ -50,6 +50,58 @@ pub trait Storage: Send + Sync {
     }
 }
 
+/// Counts the bytes handed to a storage writer, so that the stored object
+/// can be checked against them after commit.
+pub struct Counted {
+    inner: Box<dyn StorageWriter>,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counted {
+    /// The writer and a handle that reads the count.
+    pub fn new(
+        inner: Box<dyn StorageWriter>,
+    ) -> (Counted, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        (
+            Counted {
+                inner,
+                written: std::sync::Arc::clone(&written),
+            },
+            written,
+        )
+    }
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl StorageWriter for Counted {
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.inner.commit()
+    }
+}
+
+/// Commits nothing more: checks that `storage` holds all of `object`.
+pub fn check_stored(storage: &dyn Storage, object: &str, written: u64) -> Result<()> {
+    let stored = storage.size(object)?;
+    anyhow::ensure!(
+        stored == written,
+        "{} holds {stored} bytes of {object}, {written} were written",
+        storage.describe()
+    );
+    Ok(())
+}
+
 /// An object name is a plain file name: no directories, nothing hidden.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
