@@ -1048,3 +1048,47 @@ fn the_default_storage_and_a_kept_safety_copy() {
         .find_all("val")
         .any(|v| v.get_attr("key") == Some(storage.as_str())));
 }
+
+#[test]
+fn a_connection_cut_mid_copy_fails_it_cleanly() {
+    let f = fixture(30);
+    f.panel.configure("BackupThreads 1\nBackupLockTimeout 1\n");
+    let mut blocker = f.db.conn();
+    blocker.query_drop("LOCK TABLES journal WRITE").unwrap();
+    let child = f
+        .panel
+        .command(&["backup", "create"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The dump's connection waits on the locked table: cut it there.
+    let find = format!(
+        "SELECT ID FROM information_schema.PROCESSLIST
+         WHERE DB = '{}' AND INFO LIKE 'SELECT %journal%' AND INFO NOT LIKE '%PROCESSLIST%'",
+        f.db.name
+    );
+    wait_until(60, "the dump to reach the locked table", || {
+        !f.db.scalar(&find).is_empty()
+    });
+    f.db.exec(&format!("KILL {}", f.db.scalar(&find)));
+    blocker.query_drop("UNLOCK TABLES").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(f.db.scalar("SELECT state FROM billmgrops_backup"), "failed");
+    assert!(
+        f.db.scalar("SELECT reason FROM billmgrops_backup")
+            .contains("journal"),
+        "the reason names the table"
+    );
+    let left: Vec<String> = std::fs::read_dir(f.dir())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "nothing that looks like a copy, nothing partial: {left:?}"
+    );
+    f.copy();
+}
