@@ -1092,3 +1092,46 @@ fn a_connection_cut_mid_copy_fails_it_cleanly() {
     );
     f.copy();
 }
+
+/// Mounts a tmpfs of `size` at `dir`; false (after saying so) when this
+/// machine does not allow it. Under CI that is a failure, never a skip.
+fn small_disk(dir: &std::path::Path, size: &str) -> bool {
+    std::fs::create_dir_all(dir).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must be able to mount a tmpfs (root)"
+        );
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+    }
+    ok
+}
+
+#[test]
+fn a_full_disk_is_refused_or_fails_cleanly() {
+    let f = fixture(300);
+    let disk = f.panel.mgrdir().join("var/small");
+    if !small_disk(&disk, "256k") {
+        return;
+    }
+    f.panel
+        .configure(&format!("BackupDir {}\n", disk.display()));
+    let out = f.backup(&["create"]);
+    let _ = std::process::Command::new("umount").arg(&disk).status();
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("not enough space") || msg.contains("No space left"),
+        "{msg}"
+    );
+    assert_eq!(f.db.scalar("SELECT state FROM billmgrops_backup"), "failed");
+    assert!(
+        std::fs::read_dir(&disk).unwrap().next().is_none(),
+        "nothing left behind"
+    );
+}
