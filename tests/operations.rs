@@ -156,20 +156,25 @@ fn a_failure_is_counted_recorded_and_retried_later() {
         .contains(r#"<error type="connect" object="vmmanager">"#));
     let delay = |f: &Fixture| {
         f.db.scalar(&format!(
-            "SELECT TIMESTAMPDIFF(SECOND, NOW(), next_try) FROM billmgrops_operation WHERE runningoperation={id}"
+            // From the end of the last attempt (its start plus its duration),
+            // so the figure does not depend on how fast this test runs.
+            "SELECT TIMESTAMPDIFF(SECOND, a.createdate + INTERVAL CEIL(a.duration_ms / 1000) SECOND, s.next_try)
+             FROM billmgrops_operation s
+             JOIN billmgrops_attempt a ON a.id = (SELECT MAX(id) FROM billmgrops_attempt WHERE runningoperation = {id})
+             WHERE s.runningoperation = {id}"
         ))
         .parse::<i64>()
         .unwrap()
     };
     assert!(
-        (290..=300).contains(&delay(&f)),
+        (299..=301).contains(&delay(&f)),
         "first retry after 5 minutes, got {}s",
         delay(&f)
     );
     assert!(f.run_attempt(id).status.success());
     assert_eq!(f.field(id, "trycount"), "2");
     assert!(
-        (590..=600).contains(&delay(&f)),
+        (599..=601).contains(&delay(&f)),
         "second retry after 10 minutes, got {}s",
         delay(&f)
     );

@@ -88,31 +88,33 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
-/// The configured storages, after a "default" choice.
-fn storage_options(ctx: &mut Ctx<'_>, lang: Lang) -> Result<Vec<(String, String)>> {
-    let mut options = vec![(
-        String::new(),
-        label(lang, "billmgr.backup.create", "default_storage"),
-    )];
-    options.extend(
-        backupconf::storages(ctx.db()?)?
-            .into_iter()
-            .map(|s| (s.id.to_string(), s.name)),
-    );
-    Ok(options)
+/// A select's options: an empty "none" choice with its label, then `rows`.
+fn options_after(none: String, rows: impl Iterator<Item = (u64, String)>) -> Vec<(String, String)> {
+    std::iter::once((String::new(), none))
+        .chain(rows.map(|(id, name)| (id.to_string(), name)))
+        .collect()
 }
 
-fn plan_options(ctx: &mut Ctx<'_>, lang: Lang) -> Result<Vec<(String, String)>> {
-    let mut options = vec![(
-        String::new(),
+/// The configured storages, after "the default storage".
+fn storage_options(ctx: &mut Ctx<'_>, lang: Lang) -> Result<Vec<(String, String)>> {
+    let rows = backupconf::storages(ctx.db()?)?
+        .into_iter()
+        .map(|s| (s.id, s.name));
+    Ok(options_after(
         label(lang, "billmgr.backup.create", "default_storage"),
-    )];
-    options.extend(
-        backupconf::plans(ctx.db()?)?
-            .into_iter()
-            .map(|p| (p.id.to_string(), p.name)),
-    );
-    Ok(options)
+        rows,
+    ))
+}
+
+/// The plans, after "no plan".
+fn plan_options(ctx: &mut Ctx<'_>, lang: Lang) -> Result<Vec<(String, String)>> {
+    let rows = backupconf::plans(ctx.db()?)?
+        .into_iter()
+        .map(|p| (p.id, p.name));
+    Ok(options_after(
+        label(lang, "billmgr.backup.create", "no_plan"),
+        rows,
+    ))
 }
 
 /// `billmgr.backup.create`: start a copy now (of a plan, or to the default
