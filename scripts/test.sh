@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Installs what it needs (Rust, MariaDB binaries)
-# on a fresh Debian/Ubuntu machine; the tests start their own private
-# mariadbd unless BILLMGR_OPS_TEST_DB names a server.
+# Runs the whole test suite. Installs what it needs (Rust, MariaDB binaries,
+# sshd, and moto and pyftpdlib in a venv) on a fresh Debian/Ubuntu machine;
+# the tests start their own private mariadbd (unless BILLMGR_OPS_TEST_DB
+# names a server) and their own SFTP, FTP, FTPS and S3 servers on loopback.
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_deps
+ensure_test_servers
 say "cargo test"
 exec cargo test --all-targets "$@"

@@ -17,11 +17,12 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::db::backups;
+use crate::db::{backupconf, backups};
 use crate::db::{migrate, Db};
 use crate::engine::{jobs, restore};
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
 use crate::runner::{attempt, scheduler};
+use crate::storage::params::{Kind, Params};
 use crate::{dev, logging};
 
 /// Backup and running-operations plugin for BILLmanager 6.
@@ -125,6 +126,66 @@ enum BackupCommand {
     },
     /// Rebuild the catalog from the listings on the storage.
     Rescan,
+    /// Configure and check storages.
+    #[command(subcommand)]
+    Storage(StorageCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StorageCommand {
+    /// Add a storage. Its secret (FTP password, S3 secret key) is read from
+    /// BILLMGR_OPS_STORAGE_SECRET or, with --secret-stdin, from the first
+    /// line of stdin; never from the command line.
+    Add(Box<StorageArgs>),
+    /// The configured storages.
+    List,
+    /// Write, read back and delete a small probe object.
+    Check {
+        /// The storage's name or id.
+        storage: String,
+    },
+    /// Forget a storage (the copies on it stay there).
+    Remove {
+        /// The storage's name or id.
+        storage: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct StorageArgs {
+    name: String,
+    #[arg(long, value_parser = ["local", "sftp", "ftp", "s3"])]
+    kind: String,
+    /// Local or remote directory, or the key prefix in the bucket.
+    #[arg(long, default_value = "")]
+    path: String,
+    #[arg(long, default_value = "")]
+    host: String,
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    #[arg(long, default_value = "")]
+    user: String,
+    /// SFTP: the private key file.
+    #[arg(long, default_value = "")]
+    key_file: String,
+    /// SFTP: accept-new, strict or off.
+    #[arg(long, default_value = "accept-new")]
+    host_key: String,
+    /// FTP: explicit TLS (FTPS).
+    #[arg(long)]
+    tls: bool,
+    /// S3: the service URL (empty for AWS).
+    #[arg(long, default_value = "")]
+    endpoint: String,
+    #[arg(long, default_value = "")]
+    region: String,
+    #[arg(long, default_value = "")]
+    bucket: String,
+    #[arg(long, default_value = "")]
+    access_key: String,
+    /// Read the secret from the first line of stdin.
+    #[arg(long)]
+    secret_stdin: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -413,6 +474,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Undo => jobs::undo_restore(config, &source).map(|n| {
             eprintln!("{n} tables swapped back; run undo again to redo the restore");
         }),
+        BackupCommand::Storage(command) => return storage(config, command),
         BackupCommand::Rescan => {
             let mut db = open_db(config)?;
             let settings = jobs::Settings::resolve(config, &mut db, None, None)?;
@@ -427,6 +489,105 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// `billmgr-ops backup storage ...`. Exit status 1 when a check fails.
+fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
+    let mut db = open_db(config)?;
+    let find = |db: &mut Db, key: &str| -> Result<backupconf::StorageRow> {
+        backupconf::storages(db)?
+            .into_iter()
+            .find(|s| s.name == key || s.id.to_string() == key)
+            .with_context(|| format!("no storage `{key}`"))
+    };
+    match command {
+        StorageCommand::Add(a) => {
+            let params = Params {
+                kind: Kind::parse(&a.kind).context("unknown kind")?,
+                path: a.path,
+                host: a.host,
+                port: a.port,
+                user: a.user,
+                key_file: a.key_file,
+                host_key: a.host_key,
+                tls: a.tls,
+                endpoint: a.endpoint,
+                region: a.region,
+                bucket: a.bucket,
+                access_key: a.access_key,
+            };
+            if let Some((field, value)) = params.invalid_field() {
+                bail!(
+                    "--{}: `{value}` is missing or not valid",
+                    field.replace('_', "-")
+                );
+            }
+            let secret = match params.kind.secret_field() {
+                None => None,
+                Some(field) => {
+                    let secret = if a.secret_stdin {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_string()
+                    } else {
+                        std::env::var("BILLMGR_OPS_STORAGE_SECRET").unwrap_or_default()
+                    };
+                    anyhow::ensure!(
+                        !secret.is_empty(),
+                        "the {field} is missing: set BILLMGR_OPS_STORAGE_SECRET or use --secret-stdin"
+                    );
+                    Some(crate::engine::crypt::seal_secret(&config.mgrdir, &secret)?)
+                }
+            };
+            anyhow::ensure!(
+                find(&mut db, &a.name).is_err(),
+                "a storage named `{}` exists already",
+                a.name
+            );
+            let id = backupconf::add_storage(&mut db, &a.name, &params, secret.as_deref())?;
+            eprintln!("storage {id}: {}", params.describe());
+        }
+        StorageCommand::List => {
+            let mut out = std::io::stdout().lock();
+            for s in backupconf::storages(&mut db)? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}",
+                    s.id,
+                    s.name,
+                    s.kind,
+                    s.params.describe()
+                )?;
+            }
+        }
+        StorageCommand::Check { storage } => {
+            let row = find(&mut db, &storage)?;
+            let opened = jobs::open_storage(config, &row)?;
+            match crate::storage::probe(opened.as_ref()) {
+                Ok(()) => eprintln!("storage {} ({}): ok", row.name, opened.describe()),
+                Err(e) => {
+                    eprintln!("storage {} ({}): {e}", row.name, opened.describe());
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        StorageCommand::Remove { storage } => {
+            let row = find(&mut db, &storage)?;
+            let used: Vec<String> = backupconf::plans(&mut db)?
+                .into_iter()
+                .filter(|p| p.storage == row.id)
+                .map(|p| p.name)
+                .collect();
+            anyhow::ensure!(
+                used.is_empty(),
+                "storage `{}` is the storage of plans {}",
+                row.name,
+                used.join(", ")
+            );
+            backupconf::remove_storage(&mut db, row.id)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_db(config: &Config) -> Result<Db> {

@@ -14,3 +14,4 @@ mod protocol;
 mod registry;
 mod runningoperation;
 mod seed;
+mod storages;

@@ -6,16 +6,21 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::{cell_text, Db};
+use crate::storage::params::{Kind, Params};
 
 /// A configured storage.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StorageRow {
     pub id: u64,
     pub name: String,
-    /// local (remote kinds come later).
     pub kind: String,
-    /// For local: the directory.
+    /// For local: the directory; for remote kinds: where it points, for
+    /// lists and messages (never a secret).
     pub location: String,
+    /// All the fields of the storage.
+    pub params: Params,
+    /// The storage's secret, sealed (see `crypt::seal_secret`).
+    pub sealed_secret: Option<String>,
 }
 
 /// A backup plan.
@@ -40,31 +45,117 @@ pub struct PlanRow {
 pub fn storages(db: &mut Db) -> Result<Vec<StorageRow>> {
     let rows: Vec<mysql::Row> = db
         .conn()
-        .query("SELECT id, name, kind, location FROM billmgrops_storage ORDER BY id")
+        .query(
+            "SELECT s.id, s.name, s.kind, s.location, a.params, a.secret
+             FROM billmgrops_storage s LEFT JOIN billmgrops_storage_access a ON a.storage = s.id
+             ORDER BY s.id",
+        )
         .context("failed to list storages")?;
-    Ok(rows
-        .iter()
-        .map(|r| StorageRow {
-            id: cell_text(r, 0).parse().unwrap_or(0),
-            name: cell_text(r, 1),
-            kind: cell_text(r, 2),
-            location: cell_text(r, 3),
+    rows.iter()
+        .map(|r| {
+            let kind = cell_text(r, 2);
+            let location = cell_text(r, 3);
+            let params = match r.get::<Option<String>, _>(4).flatten() {
+                Some(json) => serde_json::from_str(&json).with_context(|| {
+                    format!("storage {} has unreadable fields", cell_text(r, 1))
+                })?,
+                // A local storage made before remote kinds existed.
+                None => Params {
+                    kind: Kind::parse(&kind).unwrap_or_default(),
+                    path: location.clone(),
+                    ..Params::default()
+                },
+            };
+            Ok(StorageRow {
+                id: cell_text(r, 0).parse().unwrap_or(0),
+                name: cell_text(r, 1),
+                kind,
+                location,
+                params,
+                sealed_secret: r.get::<Option<String>, _>(5).flatten(),
+            })
         })
-        .collect())
+        .collect()
 }
 
 pub fn storage(db: &mut Db, id: u64) -> Result<Option<StorageRow>> {
     Ok(storages(db)?.into_iter().find(|s| s.id == id))
 }
 
-pub fn add_storage(db: &mut Db, name: &str, kind: &str, location: &str) -> Result<u64> {
+/// Adds a storage; `sealed_secret` is already sealed. One transaction.
+pub fn add_storage(
+    db: &mut Db,
+    name: &str,
+    params: &Params,
+    sealed_secret: Option<&str>,
+) -> Result<u64> {
+    let location = match params.kind {
+        Kind::Local => params.path.clone(),
+        _ => params.describe(),
+    };
+    let json = serde_json::to_string(params)?;
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to start a transaction")?;
+    tx.exec_drop(
+        "INSERT INTO billmgrops_storage (name, kind, location) VALUES (?, ?, ?)",
+        (name, params.kind.as_str(), &location),
+    )
+    .with_context(|| format!("failed to add storage `{name}`"))?;
+    let id = tx.last_insert_id().context("no storage id")?;
+    tx.exec_drop(
+        "INSERT INTO billmgrops_storage_access (storage, params, secret) VALUES (?, ?, ?)",
+        (id, &json, sealed_secret),
+    )
+    .with_context(|| format!("failed to add storage `{name}`"))?;
+    tx.commit().context("failed to commit the storage")?;
+    Ok(id)
+}
+
+/// Removes a storage that no plan uses; the copies on it stay there.
+pub fn remove_storage(db: &mut Db, id: u64) -> Result<()> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to start a transaction")?;
+    for sql in [
+        "DELETE FROM billmgrops_storage_access WHERE storage = ?",
+        "DELETE FROM billmgrops_plan_storage WHERE storage = ?",
+        "DELETE FROM billmgrops_storage WHERE id = ?",
+    ] {
+        tx.exec_drop(sql, (id,))
+            .context("failed to remove the storage")?;
+    }
+    tx.commit().context("failed to remove the storage")
+}
+
+/// The storages besides its first that a plan sends copies to.
+pub fn plan_extra_storages(db: &mut Db, plan: u64) -> Result<Vec<u64>> {
     db.conn()
-        .exec_drop(
-            "INSERT INTO billmgrops_storage (name, kind, location) VALUES (?, ?, ?)",
-            (name, kind, location),
+        .exec(
+            "SELECT storage FROM billmgrops_plan_storage WHERE plan = ? ORDER BY storage",
+            (plan,),
         )
-        .with_context(|| format!("failed to add storage `{name}`"))?;
-    Ok(db.conn().last_insert_id())
+        .context("failed to read the plan's storages")
+}
+
+pub fn set_plan_extra_storages(db: &mut Db, plan: u64, storages: &[u64]) -> Result<()> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to start a transaction")?;
+    tx.exec_drop(
+        "DELETE FROM billmgrops_plan_storage WHERE plan = ?",
+        (plan,),
+    )?;
+    for s in storages {
+        tx.exec_drop(
+            "INSERT IGNORE INTO billmgrops_plan_storage (plan, storage) VALUES (?, ?)",
+            (plan, s),
+        )?;
+    }
+    tx.commit().context("failed to save the plan's storages")
 }
 
 const PLAN_COLUMNS: &str = "id, name, storage, schedule, at_time, days, keep_count, keep_size_mib, exclude_tables, files, last_run";
@@ -150,6 +241,10 @@ pub fn delete_setting(db: &mut Db, name: &str) -> Result<()> {
 pub fn drop_all(db: &mut Db) -> Result<()> {
     for table in [
         "billmgrops_setting",
+        "billmgrops_plan_storage",
+        "billmgrops_storage_access",
+        "billmgrops_copy_place",
+        "billmgrops_download",
         "billmgrops_plan",
         "billmgrops_storage",
         "billmgrops_backup",

@@ -126,6 +126,41 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 3,
+        name: "remote storages, plans with several storages, copies in several places, download tokens",
+        statements: &[
+            // A storage's fields (JSON) and its one secret, sealed with the
+            // server key: a dump of the database alone does not reveal it.
+            "CREATE TABLE IF NOT EXISTS billmgrops_storage_access (
+            storage INT NOT NULL PRIMARY KEY,
+            params TEXT NOT NULL,
+            secret TEXT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            // The further storages a plan sends its copies to (the first is
+            // billmgrops_plan.storage).
+            "CREATE TABLE IF NOT EXISTS billmgrops_plan_storage (
+            plan INT NOT NULL,
+            storage INT NOT NULL,
+            PRIMARY KEY (plan, storage)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            // The further places a copy was sent to, and how that went.
+            "CREATE TABLE IF NOT EXISTS billmgrops_copy_place (
+            backup INT NOT NULL,
+            storage_id INT NOT NULL,
+            state ENUM('running','ok','failed') NOT NULL DEFAULT 'running',
+            reason TEXT NULL,
+            PRIMARY KEY (backup, storage_id)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            // Single-use download tokens (only their SHA-256 is kept).
+            "CREATE TABLE IF NOT EXISTS billmgrops_download (
+            token_hash CHAR(64) NOT NULL PRIMARY KEY,
+            backup INT NOT NULL,
+            admin VARCHAR(255) NOT NULL,
+            expires DATETIME NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 const LOCK_NAME: &str = "billmgrops.migrate";

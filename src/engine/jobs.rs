@@ -24,7 +24,10 @@ use crate::db::backupconf::{self, PlanRow, StorageRow};
 use crate::db::backups::{self, CopyRow};
 use crate::db::{quote_ident, runstate, Db};
 use crate::storage::local::LocalStorage;
+use crate::storage::params::Kind;
+use crate::storage::remote::RemoteStorage;
 use crate::storage::Storage;
+use age::secrecy::ExposeSecret;
 use age::secrecy::SecretString;
 
 /// Another backup or restore holds the lock. Callers branch on it.
@@ -70,10 +73,22 @@ pub struct Settings {
 
 /// A configured storage, opened.
 pub fn open_storage(config: &Config, row: &StorageRow) -> Result<Box<dyn Storage>> {
-    match row.kind.as_str() {
-        "local" => Ok(Box::new(LocalStorage::new(absolute(config, &row.location)))),
-        other => anyhow::bail!("storage `{}` is of unknown kind `{other}`", row.name),
+    if row.params.kind == Kind::Local {
+        return Ok(Box::new(LocalStorage::new(absolute(
+            config,
+            &row.params.path,
+        ))));
     }
+    let secret = match &row.sealed_secret {
+        Some(sealed) => Some(
+            crypt::open_secret(&config.mgrdir, sealed)
+                .with_context(|| format!("cannot unseal the secret of storage `{}`", row.name))?,
+        ),
+        None => None,
+    };
+    let storage = RemoteStorage::open(&row.params, secret.as_ref().map(|s| s.expose_secret()))
+        .with_context(|| format!("storage `{}`", row.name))?;
+    Ok(Box::new(storage))
 }
 
 fn absolute(config: &Config, path: &str) -> PathBuf {
@@ -260,7 +275,6 @@ pub fn take_copy(
         if abandoned > 0 {
             log::warn!("{abandoned} copies were left unfinished by a process that died");
         }
-        settings.storage.clean_partials()?;
         let now = clock::now_unix();
         let mut name = copy_name(now);
         let mut n = 1;
@@ -291,7 +305,11 @@ pub fn take_copy(
         if let Some(plan) = &settings.plan {
             backupconf::mark_plan_run(db, plan.id)?;
         }
-        let result = check_space(db, settings)
+        // An unreachable storage fails here, recorded in the copy's state.
+        let result = settings
+            .storage
+            .clean_partials()
+            .and_then(|_| check_space(db, settings))
             .and_then(|()| match (&key, &settings.passphrase) {
                 (Some(key), Some(passphrase)) => {
                     let mut w = settings.storage.create(&crypt::key_object(&name))?;

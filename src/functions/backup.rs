@@ -11,10 +11,13 @@ use crate::background;
 use crate::context::Ctx;
 use crate::db::backupconf::{self, PlanRow};
 use crate::db::backups::{self, COPY_SORTS};
-use crate::engine::{jobs, schedule};
+use crate::engine::{crypt, jobs, schedule};
 use crate::protocol::{
     ErrorKind, Form, Lang, ListPage, Mode, PanelError, Reply, Request, Row, Slist,
 };
+use crate::storage::params::{Kind, Params};
+use crate::storage::remote::RemoteStorage;
+use crate::storage::{self, Storage};
 
 const SECTION: &str = "billmgr.backup";
 
@@ -301,54 +304,154 @@ fn submitted_plan(req: &Request, storage: u64) -> Result<PlanRow, PanelError> {
     })
 }
 
-/// `billmgr.backup.setup`: the wizard: a storage and a plan in one form.
+/// The storage fields of the setup form, checked: its name, its fields
+/// and its secret (not yet sealed).
+fn submitted_storage(req: &Request) -> Result<(String, Params, Option<String>), PanelError> {
+    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    let kind = req
+        .choice("storage_kind", &kinds)?
+        .and_then(Kind::parse)
+        .unwrap_or_default();
+    let text = |field: &str| -> Result<String, PanelError> {
+        Ok(req.text(field, 1024)?.trim().to_string())
+    };
+    let port = match text("port")?.as_str() {
+        "" => 0,
+        p => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| PanelError::value("port", p))?,
+    };
+    let params = Params {
+        kind,
+        path: text("path")?,
+        host: text("host")?,
+        port,
+        user: text("user")?,
+        key_file: text("key_file")?,
+        host_key: req
+            .choice("host_key", &["accept-new", "strict", "off"])?
+            .unwrap_or("accept-new")
+            .to_string(),
+        tls: req.choice("tls", &["on", "off"])? == Some("on"),
+        endpoint: text("endpoint")?,
+        region: text("region")?,
+        bucket: text("bucket")?,
+        access_key: text("access_key")?,
+    };
+    if let Some((field, value)) = params.invalid_field() {
+        return Err(if value.is_empty() {
+            PanelError::empty(field)
+        } else {
+            PanelError::value(field, &value)
+        });
+    }
+    let secret = match kind.secret_field() {
+        Some(field) => {
+            let v = req.text(field, 1024)?;
+            if v.is_empty() {
+                return Err(PanelError::empty(field));
+            }
+            Some(v.to_string())
+        }
+        None => None,
+    };
+    let name = req.text("storage_name", 255)?.trim().to_string();
+    Ok((name, params, secret))
+}
+
+/// Opens and checks a storage as the form describes it; a failure names
+/// the step and the reason.
+fn check_storage(ctx: &Ctx<'_>, name: &str, params: &Params, secret: Option<&str>) -> Result<()> {
+    let opened: Result<Box<dyn Storage>> = match params.kind {
+        Kind::Local => jobs::open_storage(
+            ctx.config,
+            &backupconf::StorageRow {
+                params: params.clone(),
+                ..Default::default()
+            },
+        ),
+        _ => RemoteStorage::open(params, secret).map(|s| Box::new(s) as Box<dyn Storage>),
+    };
+    let outcome = opened.and_then(|s| storage::probe(s.as_ref()).map_err(anyhow::Error::from));
+    outcome.map_err(|e| {
+        log::warn!(
+            "storage check of `{name}` ({}) failed: {e:#}",
+            params.describe()
+        );
+        PanelError::new(ErrorKind::Storage, name, format!("{e:#}")).into()
+    })
+}
+
+/// `billmgr.backup.setup`: the wizard: a storage of any kind and a plan in
+/// one form. The "check" button tests the storage without saving; a plan
+/// may also send its copies to storages configured before.
 pub fn setup(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    const FORM: &str = "billmgr.backup.setup";
     let lang = req.lang();
+    let options = |prefix: &str, values: &[&str]| -> Vec<(String, String)> {
+        values
+            .iter()
+            .map(|v| (v.to_string(), label(lang, FORM, &format!("{prefix}_{v}"))))
+            .collect()
+    };
     match req.mode() {
-        Mode::View | Mode::SetValues => Ok(Reply::Form(Form {
-            values: vec![
-                ("storage_name", "local".into()),
-                ("storage_kind", "local".into()),
-                ("path", "var/billmgr-ops/backup".into()),
-                ("plan_name", "daily".into()),
-                ("schedule", "daily".into()),
-                ("at_time", "03:00".into()),
-                ("keep_count", "7".into()),
-            ],
-            slists: vec![
-                Slist {
-                    name: "storage_kind",
-                    options: vec![(
-                        "local".into(),
-                        label(lang, "billmgr.backup.setup", "kind_local"),
-                    )],
-                },
-                Slist {
-                    name: "schedule",
-                    options: ["daily", "weekly", "off"]
-                        .iter()
-                        .map(|s| {
-                            (
-                                s.to_string(),
-                                label(lang, "billmgr.backup.setup", &format!("schedule_{s}")),
-                            )
-                        })
-                        .collect(),
-                },
-            ],
-        })),
+        Mode::View | Mode::SetValues => {
+            let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            let mut extra = storage_options(ctx, lang)?;
+            extra.remove(0);
+            Ok(Reply::Form(Form {
+                values: vec![
+                    ("storage_name", "local".into()),
+                    ("storage_kind", "local".into()),
+                    ("path", "var/billmgr-ops/backup".into()),
+                    ("host_key", "accept-new".into()),
+                    ("plan_name", "daily".into()),
+                    ("schedule", "daily".into()),
+                    ("at_time", "03:00".into()),
+                    ("keep_count", "7".into()),
+                ],
+                slists: vec![
+                    Slist {
+                        name: "storage_kind",
+                        options: options("kind", &kinds),
+                    },
+                    Slist {
+                        name: "host_key",
+                        options: options("host_key", &["accept-new", "strict", "off"]),
+                    },
+                    Slist {
+                        name: "also_storages",
+                        options: extra,
+                    },
+                    Slist {
+                        name: "schedule",
+                        options: options("schedule", &["daily", "weekly", "off"]),
+                    },
+                ],
+            }))
+        }
         Mode::SubmitNew | Mode::SubmitEdit => {
-            let storage_name = req.required("storage_name")?.trim().to_string();
-            req.choice("storage_kind", &["local"])?;
-            let path = req.required("path")?.trim().to_string();
-            if path.contains("..") || path.contains('\0') {
-                return Err(PanelError::value("path", &path).into());
+            let (storage_name, params, secret) = submitted_storage(req)?;
+            if storage_name.is_empty() {
+                return Err(PanelError::empty("storage_name").into());
+            }
+            if req.param("clicked_button") == Some("check") {
+                check_storage(ctx, &storage_name, &params, secret.as_deref())?;
+                return Ok(Reply::Ok);
             }
             let plan = submitted_plan(req, 0)?;
             if plan.name.is_empty() {
                 return Err(PanelError::empty("plan_name").into());
             }
+            let also = req.ids_in("also_storages")?;
             let db = ctx.db()?;
+            for id in &also {
+                if backupconf::storage(db, *id)?.is_none() {
+                    return Err(PanelError::missed("storage", id).into());
+                }
+            }
             if backupconf::storages(db)?
                 .iter()
                 .any(|s| s.name == storage_name)
@@ -360,8 +463,19 @@ pub fn setup(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             if backupconf::plans(db)?.iter().any(|p| p.name == plan.name) {
                 return Err(PanelError::new(ErrorKind::Exists, "plan_name", plan.name).into());
             }
-            let storage = backupconf::add_storage(db, &storage_name, "local", &path)?;
-            backupconf::add_plan(db, &PlanRow { storage, ..plan })?;
+            let sealed = match &secret {
+                Some(secret) => Some(crypt::seal_secret(&ctx.config.mgrdir, secret)?),
+                None => None,
+            };
+            let db = ctx.db()?;
+            let storage = backupconf::add_storage(db, &storage_name, &params, sealed.as_deref())?;
+            let plan = backupconf::add_plan(db, &PlanRow { storage, ..plan })?;
+            backupconf::set_plan_extra_storages(db, plan, &also)?;
+            log::info!(
+                "storage `{storage_name}` ({}) and plan {plan} added by {}",
+                params.describe(),
+                req.user().unwrap_or("?")
+            );
             Ok(Reply::Ok)
         }
     }

@@ -39,6 +39,10 @@ pub enum ErrorKind {
     CopyState,
     /// An object of that name exists already.
     Exists,
+    /// A storage cannot be reached, refuses the credentials or fails a check.
+    Storage,
+    /// A file offered as a copy is not a valid copy (nor a SQL dump).
+    BadCopy,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -61,6 +65,8 @@ impl ErrorKind {
         ErrorKind::BackupRunning,
         ErrorKind::CopyState,
         ErrorKind::Exists,
+        ErrorKind::Storage,
+        ErrorKind::BadCopy,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -82,6 +88,8 @@ impl ErrorKind {
             ErrorKind::BackupRunning => "backup_running",
             ErrorKind::CopyState => "copy_state",
             ErrorKind::Exists => "exists",
+            ErrorKind::Storage => "storage",
+            ErrorKind::BadCopy => "badcopy",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }

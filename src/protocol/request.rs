@@ -265,10 +265,26 @@ impl Request {
     /// The selected elements of a group action, split on ", " as the panel
     /// joins them; duplicates are dropped, order is kept.
     pub fn elids(&self) -> Result<Vec<u64>, PanelError> {
-        let raw = self.required("elid")?;
+        self.required("elid")?;
+        self.ids_split("elid", ", ")
+    }
+
+    /// The ids chosen in a multiple select (comma-separated); none when
+    /// absent.
+    pub fn ids_in(&self, name: &str) -> Result<Vec<u64>, PanelError> {
+        self.ids_split(name, ",")
+    }
+
+    fn ids_split(&self, name: &str, separator: &str) -> Result<Vec<u64>, PanelError> {
         let mut ids = Vec::new();
-        for part in raw.split(", ") {
-            let id = parse_id("elid", part)?;
+        let raw = self.param(name).unwrap_or("");
+        let raw = if separator == "," { raw.trim() } else { raw };
+        if raw.is_empty() {
+            return Ok(ids);
+        }
+        for part in raw.split(separator) {
+            let part = if separator == "," { part.trim() } else { part };
+            let id = parse_id(name, part)?;
             if !ids.contains(&id) {
                 ids.push(id);
             }

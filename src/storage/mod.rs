@@ -8,6 +8,8 @@
 //! reads only the chunks it needs.
 
 pub mod local;
+pub mod params;
+pub mod remote;
 
 use std::io::{Read, Write};
 
@@ -110,5 +112,64 @@ pub fn check_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     anyhow::ensure!(ok, "`{name}` is not a valid object name");
+    Ok(())
+}
+
+/// The step of a connection check that failed, and why.
+#[derive(Debug)]
+pub struct ProbeFailure {
+    /// `list`, `write`, `read` or `delete`.
+    pub step: &'static str,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for ProbeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} failed: {:#}", self.step, self.error)
+    }
+}
+
+impl std::error::Error for ProbeFailure {}
+
+/// Checks a storage end to end: lists it, writes a small probe object,
+/// reads it back whole and in part, deletes it and sees it gone.
+pub fn probe(storage: &dyn Storage) -> Result<(), ProbeFailure> {
+    let fail = |step| move |error| ProbeFailure { step, error };
+    storage.list().map_err(fail("list"))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!("billmgr-ops-probe-{}-{nanos}", std::process::id());
+    let data: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
+    (|| -> Result<()> {
+        let mut w = storage.create(&name)?;
+        w.write_all(&data)?;
+        w.commit()?;
+        check_stored(storage, &name, data.len() as u64)
+    })()
+    .map_err(fail("write"))?;
+    let read = (|| -> Result<()> {
+        let mut back = Vec::new();
+        storage.open(&name)?.read_to_end(&mut back)?;
+        anyhow::ensure!(
+            back == data,
+            "the probe read back differs from what was written"
+        );
+        let part = storage.read_range(&name, 1000, 100)?;
+        anyhow::ensure!(
+            part == data[1000..1100],
+            "a ranged read returned other bytes"
+        );
+        Ok(())
+    })();
+    let removed = storage.remove(&name);
+    read.map_err(fail("read"))?;
+    removed.map_err(fail("delete"))?;
+    let left = storage.list().map_err(fail("delete"))?;
+    if left.iter().any(|o| o.name == name) {
+        return Err(fail("delete")(anyhow::anyhow!(
+            "the probe is still listed after delete"
+        )));
+    }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! ```
 
 pub mod mariadb;
+pub mod servers;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -255,6 +256,16 @@ impl Output {
             .find("error")
             .cloned()
             .unwrap_or_else(|| panic!("expected an error document, got:\n{}", self.stdout))
+    }
+
+    /// Whether the document is `<ok/>`.
+    pub fn ok(&self) -> bool {
+        self.doc().find("ok").is_some()
+    }
+
+    /// Everything printed, for assertion messages.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
     }
 
     /// `(type, object)` of the error.

@@ -1,0 +1,467 @@
+//! Storages off this server: SFTP, FTP/FTPS and S3-compatible object
+//! storage, all through Apache OpenDAL (one well-kept library for every
+//! protocol; see docs/architecture.md for why).
+//!
+//! OpenDAL is asynchronous; the engine is not. A small shared tokio
+//! runtime carries OpenDAL's work and [`opendal::blocking::Operator`]
+//! gives the engine plain `Read`/`Write`. Every operator carries a timeout
+//! for each request and a retry with exponential backoff, so a failed
+//! request (an S3 part, a stat) is retried before the job gives up. A copy
+//! counts as stored only after the engine has read its size back and
+//! checked it (see `check_stored`), and the listing that makes a copy a
+//! copy is always written last.
+//!
+//! Writes are never visible half-done: S3 shows an object only when its
+//! multipart upload completes; OpenDAL's FTP writer writes a temporary
+//! name and renames it; on SFTP this module writes `<name>.part` and
+//! renames it on commit. Leftover `.part` objects are removed by
+//! [`Storage::clean_partials`].
+
+use std::io::{Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use opendal::blocking;
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::options::{ReadOptions, ReaderOptions, WriteOptions};
+use opendal::services;
+
+use super::params::{Kind, Params};
+use super::{check_name, ObjectInfo, Storage, StorageWriter};
+
+/// OpenDAL's work runs here; two workers suit a 2-core billing server.
+static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("storage-io")
+        .enable_all()
+        .build()
+        .expect("failed to start the storage runtime")
+});
+
+/// Uploads go in parts of this size (S3 multipart; the minimum S3 allows
+/// is 5 MiB), two parts in flight.
+const PART_SIZE: usize = 16 << 20;
+const PARTS_IN_FLIGHT: usize = 2;
+/// One request may take this long before it is retried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// A failed request is retried this many times, waiting 1 s, 2 s, 4 s ...
+/// up to 30 s between tries.
+const RETRIES: usize = 5;
+
+pub struct RemoteStorage {
+    op: blocking::Operator,
+    describe: String,
+    /// Write `<name>.part` and rename on commit (SFTP).
+    rename_on_commit: bool,
+    /// Upload in parts, several at a time (S3).
+    multipart: bool,
+    /// SFTP: holds this process's SSH master connections open.
+    _ssh: Option<SshMasters>,
+    /// FTP: the directory to create (all its parents too) before the
+    /// first write, through an operator rooted at `/`.
+    make_root: std::sync::Mutex<Option<(blocking::Operator, String)>>,
+}
+
+/// OpenDAL's SFTP runs `ssh` as a master connection that outlives the
+/// process (`ControlPersist=yes`) and is never told to exit. So this
+/// process gives ssh a control directory of its own (`XDG_STATE_HOME`,
+/// set before the first connection) and, when the last SFTP storage is
+/// dropped, asks every master found there to exit and removes the
+/// directory.
+struct SshMasters;
+
+static SSH_USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static SSH_DIR: LazyLock<std::path::PathBuf> = LazyLock::new(|| {
+    let dir = std::env::temp_dir().join(format!("billmgr-ops-ssh-{}", std::process::id()));
+    std::env::set_var("XDG_STATE_HOME", &dir);
+    dir
+});
+
+impl SshMasters {
+    fn hold() -> SshMasters {
+        let mut users = SSH_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&*SSH_DIR)
+        {
+            log::warn!("cannot create {}: {e}", SSH_DIR.display());
+        }
+        *users += 1;
+        SshMasters
+    }
+}
+
+impl Drop for SshMasters {
+    fn drop(&mut self) {
+        let mut users = SSH_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        *users -= 1;
+        if *users > 0 {
+            return;
+        }
+        for entry in std::fs::read_dir(&*SSH_DIR).into_iter().flatten().flatten() {
+            let socket = entry.path().join("master");
+            if socket.exists() {
+                let _ = std::process::Command::new("ssh")
+                    .arg("-S")
+                    .arg(&socket)
+                    .args(["-O", "exit", "billmgr-ops"])
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&*SSH_DIR);
+    }
+}
+
+impl RemoteStorage {
+    /// Opens a storage of a remote kind. `secret` is the password (FTP) or
+    /// the secret access key (S3), already unsealed.
+    pub fn open(params: &Params, secret: Option<&str>) -> Result<RemoteStorage> {
+        let describe = params.describe();
+        // The HTTP client for S3, and one TLS provider for all (idempotent).
+        opendal::install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let root = format!("/{}", params.path.trim_matches('/'));
+        let secret = secret.unwrap_or("");
+        let ssh = (params.kind == Kind::Sftp).then(SshMasters::hold);
+        let op = match params.kind {
+            Kind::Sftp => {
+                let endpoint = format!("ssh://{}@{}:{}", params.user, params.host, params.port());
+                let mut b = services::Sftp::default()
+                    .endpoint(&endpoint)
+                    .root(&root)
+                    .known_hosts_strategy(params.host_key_strategy());
+                if !params.key_file.is_empty() {
+                    b = b.key(&params.key_file);
+                }
+                opendal::Operator::new(b)
+            }
+            Kind::Ftp => {
+                let scheme = if params.tls { "ftps" } else { "ftp" };
+                let endpoint = format!("{scheme}://{}:{}", params.host, params.port());
+                let b = services::Ftp::default()
+                    .endpoint(&endpoint)
+                    .root(&root)
+                    .user(&params.user)
+                    .password(secret);
+                opendal::Operator::new(b)
+            }
+            Kind::S3 => {
+                let mut b = services::S3::default()
+                    .bucket(&params.bucket)
+                    .root(&root)
+                    .region(if params.region.is_empty() {
+                        "us-east-1"
+                    } else {
+                        &params.region
+                    })
+                    .access_key_id(&params.access_key)
+                    .secret_access_key(secret)
+                    .disable_config_load()
+                    .disable_ec2_metadata();
+                if !params.endpoint.is_empty() {
+                    b = b.endpoint(&params.endpoint);
+                }
+                opendal::Operator::new(b)
+            }
+            Kind::Local => anyhow::bail!("a local directory is not a remote storage"),
+        }
+        .explained(|| format!("failed to configure {describe}"))?
+        .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
+        .layer(
+            RetryLayer::new()
+                .with_jitter()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_delay(Duration::from_secs(30))
+                .with_max_times(RETRIES),
+        );
+        let _guard = RUNTIME.enter();
+        let op =
+            blocking::Operator::new(op).explained(|| format!("failed to configure {describe}"))?;
+        let make_root = match params.kind {
+            Kind::Ftp if root != "/" => {
+                let b = services::Ftp::default()
+                    .endpoint(&format!(
+                        "{}://{}:{}",
+                        if params.tls { "ftps" } else { "ftp" },
+                        params.host,
+                        params.port()
+                    ))
+                    .root("/")
+                    .user(&params.user)
+                    .password(secret);
+                let top = opendal::Operator::new(b)
+                    .explained(|| format!("failed to configure {describe}"))?;
+                let top = blocking::Operator::new(top)
+                    .explained(|| format!("failed to configure {describe}"))?;
+                Some((top, format!("{}/", root.trim_start_matches('/'))))
+            }
+            _ => None,
+        };
+        Ok(RemoteStorage {
+            op,
+            describe,
+            rename_on_commit: params.kind == Kind::Sftp,
+            multipart: params.kind == Kind::S3,
+            _ssh: ssh,
+            make_root: std::sync::Mutex::new(make_root),
+        })
+    }
+
+    /// FTP: creates the storage's directory and its parents, once.
+    fn ensure_root(&self) -> Result<()> {
+        let mut make_root = self.make_root.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((top, dir)) = make_root.as_ref() {
+            top.create_dir(dir)
+                .explained(|| format!("failed to create the directory of {}", self.describe))?;
+            *make_root = None;
+        }
+        Ok(())
+    }
+
+    fn fail(&self, what: &str, name: &str) -> String {
+        format!("failed to {what} {name} on {}", self.describe)
+    }
+}
+
+/// OpenDAL's error, said briefly for the administrator (the full context,
+/// with request ids and headers, goes to the log at debug level).
+fn explain(e: opendal::Error) -> anyhow::Error {
+    log::debug!("storage error: {e:?}");
+    let what = match e.kind() {
+        opendal::ErrorKind::PermissionDenied => {
+            "access denied: the credentials or the permissions are wrong"
+        }
+        opendal::ErrorKind::NotFound => "not found",
+        opendal::ErrorKind::ConfigInvalid => "the storage settings are not valid",
+        opendal::ErrorKind::RateLimited => "the storage refused: too many requests",
+        _ => "",
+    };
+    let mut cause = e.message().to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    match (what, cause.is_empty()) {
+        ("", _) => anyhow::anyhow!("{cause}"),
+        (what, true) => anyhow::anyhow!("{what}"),
+        (what, false) => anyhow::anyhow!("{what} ({cause})"),
+    }
+}
+
+/// Adds our context to an OpenDAL result.
+trait Explain<T> {
+    fn explained(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Explain<T> for opendal::Result<T> {
+    fn explained(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| explain(e).context(context()))
+    }
+}
+
+struct RemoteWriter {
+    inner: Option<blocking::StdWriter>,
+    op: blocking::Operator,
+    temp: Option<String>,
+    target: String,
+    describe: String,
+}
+
+impl Write for RemoteWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.inner {
+            Some(w) => w.write(buf),
+            None => Err(std::io::Error::other("the writer is closed")),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Parts are sent as they fill; a flush would cut short parts.
+        Ok(())
+    }
+}
+
+impl StorageWriter for RemoteWriter {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        let mut inner = self.inner.take().context("the writer is closed")?;
+        let _guard = RUNTIME.enter();
+        inner
+            .close()
+            .map_err(|e| match e.downcast::<opendal::Error>() {
+                Ok(e) => explain(e),
+                Err(e) => anyhow::Error::from(e),
+            })
+            .with_context(|| format!("failed to store {} on {}", self.target, self.describe))?;
+        if let Some(temp) = self.temp.take() {
+            self.op.rename(&temp, &self.target).explained(|| {
+                format!(
+                    "failed to rename {temp} to {} on {}",
+                    self.target, self.describe
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RemoteWriter {
+    fn drop(&mut self) {
+        // Not committed: nothing under the final name; a multipart upload
+        // that never completes is invisible, a `.part` is removed here or
+        // by the next job's clean_partials.
+        self.inner.take();
+        if let Some(temp) = self.temp.take() {
+            let _ = self.op.delete(&temp);
+        }
+    }
+}
+
+impl Storage for RemoteStorage {
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn list(&self) -> Result<Vec<ObjectInfo>> {
+        let _guard = RUNTIME.enter();
+        self.ensure_root()?;
+        let entries = match self.op.list("/") {
+            Ok(entries) => entries,
+            // A directory or prefix nothing was written to yet.
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(explain(e).context(format!("failed to list {}", self.describe))),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let name = entry.name().to_string();
+            if !entry.metadata().is_file() || check_name(&name).is_err() || name.ends_with(".part")
+            {
+                continue;
+            }
+            let size = match entry.metadata().content_length() {
+                0 => self.size(&name)?,
+                n => n,
+            };
+            out.push(ObjectInfo { name, size });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn create(&self, name: &str) -> Result<Box<dyn StorageWriter>> {
+        check_name(name)?;
+        let _guard = RUNTIME.enter();
+        self.ensure_root()?;
+        let temp = self.rename_on_commit.then(|| format!("{name}.part"));
+        let path = temp.clone().unwrap_or_else(|| name.to_string());
+        let writer = self
+            .op
+            .writer_options(
+                &path,
+                WriteOptions {
+                    chunk: self.multipart.then_some(PART_SIZE),
+                    concurrent: if self.multipart { PARTS_IN_FLIGHT } else { 1 },
+                    ..WriteOptions::default()
+                },
+            )
+            .explained(|| self.fail("start writing", name))?;
+        Ok(Box::new(RemoteWriter {
+            inner: Some(writer.into_std_write()),
+            op: self.op.clone(),
+            temp,
+            target: name.to_string(),
+            describe: self.describe.clone(),
+        }))
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn Read + Send>> {
+        check_name(name)?;
+        let _guard = RUNTIME.enter();
+        let reader = self
+            .op
+            .reader_options(
+                name,
+                ReaderOptions {
+                    chunk: Some(PART_SIZE),
+                    concurrent: PARTS_IN_FLIGHT,
+                    ..ReaderOptions::default()
+                },
+            )
+            .and_then(|r| r.into_std_read(..))
+            .explained(|| self.fail("open", name))?;
+        Ok(Box::new(reader))
+    }
+
+    fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        check_name(name)?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let _guard = RUNTIME.enter();
+        let buf = self
+            .op
+            .read_options(
+                name,
+                ReadOptions {
+                    range: (offset..offset + len).into(),
+                    ..ReadOptions::default()
+                },
+            )
+            .explained(|| self.fail("read", name))?
+            .to_vec();
+        anyhow::ensure!(
+            buf.len() as u64 == len,
+            "{name} on {} is shorter than expected",
+            self.describe
+        );
+        Ok(buf)
+    }
+
+    fn size(&self, name: &str) -> Result<u64> {
+        check_name(name)?;
+        let _guard = RUNTIME.enter();
+        Ok(self
+            .op
+            .stat(name)
+            .explained(|| self.fail("find", name))?
+            .content_length())
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        check_name(name)?;
+        let _guard = RUNTIME.enter();
+        self.op.delete(name).explained(|| self.fail("delete", name))
+    }
+
+    fn free_space(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    fn clean_partials(&self) -> Result<usize> {
+        if !self.rename_on_commit {
+            return Ok(0);
+        }
+        let _guard = RUNTIME.enter();
+        let entries = match self.op.list("/") {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(explain(e).context(format!("failed to list {}", self.describe))),
+        };
+        let mut n = 0;
+        for entry in entries {
+            if entry.metadata().is_file() && entry.name().ends_with(".part") {
+                self.op
+                    .delete(entry.path())
+                    .explained(|| self.fail("delete", entry.name()))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
