@@ -468,3 +468,131 @@ fn sftp_connection_dropped_fails_cleanly_or_recovers() {
 fn ftp_connection_dropped_fails_cleanly_or_recovers() {
     cut_midway(Kind::Ftp, true);
 }
+
+/// A plan sends each copy to its storage and to further ones: streamed
+/// from the first, checked, listed; a further storage that fails is
+/// recorded and the copy stays good elsewhere; delete cleans every place.
+#[test]
+fn a_plan_sends_copies_to_several_storages() {
+    let f = fixture(Kind::S3, 20);
+    let s3 = servers::s3();
+    let ftp = servers::ftp();
+    let add = |name: &str, args: &[&str], secret: &str| {
+        let mut cmd = f
+            .panel
+            .command(&[&["backup", "storage", "add", name], args].concat());
+        let out = cmd
+            .env("BILLMGR_OPS_STORAGE_SECRET", secret)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        f.db.scalar(&format!(
+            "SELECT id FROM billmgrops_storage WHERE name = '{name}'"
+        ))
+    };
+    let in_s3 = add(
+        "cloud",
+        &[
+            "--kind",
+            "s3",
+            "--endpoint",
+            &s3.endpoint,
+            "--bucket",
+            &s3.bucket,
+            "--access-key",
+            &s3.access_key,
+            "--path",
+            &f.path,
+        ],
+        &s3.secret_key,
+    );
+    let ftp_path = format!("t/{}-ftp", f.db.name);
+    let in_ftp = add(
+        "ftp",
+        &[
+            "--kind",
+            "ftp",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &ftp.port.to_string(),
+            "--user",
+            ftp.user,
+            "--path",
+            &ftp_path,
+        ],
+        ftp.password,
+    );
+    let broken = add(
+        "broken",
+        &[
+            "--kind",
+            "ftp",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &ftp.port.to_string(),
+            "--user",
+            ftp.user,
+            "--path",
+            "t/broken",
+        ],
+        "not the password",
+    );
+    let local = vec![
+        ("storage_kind", "local".to_string()),
+        ("path", "var/copies".to_string()),
+        ("also_storages", format!("{in_s3},{in_ftp},{broken}")),
+    ];
+    let saved = f.setup("here", &local, None);
+    assert!(saved.ok(), "{}", saved.text());
+    let plan = f.plan_id("here");
+    f.cli_ok(&["backup", "create", "--plan", &plan]);
+    let name =
+        f.db.scalar("SELECT name FROM billmgrops_backup WHERE state = 'ok'");
+    let expected = vec![format!("{name}.json"), format!("{name}.tar")];
+    assert_eq!(f.objects(), expected, "in S3");
+    let mut in_ftp_dir = list_dir(&ftp.dir.join(&ftp_path));
+    in_ftp_dir.sort();
+    assert_eq!(in_ftp_dir, expected, "on FTP");
+    assert_eq!(
+        std::fs::read(f.panel.mgrdir().join(format!("var/copies/{name}.tar"))).unwrap(),
+        std::fs::read(ftp.dir.join(&ftp_path).join(format!("{name}.tar"))).unwrap(),
+        "the same bytes everywhere"
+    );
+    assert_eq!(
+        f.db.scalar("SELECT GROUP_CONCAT(CONCAT(storage_id, ':', state) ORDER BY storage_id) FROM billmgrops_copy_place"),
+        format!("{in_s3}:ok,{in_ftp}:ok,{broken}:failed")
+    );
+    let reason = f.db.scalar(&format!(
+        "SELECT reason FROM billmgrops_copy_place WHERE storage_id = {broken}"
+    ));
+    assert!(
+        reason.contains("broken") && reason.contains("denied"),
+        "{reason}"
+    );
+    let rows = f.panel.call("billmgr.backup").run().rows();
+    assert_eq!(
+        crate::harness::cell(&rows[0], "storage"),
+        "here, cloud, ftp, broken (Failed)"
+    );
+    let id = f.db.scalar("SELECT id FROM billmgrops_backup");
+    let deleted = f
+        .panel
+        .call("backups.delete")
+        .param("elid", &id)
+        .param("clean_storages", "on")
+        .run();
+    assert!(deleted.ok(), "{}", deleted.text());
+    assert!(f.objects().is_empty());
+    assert!(list_dir(&ftp.dir.join(&ftp_path)).is_empty());
+    assert!(list_dir(&f.panel.mgrdir().join("var/copies")).is_empty());
+    assert_eq!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_copy_place"),
+        "0"
+    );
+}

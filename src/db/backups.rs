@@ -211,9 +211,52 @@ pub struct Found<'a> {
 }
 
 pub fn delete(db: &mut Db, id: u64) -> Result<()> {
-    db.conn()
-        .exec_drop("DELETE FROM billmgrops_backup WHERE id = ?", (id,))
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to start a transaction")?;
+    tx.exec_drop("DELETE FROM billmgrops_copy_place WHERE backup = ?", (id,))?;
+    tx.exec_drop("DELETE FROM billmgrops_backup WHERE id = ?", (id,))?;
+    tx.commit()
         .with_context(|| format!("failed to delete copy {id} from the catalog"))
+}
+
+/// A further storage a copy was sent to, and how that went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    pub storage_id: u64,
+    /// running, ok or failed.
+    pub state: String,
+    pub reason: String,
+}
+
+/// Records (or updates) a further place of copy `backup`.
+pub fn set_place(db: &mut Db, backup: u64, place: &Place) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "REPLACE INTO billmgrops_copy_place (backup, storage_id, state, reason) VALUES (?, ?, ?, ?)",
+            (backup, place.storage_id, &place.state, &place.reason),
+        )
+        .context("failed to record where the copy went")
+}
+
+/// The further places of copy `backup`.
+pub fn places(db: &mut Db, backup: u64) -> Result<Vec<Place>> {
+    let rows: Vec<(u64, String, Option<String>)> = db
+        .conn()
+        .exec(
+            "SELECT storage_id, CAST(state AS CHAR), reason FROM billmgrops_copy_place WHERE backup = ? ORDER BY storage_id",
+            (backup,),
+        )
+        .context("failed to read where the copy went")?;
+    Ok(rows
+        .into_iter()
+        .map(|(storage_id, state, reason)| Place {
+            storage_id,
+            state,
+            reason: reason.unwrap_or_default(),
+        })
+        .collect())
 }
 
 /// Sort keys of the copies list and their SQL.

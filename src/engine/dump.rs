@@ -643,11 +643,7 @@ pub fn dump(
     out.commit()
         .with_context(|| format!("failed to store {object} on {}", storage.describe()))?;
     // The storage must hold every byte before the copy counts.
-    crate::storage::check_stored(
-        storage,
-        &object,
-        stored_bytes.load(std::sync::atomic::Ordering::Relaxed),
-    )?;
+    crate::storage::check_stored(storage, &object, &stored_bytes)?;
     // The listing beside the archive marks the copy complete: written last.
     listing.archive = Some(listing::ArchiveSummary {
         object,

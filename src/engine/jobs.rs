@@ -56,6 +56,8 @@ impl std::error::Error for NoSuchCopy {}
 
 /// Everything a job needs to know: where copies go and how they are taken.
 pub struct Settings {
+    /// The panel's directory (relative storage paths, the sealing key).
+    pub mgrdir: PathBuf,
     pub storage: Box<dyn Storage>,
     /// The storage's id in `billmgrops_storage`; `None` for the default
     /// directory of the config file.
@@ -73,15 +75,23 @@ pub struct Settings {
 
 /// A configured storage, opened.
 pub fn open_storage(config: &Config, row: &StorageRow) -> Result<Box<dyn Storage>> {
+    open_storage_in(&config.mgrdir, row)
+}
+
+/// [`open_storage`] for the panel in `mgrdir`.
+fn open_storage_in(mgrdir: &std::path::Path, row: &StorageRow) -> Result<Box<dyn Storage>> {
     if row.params.kind == Kind::Local {
-        return Ok(Box::new(LocalStorage::new(absolute(
-            config,
-            &row.params.path,
-        ))));
+        let path = &row.params.path;
+        let dir = if path.starts_with('/') {
+            PathBuf::from(path)
+        } else {
+            mgrdir.join(path)
+        };
+        return Ok(Box::new(LocalStorage::new(dir)));
     }
     let secret = match &row.sealed_secret {
         Some(sealed) => Some(
-            crypt::open_secret(&config.mgrdir, sealed)
+            crypt::open_secret(mgrdir, sealed)
                 .with_context(|| format!("cannot unseal the secret of storage `{}`", row.name))?,
         ),
         None => None,
@@ -126,6 +136,7 @@ impl Settings {
             .collect();
         let threads = number("BackupThreads", 2).clamp(1, 32) as usize;
         Settings {
+            mgrdir: config.mgrdir.clone(),
             storage_name: "default".into(),
             storage_id: None,
             storage: Box::new(LocalStorage::new(dir)),
@@ -360,6 +371,7 @@ pub fn take_copy(
                     listing.rows()
                 );
                 if let Some(plan) = &settings.plan {
+                    replicate_copy(config, db, settings, plan, id, &name, key.is_some())?;
                     apply_retention(db, settings, plan)?;
                 }
             }
@@ -372,6 +384,63 @@ pub fn take_copy(
         }
         backups::get(db, id)?.context("the copy vanished from the catalog")
     })
+}
+
+/// Sends a copy stored on the plan's first storage to its further
+/// storages: streamed from the first, checked like any write, the listing
+/// last. A storage that fails is recorded with its reason; the copy stays
+/// good on the others.
+fn replicate_copy(
+    config: &Config,
+    db: &mut Db,
+    settings: &Settings,
+    plan: &PlanRow,
+    id: u64,
+    name: &str,
+    encrypted: bool,
+) -> Result<()> {
+    let mut objects = Vec::new();
+    if encrypted {
+        objects.push(crypt::key_object(name));
+    }
+    objects.push(archive::archive_object(name, encrypted));
+    objects.push(archive::listing_object(name, encrypted));
+    for storage_id in backupconf::plan_extra_storages(db, plan.id)? {
+        if Some(storage_id) == settings.storage_id {
+            continue;
+        }
+        let mut place = backups::Place {
+            storage_id,
+            state: "running".into(),
+            reason: String::new(),
+        };
+        backups::set_place(db, id, &place)?;
+        let sent = (|| -> Result<()> {
+            let row =
+                backupconf::storage(db, storage_id)?.ok_or(NoSuchObject("storage", storage_id))?;
+            let to = open_storage(config, &row)?;
+            let done: Result<()> = objects.iter().try_for_each(|object| {
+                crate::storage::replicate(settings.storage.as_ref(), to.as_ref(), object)
+                    .map(|_| ())
+            });
+            if done.is_err() {
+                for object in &objects {
+                    let _ = to.remove(object);
+                }
+            }
+            done.with_context(|| format!("storage `{}`", row.name))
+        })();
+        match sent {
+            Ok(()) => place.state = "ok".into(),
+            Err(e) => {
+                log::error!("copy {name} was not sent to a further storage: {e:#}");
+                place.state = "failed".into();
+                place.reason = format!("{e:#}");
+            }
+        }
+        backups::set_place(db, id, &place)?;
+    }
+    Ok(())
 }
 
 /// Deletes the plan's oldest good copies beyond its limits.
@@ -556,14 +625,29 @@ pub fn delete_copy(
     clean_storage: bool,
 ) -> Result<()> {
     if clean_storage {
-        for object in [
-            archive::archive_object(&row.name, false),
-            archive::archive_object(&row.name, true),
+        let objects = [
             archive::listing_object(&row.name, false),
             archive::listing_object(&row.name, true),
+            archive::archive_object(&row.name, false),
+            archive::archive_object(&row.name, true),
             crypt::key_object(&row.name),
-        ] {
-            settings.storage.remove(&object)?;
+        ];
+        for object in &objects {
+            settings.storage.remove(object)?;
+        }
+        // A failed place was cleaned when it failed.
+        for place in backups::places(db, row.id)?
+            .into_iter()
+            .filter(|p| p.state != "failed")
+        {
+            // A storage removed since keeps what it has.
+            let Some(storage) = backupconf::storage(db, place.storage_id)? else {
+                continue;
+            };
+            let to = open_storage_in(&settings.mgrdir, &storage)?;
+            for object in &objects {
+                to.remove(object)?;
+            }
         }
     }
     backups::delete(db, row.id)

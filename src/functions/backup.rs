@@ -28,11 +28,34 @@ fn busy_error() -> PanelError {
 /// `billmgr.backup`: the copies, newest first.
 pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let paging = req.paging(&sort_keys(COPY_SORTS))?;
-    let (rows, total) = backups::page(ctx.db()?, &db_page(&paging))?;
+    let db = ctx.db()?;
+    let (rows, total) = backups::page(db, &db_page(&paging))?;
+    let storages = backupconf::storages(db)?;
     let lang = req.lang();
+    // Where each copy is: its storage, then the further ones of its plan
+    // (a failed one marked).
+    let mut places = Vec::with_capacity(rows.len());
+    for c in &rows {
+        let mut names = vec![c.storage.clone()];
+        for p in backups::places(db, c.id)? {
+            let name = storages
+                .iter()
+                .find(|s| s.id == p.storage_id)
+                .map_or_else(|| p.storage_id.to_string(), |s| s.name.clone());
+            names.push(match p.state.as_str() {
+                "ok" => name,
+                state => format!(
+                    "{name} ({})",
+                    label(lang, SECTION, &format!("state_{state}"))
+                ),
+            });
+        }
+        places.push(names.join(", "));
+    }
     let rows = rows
         .into_iter()
-        .map(|c| {
+        .zip(places)
+        .map(|(c, place)| {
             let progress = match (c.state.as_str(), c.restore_state.as_str()) {
                 ("running", _) => {
                     format!(
@@ -70,7 +93,7 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             .cell("id", c.id.to_string())
             .cell("date", c.created)
             .cell("size", format!("{:.1}", c.size as f64 / 1_048_576.0))
-            .cell("storage", c.storage)
+            .cell("storage", place)
             .cell("state", format!("state_{}", c.state))
             .cell("progress", progress)
             .cell("reason", reason)

@@ -251,15 +251,14 @@ mod tests {
         let (mut w, count) = crate::storage::Counted::new(s.create("copy.tar").unwrap());
         w.write_all(&[1u8; 4096]).unwrap();
         Box::new(w).commit().unwrap();
-        let written = count.load(std::sync::atomic::Ordering::Relaxed);
-        crate::storage::check_stored(&s, "copy.tar", written).unwrap();
+        crate::storage::check_stored(&s, "copy.tar", &count).unwrap();
         // A storage that lost the tail (a full disk, a cut transfer).
         let f = OpenOptions::new()
             .write(true)
             .open(d.join("copy.tar"))
             .unwrap();
         f.set_len(1000).unwrap();
-        let e = crate::storage::check_stored(&s, "copy.tar", written).unwrap_err();
+        let e = crate::storage::check_stored(&s, "copy.tar", &count).unwrap_err();
         assert!(e.to_string().contains("holds 1000 bytes"), "{e}");
         fs::remove_dir_all(&d).unwrap();
     }

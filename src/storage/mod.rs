@@ -13,7 +13,7 @@ pub mod remote;
 
 use std::io::{Read, Write};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 /// An object on a storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,40 +46,59 @@ pub trait Storage: Send + Sync {
     fn remove(&self, name: &str) -> Result<()>;
     /// Bytes free for new objects, when the kind can tell.
     fn free_space(&self) -> Result<Option<u64>>;
+    /// Whether a committed object is known to hold exactly what was
+    /// written (a synced local file; S3, which checks each part's checksum),
+    /// so that checking its size is enough. Otherwise it is read back.
+    fn vouches_for_content(&self) -> bool {
+        true
+    }
     /// Removes what interrupted writers left behind; returns how many.
     fn clean_partials(&self) -> Result<usize> {
         Ok(0)
     }
 }
 
-/// Counts the bytes handed to a storage writer, so that the stored object
-/// can be checked against them after commit.
+/// What was handed to a storage writer: the byte count and SHA-256, to
+/// check the stored object against after commit.
+#[derive(Clone, Default)]
+pub struct Tally(std::sync::Arc<std::sync::Mutex<(u64, sha2::Sha256)>>);
+
+impl Tally {
+    /// Bytes written and their SHA-256.
+    pub fn written(&self) -> (u64, [u8; 32]) {
+        use sha2::Digest;
+        let t = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (t.0, t.1.clone().finalize().into())
+    }
+}
+
+/// Counts and hashes the bytes handed to a storage writer.
 pub struct Counted {
     inner: Box<dyn StorageWriter>,
-    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    tally: Tally,
 }
 
 impl Counted {
-    /// The writer and a handle that reads the count.
-    pub fn new(
-        inner: Box<dyn StorageWriter>,
-    ) -> (Counted, std::sync::Arc<std::sync::atomic::AtomicU64>) {
-        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    /// The writer and a handle that reads the tally.
+    pub fn new(inner: Box<dyn StorageWriter>) -> (Counted, Tally) {
+        let tally = Tally::default();
         (
             Counted {
                 inner,
-                written: std::sync::Arc::clone(&written),
+                tally: tally.clone(),
             },
-            written,
+            tally,
         )
     }
 }
 
 impl Write for Counted {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
         let n = self.inner.write(buf)?;
-        self.written
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut t = self.tally.0.lock().unwrap_or_else(|e| e.into_inner());
+        t.0 += n as u64;
+        t.1.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -93,15 +112,51 @@ impl StorageWriter for Counted {
     }
 }
 
-/// Commits nothing more: checks that `storage` holds all of `object`.
-pub fn check_stored(storage: &dyn Storage, object: &str, written: u64) -> Result<()> {
+/// Commits nothing more: checks that `storage` holds all of `object`, the
+/// size always, and the content too where the storage itself does not
+/// vouch for it (read back and hashed).
+pub fn check_stored(storage: &dyn Storage, object: &str, tally: &Tally) -> Result<()> {
+    let (written, sha256) = tally.written();
     let stored = storage.size(object)?;
     anyhow::ensure!(
         stored == written,
         "{} holds {stored} bytes of {object}, {written} were written",
         storage.describe()
     );
+    if !storage.vouches_for_content() {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut reader = storage.open(object)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader.read(&mut buf).with_context(|| {
+                format!("failed to read {object} back from {}", storage.describe())
+            })?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let back: [u8; 32] = hasher.finalize().into();
+        anyhow::ensure!(
+            back == sha256,
+            "{object} read back from {} differs from what was written",
+            storage.describe()
+        );
+    }
     Ok(())
+}
+
+/// Copies object `name` from one storage to another, streaming, and checks
+/// the stored copy like any other write. Returns its size.
+pub fn replicate(from: &dyn Storage, to: &dyn Storage, name: &str) -> Result<u64> {
+    let (mut w, tally) = Counted::new(to.create(name)?);
+    let mut r = from.open(name)?;
+    std::io::copy(&mut r, &mut w)
+        .with_context(|| format!("failed to copy {name} to {}", to.describe()))?;
+    Box::new(w).commit()?;
+    check_stored(to, name, &tally)?;
+    Ok(tally.written().0)
 }
 
 /// An object name is a plain file name: no directories, nothing hidden.
@@ -142,10 +197,10 @@ pub fn probe(storage: &dyn Storage) -> Result<(), ProbeFailure> {
     let name = format!("billmgr-ops-probe-{}-{nanos}", std::process::id());
     let data: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
     (|| -> Result<()> {
-        let mut w = storage.create(&name)?;
+        let (mut w, tally) = Counted::new(storage.create(&name)?);
         w.write_all(&data)?;
-        w.commit()?;
-        check_stored(storage, &name, data.len() as u64)
+        Box::new(w).commit()?;
+        check_stored(storage, &name, &tally)
     })()
     .map_err(fail("write"))?;
     let read = (|| -> Result<()> {

@@ -164,7 +164,9 @@ impl RemoteStorage {
                     .access_key_id(&params.access_key)
                     .secret_access_key(secret)
                     .disable_config_load()
-                    .disable_ec2_metadata();
+                    .disable_ec2_metadata()
+                    // The server checks every part against its checksum.
+                    .checksum_algorithm("crc32c");
                 if !params.endpoint.is_empty() {
                     b = b.endpoint(&params.endpoint);
                 }
@@ -249,6 +251,12 @@ fn explain(e: opendal::Error) -> anyhow::Error {
         cause = s.to_string();
         source = s.source();
     }
+    // FTP's "530 Not logged in" reaches us as an unexpected response.
+    let what = if what.is_empty() && cause.contains("[530]") {
+        "access denied: the credentials or the permissions are wrong"
+    } else {
+        what
+    };
     match (what, cause.is_empty()) {
         ("", _) => anyhow::anyhow!("{cause}"),
         (what, true) => anyhow::anyhow!("{what}"),
@@ -404,17 +412,35 @@ impl Storage for RemoteStorage {
             return Ok(Vec::new());
         }
         let _guard = RUNTIME.enter();
-        let buf = self
-            .op
-            .read_options(
+        let read = || {
+            self.op.read_options(
                 name,
                 ReadOptions {
                     range: (offset..offset + len).into(),
                     ..ReadOptions::default()
                 },
             )
-            .explained(|| self.fail("read", name))?
-            .to_vec();
+        };
+        // An FTP server answers a range read that stops early with "426
+        // transfer aborted", which OpenDAL meets as the reply to its next
+        // command on that connection: such a read is tried again.
+        let mut tries = 0;
+        let buf = loop {
+            tries += 1;
+            match read() {
+                Ok(buf) => break buf.to_vec(),
+                Err(e)
+                    if tries < 3
+                        && !matches!(
+                            e.kind(),
+                            opendal::ErrorKind::NotFound | opendal::ErrorKind::PermissionDenied
+                        ) =>
+                {
+                    log::warn!("reading {name} from {} again: {e}", self.describe);
+                }
+                Err(e) => return Err(explain(e).context(self.fail("read", name))),
+            }
+        };
         anyhow::ensure!(
             buf.len() as u64 == len,
             "{name} on {} is shorter than expected",
@@ -441,6 +467,11 @@ impl Storage for RemoteStorage {
 
     fn free_space(&self) -> Result<Option<u64>> {
         Ok(None)
+    }
+
+    fn vouches_for_content(&self) -> bool {
+        // S3 checks the CRC32C sent with every part (see `open`).
+        self.multipart
     }
 
     fn clean_partials(&self) -> Result<usize> {
