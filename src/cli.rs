@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 use crate::db::{backupconf, backups};
 use crate::db::{migrate, Db};
-use crate::engine::{jobs, restore};
+use crate::engine::{jobs, restore, upload};
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
 use crate::runner::{attempt, scheduler};
 use crate::storage::params::{Kind, Params};
@@ -126,6 +126,22 @@ enum BackupCommand {
     },
     /// Rebuild the catalog from the listings on the storage.
     Rescan,
+    /// Bring in a copy (or a mysqldump file: .sql, .sql.gz, .sql.zst) from a
+    /// file or an http(s) URL; it is listed only once verified.
+    Upload {
+        /// A file on this server.
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        file: Option<PathBuf>,
+        /// An http or https URL, streamed.
+        #[arg(long)]
+        url: Option<String>,
+        /// The copy's name (default: from the file name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Into this storage (default: the default storage).
+        #[arg(long)]
+        storage: Option<u64>,
+    },
     /// Configure and check storages.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -196,7 +212,6 @@ enum DevCommand {
 
 /// The binary's entry point.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars_os()
         .map(|(k, v)| {
             (
@@ -205,6 +220,24 @@ pub fn main() -> ExitCode {
             )
         })
         .collect();
+    // Run by the web server as the download CGI program.
+    if env.contains_key("GATEWAY_INTERFACE") {
+        return match Config::load(None, None, &env) {
+            Ok(config) => {
+                logging::set_function("download");
+                logging::init(&config, &env);
+                crate::download::cgi_main(&config, &env)
+            }
+            Err(e) => {
+                let _ = write!(
+                    std::io::stdout(),
+                    "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nForbidden\n"
+                );
+                fail(e)
+            }
+        };
+    }
+    let cli = Cli::parse();
     let config = Config::load(cli.mgrdir.as_deref(), cli.config.as_deref(), &env);
     match cli.command {
         None => panel_mode(config, &env),
@@ -475,6 +508,35 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             eprintln!("{n} tables swapped back; run undo again to redo the restore");
         }),
         BackupCommand::Storage(command) => return storage(config, command),
+        BackupCommand::Upload {
+            file,
+            url,
+            name,
+            storage,
+        } => {
+            let mut db = open_db(config)?;
+            let settings = jobs::Settings::resolve(config, &mut db, None, storage)?;
+            drop(db);
+            let from = match (file, url) {
+                (Some(file), _) => upload::Source::File(file),
+                (None, Some(url)) => upload::Source::Url(url),
+                (None, None) => bail!("--file or --url is needed"),
+            };
+            match upload::upload(config, &source, &settings, &from, name.as_deref()) {
+                Ok(row) => {
+                    eprintln!(
+                        "copy {} (id {}): {} bytes, {} rows",
+                        row.name, row.id, row.size, row.rows
+                    );
+                    Ok(())
+                }
+                Err(e) if e.downcast_ref::<upload::NotACopy>().is_some() => {
+                    eprintln!("billmgr-ops: refused: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+                Err(e) => Err(e),
+            }
+        }
         BackupCommand::Rescan => {
             let mut db = open_db(config)?;
             let settings = jobs::Settings::resolve(config, &mut db, None, None)?;

@@ -131,6 +131,22 @@ pub enum DbSource {
         name: String,
         socket: Option<String>,
     },
+    /// Another database on the same server as `base` (an import's
+    /// scratch database, for example).
+    Sibling {
+        base: Box<DbSource>,
+        database: String,
+    },
+}
+
+impl DbSource {
+    /// The same server and account, database `database`.
+    pub fn sibling(&self, database: &str) -> DbSource {
+        DbSource::Sibling {
+            base: Box::new(self.clone()),
+            database: database.to_string(),
+        }
+    }
 }
 
 impl fmt::Debug for DbSource {
@@ -154,6 +170,7 @@ impl fmt::Display for DbSource {
                 Some(s) => write!(f, "{user}@{name} via socket {s}"),
                 None => write!(f, "{user}@{host}/{name}"),
             },
+            DbSource::Sibling { base, database } => write!(f, "{base} (database {database})"),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod context;
 pub mod db;
 pub mod dev;
+pub mod download;
 pub mod engine;
 pub mod functions;
 pub mod logging;

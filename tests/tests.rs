@@ -15,3 +15,4 @@ mod registry;
 mod runningoperation;
 mod seed;
 mod storages;
+mod transfer;

@@ -92,6 +92,9 @@ pub fn options(source: &DbSource, timeout: Duration) -> Result<Opts> {
             .pass(Some(password.as_str()))
             .db_name(Some(name.as_str()))
             .socket(socket.as_deref()),
+        DbSource::Sibling { base, database } => {
+            OptsBuilder::from_opts(options(base, timeout)?).db_name(Some(database.as_str()))
+        }
     };
     Ok(base
         .tcp_connect_timeout(Some(timeout))

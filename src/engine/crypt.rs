@@ -189,6 +189,29 @@ impl Seek for RangeReader<'_> {
     }
 }
 
+/// A key for signing (download tokens), derived from the installation's
+/// own key: the same on every call, unknown without that file.
+pub fn signing_key(mgrdir: &Path, purpose: &str) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    let identity = local_key(mgrdir)?;
+    let mut h = sha2::Sha256::new();
+    h.update(b"billmgr-ops signing key\0");
+    h.update(purpose.as_bytes());
+    h.update(b"\0");
+    h.update(identity.to_string().expose_secret().as_bytes());
+    Ok(h.finalize().into())
+}
+
+/// Re-encrypts a plaintext stream to a passphrase (age's scrypt
+/// recipient), so that `age -d` opens it with the passphrase alone.
+pub fn encrypt_to_passphrase<W: Write>(
+    passphrase: &SecretString,
+    out: W,
+) -> Result<age::stream::StreamWriter<W>> {
+    let encryptor = age::Encryptor::with_user_passphrase(passphrase.clone());
+    Ok(encryptor.wrap_output(out)?)
+}
+
 /// The installation's own key, created on first use.
 fn local_key(mgrdir: &Path) -> Result<x25519::Identity> {
     let path = mgrdir.join("etc/billmgr-ops.key");
@@ -227,19 +250,28 @@ pub fn seal_secret(mgrdir: &Path, secret: &str) -> Result<String> {
     let mut w = encryptor.wrap_output(&mut out)?;
     w.write_all(secret.as_bytes())?;
     w.finish()?;
-    Ok(format!(
-        "age:{}",
-        out.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    Ok(format!("age:{}", hex(&out)))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of a hex string; `None` when it is not one.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Opens a secret sealed by [`seal_secret`].
 pub fn open_secret(mgrdir: &Path, sealed: &str) -> Result<SecretString> {
     let hex = sealed.strip_prefix("age:").context("not a sealed secret")?;
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-        .collect::<Result<_, _>>()
-        .context("a sealed secret is damaged")?;
+    let bytes = unhex(hex).context("a sealed secret is damaged")?;
     let identity = local_key(mgrdir)?;
     let decryptor = age::Decryptor::new(&bytes[..])?;
     let mut reader = decryptor

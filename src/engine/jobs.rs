@@ -253,6 +253,11 @@ fn lock_name(db: &mut Db) -> Result<String> {
 }
 
 /// Runs `work` holding the backup lock.
+/// Runs `work` holding the one-job-at-a-time lock ([`Busy`] otherwise).
+pub(crate) fn with_job_lock<T>(db: &mut Db, work: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
+    locked(db, work)
+}
+
 fn locked<T>(db: &mut Db, work: impl FnOnce(&mut Db) -> Result<T>) -> Result<T> {
     let lock = lock_name(db)?;
     if !runstate::try_lock(db, &lock)? {
@@ -282,17 +287,43 @@ pub fn take_copy(
 ) -> Result<CopyRow> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     locked(&mut db, |db| {
+        take_copy_locked(config, db, source, None, settings, on_progress)
+    })
+}
+
+/// Takes a copy of `dump_source` (the billing database, or an import's
+/// scratch database) named `name` (default: by the time), recorded in the
+/// catalog of `db`, whose job lock the caller holds.
+pub(crate) fn take_copy_locked(
+    config: &Config,
+    db: &mut Db,
+    dump_source: &DbSource,
+    name: Option<&str>,
+    settings: &Settings,
+    on_progress: &mut dyn FnMut(&str, u32),
+) -> Result<CopyRow> {
+    {
+        let source = dump_source;
+        // An import is not a backup of the live data: it keeps the safety
+        // copy of the last restore.
+        let importing = name.is_some();
         let abandoned = backups::fail_abandoned(db)?;
         if abandoned > 0 {
             log::warn!("{abandoned} copies were left unfinished by a process that died");
         }
         let now = clock::now_unix();
-        let mut name = copy_name(now);
-        let mut n = 1;
-        while backups::by_name(db, &name)?.is_some() {
-            n += 1;
-            name = format!("{}-{n}", copy_name(now));
-        }
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => {
+                let mut name = copy_name(now);
+                let mut n = 1;
+                while backups::by_name(db, &name)?.is_some() {
+                    n += 1;
+                    name = format!("{}-{n}", copy_name(now));
+                }
+                name
+            }
+        };
         let created = clock::utc_datetime(now);
         let id = backups::start(
             db,
@@ -362,7 +393,7 @@ pub fn take_copy(
             Ok(listing) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
-                if !settings.keep_undo {
+                if !settings.keep_undo && !importing {
                     drop_undo(db)?;
                 }
                 log::info!(
@@ -383,7 +414,7 @@ pub fn take_copy(
             }
         }
         backups::get(db, id)?.context("the copy vanished from the catalog")
-    })
+    }
 }
 
 /// Sends a copy stored on the plan's first storage to its further

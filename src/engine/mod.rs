@@ -23,4 +23,5 @@ pub mod retention;
 pub mod schedule;
 pub mod schema;
 pub mod tsv;
+pub mod upload;
 pub mod verify;

@@ -11,9 +11,9 @@ use crate::background;
 use crate::context::Ctx;
 use crate::db::backupconf::{self, PlanRow};
 use crate::db::backups::{self, COPY_SORTS};
-use crate::engine::{crypt, jobs, schedule};
+use crate::engine::{crypt, jobs, schedule, upload};
 use crate::protocol::{
-    ErrorKind, Form, Lang, ListPage, Mode, PanelError, Reply, Request, Row, Slist,
+    ErrorKind, Form, Lang, ListPage, Mode, PanelError, RedirectKind, Reply, Request, Row, Slist,
 };
 use crate::storage::params::{Kind, Params};
 use crate::storage::remote::RemoteStorage;
@@ -295,6 +295,105 @@ pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         req.user().unwrap_or("?")
     );
     Ok(Reply::Ok)
+}
+
+/// `backups.download`: a redirect to the download CGI with a single-use
+/// token that expires in minutes (see `crate::download`).
+pub fn download(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let id = req.elid()?;
+    let admin = req.user().unwrap_or("?").to_string();
+    let config = ctx.config;
+    let db = ctx.db()?;
+    let row = backups::get(db, id)?.ok_or_else(|| PanelError::missed("backup", id))?;
+    if row.state != "ok" {
+        return Err(PanelError::new(ErrorKind::CopyState, "backup", row.name).into());
+    }
+    let url = crate::download::issue(config, db, id, &admin)?;
+    log::info!("download of copy {} issued to {admin}", row.name);
+    Ok(Reply::Redirect(RedirectKind::Blank, url))
+}
+
+/// `backups.upload`: a copy (or a mysqldump file) from this computer or an
+/// http(s) URL into a storage, verified before it is listed. The panel
+/// hands an uploaded file over as the path of its temporary file in
+/// `file`. The work is done within the call, so that a refusal comes back
+/// to the form.
+pub fn upload(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    const FORM: &str = "backups.upload";
+    let lang = req.lang();
+    match req.mode() {
+        Mode::View | Mode::SetValues => Ok(Reply::Form(Form {
+            values: vec![("type", "file".into())],
+            slists: vec![
+                Slist {
+                    name: "type",
+                    options: ["file", "url"]
+                        .iter()
+                        .map(|t| (t.to_string(), label(lang, FORM, &format!("type_{t}"))))
+                        .collect(),
+                },
+                Slist {
+                    name: "storage",
+                    options: storage_options(ctx, lang)?,
+                },
+            ],
+        })),
+        Mode::SubmitNew | Mode::SubmitEdit => {
+            let from = match req.choice("type", &["file", "url"])?.unwrap_or("file") {
+                "url" => {
+                    let url = req.required("url")?.trim();
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(PanelError::value("url", url).into());
+                    }
+                    upload::Source::Url(url.to_string())
+                }
+                _ => {
+                    let path = std::path::PathBuf::from(req.required("file")?);
+                    if !path.is_absolute() || !path.is_file() {
+                        return Err(PanelError::value("file", &path.display().to_string()).into());
+                    }
+                    upload::Source::File(path)
+                }
+            };
+            let name = req.text("name", 100)?.trim().to_string();
+            let storage = req.opt_id("storage")?;
+            let config = ctx.config;
+            let source = config
+                .db
+                .clone()
+                .ok_or_else(|| PanelError::new(ErrorKind::Db, "database", ""))?;
+            let db = ctx.db()?;
+            if let Some(id) = storage {
+                if backupconf::storage(db, id)?.is_none() {
+                    return Err(PanelError::missed("storage", id).into());
+                }
+            }
+            let settings = jobs::Settings::resolve(config, db, None, storage)?;
+            match upload::upload(config, &source, &settings, &from, Some(&name)) {
+                Ok(row) => {
+                    log::info!(
+                        "copy {} uploaded by {}",
+                        row.name,
+                        req.user().unwrap_or("?")
+                    );
+                    Ok(Reply::Ok)
+                }
+                Err(e) => Err(upload_error(e)),
+            }
+        }
+    }
+}
+
+/// A refused upload as the form shows it.
+fn upload_error(e: anyhow::Error) -> anyhow::Error {
+    if let Some(refused) = e.downcast_ref::<upload::NotACopy>() {
+        let value = refused.0.clone();
+        return e.context(PanelError::new(ErrorKind::BadCopy, "file", value));
+    }
+    if e.downcast_ref::<jobs::Busy>().is_some() {
+        return e.context(busy_error());
+    }
+    e
 }
 
 /// The plan fields of a form, checked.

@@ -142,6 +142,18 @@ pub const FUNCTIONS: &[Function] = &[
         run: backup::delete,
     },
     Function {
+        name: "backups.download",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: backup::download,
+    },
+    Function {
+        name: "backups.upload",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backup::upload,
+    },
+    Function {
         name: "billmgr.backup.setup",
         access: Access::Admin,
         kind: Kind::Form,

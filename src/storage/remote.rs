@@ -496,3 +496,28 @@ impl Storage for RemoteStorage {
         Ok(n)
     }
 }
+
+/// Streams a file from an http(s) URL (for uploads), through OpenDAL's
+/// HTTP service with the same timeouts and retries as the storages.
+pub fn open_url(url: &str) -> Result<Box<dyn Read + Send>> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(s, _)| matches!(*s, "http" | "https"))
+        .with_context(|| format!("`{url}` is not an http or https URL"))?;
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    anyhow::ensure!(!host.is_empty(), "`{url}` names no server");
+    opendal::install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let op =
+        opendal::Operator::new(services::Http::default().endpoint(&format!("{scheme}://{host}")))
+            .explained(|| format!("cannot fetch {url}"))?
+            .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
+            .layer(RetryLayer::new().with_jitter().with_max_times(RETRIES));
+    let _guard = RUNTIME.enter();
+    let op = blocking::Operator::new(op).explained(|| format!("cannot fetch {url}"))?;
+    let reader = op
+        .reader(&format!("/{path}"))
+        .and_then(|r| r.into_std_read(..))
+        .explained(|| format!("cannot fetch {url}"))?;
+    Ok(Box::new(reader))
+}

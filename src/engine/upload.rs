@@ -1,0 +1,429 @@
+//! Bringing a copy in (`backups.upload`, `backup upload`): from a file or
+//! streamed from an http(s) URL, into a storage, and listed only after it
+//! is verified.
+//!
+//! What is accepted, told by its first bytes:
+//! - a copy made by billmgr-ops (a tar with `FORMAT` and `listing.json`):
+//!   stored as it comes, then read back and verified entry by entry
+//!   against its own listing; only then is the listing written beside it
+//!   and the copy added to the catalog;
+//! - a SQL dump made by mysqldump or mariadb-dump, plain, gzip or zstd:
+//!   loaded by the `mariadb` (or `mysql`) client into a scratch database
+//!   on the same server (`<db>_bmo_import`; `USE` and `CREATE DATABASE`
+//!   lines are dropped so nothing else is touched), a copy is taken of it
+//!   like any other, and the scratch database is dropped.
+//!
+//! Anything else, or a copy that fails verification, is refused with
+//! [`NotACopy`] and leaves nothing behind.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result};
+use mysql::prelude::Queryable;
+
+use super::archive::{self, listing::ArchiveSummary, Copy, Listing};
+use super::jobs::{self, Settings};
+use super::verify;
+use crate::config::{Config, DbSource};
+use crate::db::backups::{self, CopyRow, Found};
+use crate::db::{quote_ident, Db};
+use crate::storage::{check_name, check_stored, Counted, StorageWriter};
+
+/// The file is not a valid copy nor a SQL dump. Callers branch on it.
+#[derive(Debug)]
+pub struct NotACopy(pub String);
+
+impl fmt::Display for NotACopy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotACopy {}
+
+fn refuse(why: impl Into<String>) -> anyhow::Error {
+    NotACopy(why.into()).into()
+}
+
+/// Where an upload comes from.
+pub enum Source {
+    File(std::path::PathBuf),
+    Url(String),
+}
+
+impl Source {
+    /// The name a copy takes when none is given: the file name without
+    /// its extensions, made a valid object name.
+    pub fn default_name(&self) -> String {
+        let raw = match self {
+            Source::File(p) => p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            Source::Url(u) => u
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        };
+        let mut name = raw.as_str();
+        for ext in [".gz", ".zst", ".sql", ".age", ".tar"] {
+            name = name.strip_suffix(ext).unwrap_or(name);
+        }
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let name = name.trim_matches('-');
+        if name.is_empty() {
+            "upload".into()
+        } else {
+            name.chars().take(100).collect()
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + Send>> {
+        match self {
+            Source::File(p) => {
+                Ok(Box::new(std::fs::File::open(p).with_context(|| {
+                    format!("cannot open `{}`", p.display())
+                })?))
+            }
+            Source::Url(url) => crate::storage::remote::open_url(url),
+        }
+    }
+}
+
+/// What the first bytes say.
+#[derive(Debug, PartialEq)]
+enum Shape {
+    Tar,
+    Age,
+    Gzip,
+    Zstd,
+    Sql,
+}
+
+fn shape(head: &[u8]) -> Option<Shape> {
+    if head.len() > 262 && &head[257..262] == b"ustar" {
+        return Some(Shape::Tar);
+    }
+    if head.starts_with(b"age-encryption.org/") {
+        return Some(Shape::Age);
+    }
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Some(Shape::Gzip);
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some(Shape::Zstd);
+    }
+    looks_like_sql(head).then_some(Shape::Sql)
+}
+
+/// A dump by mysqldump or mariadb-dump starts with a comment, a
+/// conditional comment or a statement, in text.
+fn looks_like_sql(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&head[..head.len().min(512)]);
+    let start = text.trim_start().to_ascii_uppercase();
+    std::str::from_utf8(&head[..head.len().min(256)]).is_ok()
+        && ["--", "/*", "CREATE ", "DROP ", "SET ", "INSERT ", "LOCK "]
+            .iter()
+            .any(|p| start.starts_with(p))
+}
+
+/// Brings a copy in. `db` is the catalog's connection; the job lock is
+/// taken here (an upload is a job like a backup).
+pub fn upload(
+    config: &Config,
+    source_db: &DbSource,
+    settings: &Settings,
+    from: &Source,
+    name: Option<&str>,
+) -> Result<CopyRow> {
+    let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => n.to_string(),
+        None => from.default_name(),
+    };
+    check_name(&name).map_err(|_| refuse(format!("`{name}` is not a valid copy name")))?;
+    let mut db = Db::open(source_db, config.db_connect_timeout)?;
+    anyhow::ensure!(
+        backups::by_name(&mut db, &name)?.is_none(),
+        crate::protocol::PanelError::new(crate::protocol::ErrorKind::Exists, "name", &name)
+    );
+    let mut input = BufReader::with_capacity(1 << 20, from.open()?);
+    let head = input.fill_buf()?.to_vec();
+    let head = if head.len() < 512 {
+        // A short first read (a slow URL): read on up to 512 bytes.
+        let mut more = head;
+        let mut rest = Vec::new();
+        (&mut input).take(512).read_to_end(&mut rest)?;
+        more.extend_from_slice(&rest);
+        let joined: Box<dyn Read + Send> =
+            Box::new(std::io::Cursor::new(more.clone()).chain(input));
+        input = BufReader::with_capacity(1 << 20, joined);
+        more
+    } else {
+        head
+    };
+    let mut input: Box<dyn Read + Send> = Box::new(input);
+    match shape(&head) {
+        Some(Shape::Tar) => {
+            jobs::with_job_lock(&mut db, |db| store_archive(db, settings, &name, &mut input))
+        }
+        Some(Shape::Age) => Err(refuse(
+            "an encrypted file: upload the plain .tar (decrypt it with `age -d` first)",
+        )),
+        Some(Shape::Gzip) => {
+            let sql = flate2::read::MultiGzDecoder::new(input);
+            import_sql(config, &mut db, source_db, settings, &name, Box::new(sql))
+        }
+        Some(Shape::Zstd) => {
+            let sql = zstd::stream::read::Decoder::new(input)?;
+            import_sql(config, &mut db, source_db, settings, &name, Box::new(sql))
+        }
+        Some(Shape::Sql) => import_sql(config, &mut db, source_db, settings, &name, input),
+        None => Err(refuse("neither a copy made by billmgr-ops nor a SQL dump")),
+    }
+}
+
+/// Stores a billmgr-ops archive, verifies it where it is stored, then
+/// writes its listing beside it and adds it to the catalog.
+fn store_archive(
+    db: &mut Db,
+    settings: &Settings,
+    name: &str,
+    input: &mut dyn Read,
+) -> Result<CopyRow> {
+    let storage = settings.storage.as_ref();
+    let object = archive::archive_object(name, false);
+    let (mut out, tally) = Counted::new(storage.create(&object)?);
+    std::io::copy(input, &mut out).context("the upload was cut short")?;
+    Box::new(out).commit()?;
+    let checked = (|| -> Result<Listing> {
+        check_stored(storage, &object, &tally)?;
+        let copy = Copy {
+            storage,
+            name: name.to_string(),
+            key: None,
+        };
+        // The listing the archive carries, then every entry against it.
+        let mut inner = None;
+        archive::read_entries(&mut copy.open()?, |entry| {
+            if entry.path == archive::LISTING_ENTRY {
+                inner = Some(entry.data);
+            }
+            Ok(())
+        })
+        .map_err(|e| refuse(format!("{e:#}")))?;
+        let inner = inner.ok_or_else(|| refuse("the archive has no listing"))?;
+        let mut listing = Listing::from_json(&inner)
+            .map_err(|e| refuse(format!("the archive's listing is unreadable: {e:#}")))?;
+        let (size, sha256) = tally.written();
+        listing.archive = Some(ArchiveSummary {
+            object: object.clone(),
+            size,
+            sha256: super::crypt::hex(&sha256),
+        });
+        verify::verify(&copy, &listing)
+            .map_err(|e| refuse(format!("the archive does not match its listing: {e:#}")))?;
+        let mut beside = storage.create(&archive::listing_object(name, false))?;
+        beside.write_all(&listing.to_json())?;
+        beside.commit()?;
+        Ok(listing)
+    })();
+    let listing = match checked {
+        Ok(listing) => listing,
+        Err(e) => {
+            let _ = storage.remove(&object);
+            return Err(e);
+        }
+    };
+    backups::register(
+        db,
+        &Found {
+            name,
+            storage: &settings.storage_name,
+            storage_id: settings.storage_id,
+            created: &listing.created,
+            size: listing.archive.as_ref().map_or(0, |a| a.size),
+            tables: listing.tables.len() as u64,
+            rows: listing.rows(),
+            encrypted: false,
+        },
+    )?;
+    log::info!("copy {name} uploaded to {}", storage.describe());
+    backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")
+}
+
+/// Loads a SQL dump into a scratch database, takes a copy of it, drops it.
+fn import_sql(
+    config: &Config,
+    db: &mut Db,
+    source_db: &DbSource,
+    settings: &Settings,
+    name: &str,
+    sql: Box<dyn Read + Send>,
+) -> Result<CopyRow> {
+    let live = db.name()?;
+    let scratch = format!("{live}_bmo_import");
+    jobs::with_job_lock(db, |db| {
+        let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
+        db.conn().query_drop(&drop)?;
+        db.conn().query_drop(format!(
+            "CREATE DATABASE {} CHARACTER SET utf8mb4",
+            quote_ident(&scratch)
+        ))?;
+        let result = load_sql(config, source_db, &scratch, sql).and_then(|()| {
+            jobs::take_copy_locked(
+                config,
+                db,
+                &source_db.sibling(&scratch),
+                Some(name),
+                settings,
+                &mut |_, _| {},
+            )
+        });
+        if let Err(e) = db.conn().query_drop(&drop) {
+            log::warn!("cannot drop the import database {scratch}: {e}");
+        }
+        result
+    })
+}
+
+/// Streams `sql` into the command-line client, connected to `database`.
+fn load_sql(
+    config: &Config,
+    source: &DbSource,
+    database: &str,
+    sql: Box<dyn Read + Send>,
+) -> Result<()> {
+    let opts = crate::db::options(source, config.db_connect_timeout)?;
+    let client = ["mariadb", "mysql"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok()
+        })
+        .context("importing a SQL dump needs the mariadb or mysql client")?;
+    let mut cmd = Command::new(client);
+    cmd.arg("--no-defaults")
+        .arg("--batch")
+        .arg("--binary-mode")
+        .arg(format!("--user={}", opts.get_user().unwrap_or("root")))
+        .arg(format!("--database={database}"));
+    match opts.get_socket() {
+        Some(socket) => cmd.arg(format!("--socket={socket}")),
+        None => cmd
+            .arg("--protocol=tcp")
+            .arg(format!("--host={}", opts.get_ip_or_hostname()))
+            .arg(format!("--port={}", opts.get_tcp_port())),
+    };
+    // The password goes by the environment, not the command line.
+    if let Some(pass) = opts.get_pass() {
+        cmd.env("MYSQL_PWD", pass);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {client}"))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut text);
+        text
+    });
+    let fed = feed_sql(sql, &mut stdin);
+    drop(stdin);
+    let status = child.wait()?;
+    let errors = errors.join().unwrap_or_default();
+    if let Err(e) = fed {
+        if status.success() {
+            return Err(e);
+        }
+    }
+    if !status.success() {
+        return Err(refuse(format!(
+            "the SQL dump does not load: {}",
+            errors.trim().lines().next().unwrap_or("the client failed")
+        )));
+    }
+    Ok(())
+}
+
+/// Copies the dump line by line, leaving out the lines that would switch
+/// to or create another database.
+fn feed_sql(sql: Box<dyn Read + Send>, out: &mut dyn Write) -> Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, sql);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| refuse(format!("the dump cannot be read: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let upper: Vec<u8> = line.iter().take(24).map(u8::to_ascii_uppercase).collect();
+        if upper.starts_with(b"USE ")
+            || upper.starts_with(b"CREATE DATABASE")
+            || upper.starts_with(b"/*!40000 DROP DATABASE")
+            || upper.starts_with(b"DROP DATABASE")
+        {
+            continue;
+        }
+        out.write_all(&line)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_told_by_their_first_bytes() {
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(shape(&tar), Some(Shape::Tar));
+        assert_eq!(shape(b"age-encryption.org/v1\n"), Some(Shape::Age));
+        assert_eq!(shape(&[0x1f, 0x8b, 8, 0]), Some(Shape::Gzip));
+        assert_eq!(shape(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Some(Shape::Zstd));
+        assert_eq!(shape(b"-- MariaDB dump 10.19\n"), Some(Shape::Sql));
+        assert_eq!(shape(b"\x89PNG\r\n"), None);
+        assert_eq!(shape(b"hello world"), None);
+    }
+
+    #[test]
+    fn names_come_from_the_file() {
+        let url = Source::Url("https://x.example/a/billing-2026.sql.gz?sig=1".into());
+        assert_eq!(url.default_name(), "billing-2026");
+        let file = Source::File("/tmp/My Copy.tar".into());
+        assert_eq!(file.default_name(), "My-Copy");
+        assert_eq!(Source::Url("https://x/".into()).default_name(), "upload");
+    }
+
+    #[test]
+    fn other_databases_are_left_out_of_a_dump() {
+        let dump = b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `live`;\nUSE `live`;\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n";
+        let mut out = Vec::new();
+        feed_sql(Box::new(&dump[..]), &mut out).unwrap();
+        assert_eq!(out, b"CREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n");
+    }
+}

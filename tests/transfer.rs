@@ -1,0 +1,459 @@
+//! Taking a copy home and bringing one back: `backups.download` and its
+//! CGI program (single-use, expiring, signed tokens), `backups.upload`
+//! from a file and from a URL on loopback, refusals of damaged files, and
+//! mysqldump files (plain, gzip, zstd) imported and restored.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::harness::{binary, Panel, TestDb};
+
+struct Fixture {
+    db: TestDb,
+    panel: Panel,
+}
+
+fn fixture(clients: u64) -> Fixture {
+    let db = TestDb::seeded(clients);
+    let panel = Panel::new(&db);
+    std::fs::write(
+        panel.mgrdir().join("etc/billmgr.conf"),
+        "DBHost localhost\n",
+    )
+    .unwrap();
+    Fixture { db, panel }
+}
+
+/// What the CGI program answered: status line, headers, body.
+struct Answer {
+    status: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Fixture {
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.panel.command(args).output().unwrap()
+    }
+
+    fn copy(&self) -> (String, String) {
+        let out = self.cli(&["backup", "create"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = self.db.scalar("SELECT MAX(id) FROM billmgrops_backup");
+        let name = self.db.scalar(&format!(
+            "SELECT name FROM billmgrops_backup WHERE id = {id}"
+        ));
+        (id, name)
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.panel.mgrdir().join("var/billmgr-ops/backup")
+    }
+
+    /// backups.download for copy `id`: the token from the redirect.
+    fn token(&self, id: &str) -> String {
+        let out = self.panel.call("backups.download").param("elid", id).run();
+        let doc = out.doc();
+        let ok = doc.find("ok").unwrap_or_else(|| panic!("{}", out.text()));
+        assert_eq!(ok.get_attr("type"), Some("blank"));
+        let url = ok.text_content();
+        assert!(
+            url.starts_with("/mancgi/billmgr-ops-download?token="),
+            "{url}"
+        );
+        url.split_once("token=").unwrap().1.to_string()
+    }
+
+    /// Runs the binary as the web server runs a CGI program.
+    fn cgi(&self, query: &str) -> Answer {
+        let out = Command::new(binary())
+            .env_clear()
+            .env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("REQUEST_METHOD", "GET")
+            .env("QUERY_STRING", query)
+            .env("REMOTE_ADDR", "127.0.0.1")
+            .env("MGR_DIR", self.panel.mgrdir())
+            .env("BILLMGR_OPS_DB", &self.db.url)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let split = out
+            .stdout
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("CGI headers end with an empty line");
+        let head = String::from_utf8_lossy(&out.stdout[..split]).into_owned();
+        let headers: Vec<(String, String)> = head
+            .split("\r\n")
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == "Status")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        Answer {
+            status,
+            headers,
+            body: out.stdout[split + 4..].to_vec(),
+        }
+    }
+
+    fn upload_file(&self, path: &Path, name: &str) -> crate::harness::Output {
+        self.panel
+            .call("backups.upload")
+            .param("sok", "ok")
+            .param("type", "file")
+            .param("file", &path.display().to_string())
+            .param("name", name)
+            .run()
+    }
+
+    fn checksums(&self) -> Vec<u64> {
+        ["account", "item", "payment", "itemparam", "user"]
+            .iter()
+            .map(|t| self.db.checksum(t))
+            .collect()
+    }
+}
+
+#[test]
+fn a_token_downloads_the_exact_copy_once() {
+    let f = fixture(30);
+    let (id, name) = f.copy();
+    let token = f.token(&id);
+    let got = f.cgi(&format!("token={token}"));
+    assert_eq!(got.status, "200 OK");
+    let stored = std::fs::read(f.dir().join(format!("{name}.tar"))).unwrap();
+    assert_eq!(got.body, stored, "the exact bytes of the archive");
+    assert_eq!(
+        got.header("Content-Length"),
+        Some(stored.len().to_string().as_str())
+    );
+    assert_eq!(got.header("Content-Type"), Some("application/x-tar"));
+    assert_eq!(
+        got.header("Content-Disposition"),
+        Some(format!("attachment; filename=\"{name}.tar\"").as_str())
+    );
+    // Once only.
+    assert_eq!(f.cgi(&format!("token={token}")).status, "403 Forbidden");
+}
+
+#[test]
+fn altered_expired_missing_and_foreign_tokens_are_forbidden() {
+    let f = fixture(5);
+    let (id, _) = f.copy();
+    let forbidden = |query: &str| {
+        let a = f.cgi(query);
+        assert_eq!(a.status, "403 Forbidden", "{query}");
+        assert_eq!(a.body, b"Forbidden\n", "no detail");
+    };
+    forbidden("");
+    forbidden("token=");
+    forbidden("token=nonsense");
+    forbidden("token=1' OR '1'='1");
+    // Altered: another copy id, another expiry, a flipped signature.
+    let token = f.token(&id);
+    let parts: Vec<&str> = token.split('.').collect();
+    forbidden(&format!("token=99.{}.{}.{}", parts[1], parts[2], parts[3]));
+    let later: i64 = parts[1].parse::<i64>().unwrap() + 3600;
+    forbidden(&format!(
+        "token={}.{later}.{}.{}",
+        parts[0], parts[2], parts[3]
+    ));
+    let mut sig = parts[3].to_string();
+    let flipped = if sig.ends_with('0') { '1' } else { '0' };
+    sig.pop();
+    sig.push(flipped);
+    forbidden(&format!(
+        "token={}.{}.{}.{sig}",
+        parts[0], parts[1], parts[2]
+    ));
+    // The untouched token still works: the failures spent nothing.
+    assert_eq!(f.cgi(&format!("token={token}")).status, "200 OK");
+    // Expired in the database.
+    let token = f.token(&id);
+    f.db.exec("UPDATE billmgrops_download SET expires = NOW() - INTERVAL 1 MINUTE");
+    forbidden(&format!("token={token}"));
+    // A token for a copy that is not complete is not even issued.
+    f.db.exec("UPDATE billmgrops_backup SET state = 'failed'");
+    let out = f.panel.call("backups.download").param("elid", &id).run();
+    assert_eq!(out.error_type().0, "copy_state");
+    // Nor for a missing copy, nor for a user.
+    let out = f.panel.call("backups.download").param("elid", "999").run();
+    assert_eq!(out.error_type().0, "missed");
+    let out = f
+        .panel
+        .call("backups.download")
+        .param("elid", &id)
+        .level("16")
+        .run();
+    assert_eq!(out.error_type().0, "access");
+}
+
+#[test]
+fn a_downloaded_copy_uploads_verifies_and_restores() {
+    let f = fixture(40);
+    let (id, name) = f.copy();
+    let before = f.checksums();
+    let got = f.cgi(&format!("token={}", f.token(&id)));
+    let file = f.panel.mgrdir().join("home.tar");
+    std::fs::write(&file, &got.body).unwrap();
+    // The copy is gone from the server; bring it back from the file.
+    let out = f
+        .panel
+        .call("backups.delete")
+        .param("elid", &id)
+        .param("clean_storages", "on")
+        .run();
+    assert!(out.ok(), "{}", out.text());
+    let out = f.upload_file(&file, "");
+    assert!(out.ok(), "{}", out.text());
+    assert_eq!(
+        f.db.scalar("SELECT CONCAT(name, ':', state) FROM billmgrops_backup"),
+        "home:ok",
+        "named after the file"
+    );
+    let verify = f.cli(&["backup", "verify", "home"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    f.db.exec("DELETE FROM itemparam WHERE id % 2 = 0");
+    let restored = f.cli(&["backup", "restore", "home"]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(f.checksums(), before);
+    // The same name again is refused.
+    let again = f.upload_file(&file, "home");
+    assert_eq!(again.error_type(), ("exists".into(), "name".into()));
+    let _ = name;
+}
+
+#[test]
+fn an_upload_streams_from_a_url() {
+    let f = fixture(10);
+    let (id, _) = f.copy();
+    let got = f.cgi(&format!("token={}", f.token(&id)));
+    let served = f.panel.mgrdir().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("from-web.tar"), &got.body).unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&served)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::harness::wait_until(30, "the web server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let out = f
+        .panel
+        .call("backups.upload")
+        .param("sok", "ok")
+        .param("type", "url")
+        .param("url", &format!("http://127.0.0.1:{port}/from-web.tar"))
+        .run();
+    let missing = f
+        .panel
+        .call("backups.upload")
+        .param("sok", "ok")
+        .param("type", "url")
+        .param("url", &format!("http://127.0.0.1:{port}/nothing-here.tar"))
+        .run();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.ok(), "{}", out.text());
+    assert_eq!(
+        f.db.scalar(
+            "SELECT COUNT(*) FROM billmgrops_backup WHERE name = 'from-web' AND state = 'ok'"
+        ),
+        "1"
+    );
+    assert!(f.cli(&["backup", "verify", "from-web"]).status.success());
+    assert_ne!(missing.error_type().0, "", "a missing file is an error");
+    let bad = f
+        .panel
+        .call("backups.upload")
+        .param("sok", "ok")
+        .param("type", "url")
+        .param("url", "file:///etc/passwd")
+        .run();
+    assert_eq!(bad.error_type(), ("value".into(), "url".into()));
+}
+
+#[test]
+fn damaged_and_foreign_files_are_refused_and_leave_nothing() {
+    let f = fixture(20);
+    let (id, name) = f.copy();
+    let tar = std::fs::read(f.dir().join(format!("{name}.tar"))).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", tar[..tar.len() / 2].to_vec()),
+        ("flipped", {
+            let mut t = tar.clone();
+            let at = t.len() / 3;
+            t[at] ^= 0x55;
+            t
+        }),
+        ("picture", b"\x89PNG\r\n\x1a\n not a copy".to_vec()),
+        ("empty", Vec::new()),
+        (
+            "encrypted",
+            b"age-encryption.org/v1\n-> X25519 abc\n".to_vec(),
+        ),
+    ];
+    let before = f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup");
+    for (what, bytes) in cases {
+        let file = f.panel.mgrdir().join(format!("{what}.bin"));
+        std::fs::write(&file, &bytes).unwrap();
+        let out = f.upload_file(&file, what);
+        assert_eq!(
+            out.error_type(),
+            ("badcopy".into(), "file".into()),
+            "{what}: {}",
+            out.text()
+        );
+        assert!(
+            !f.dir().join(format!("{what}.tar")).exists()
+                && !f.dir().join(format!("{what}.json")).exists(),
+            "{what}: nothing left on the storage"
+        );
+    }
+    assert_eq!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup"),
+        before
+    );
+    // A path that is not a file, and a relative path, are refused as values.
+    let out = f.upload_file(Path::new("/etc"), "x");
+    assert_eq!(out.error_type(), ("value".into(), "file".into()));
+    let out = f.upload_file(Path::new("relative.tar"), "x");
+    assert_eq!(out.error_type(), ("value".into(), "file".into()));
+    let out = f.upload_file(Path::new("/etc/hostname"), "../../x");
+    assert_eq!(out.error_type().0, "badcopy");
+    let _ = id;
+}
+
+fn dump_of(f: &Fixture) -> Vec<u8> {
+    let url = f.db.url.clone();
+    let rest = url.strip_prefix("mysql://").unwrap();
+    let (auth, hostpart) = rest.split_once('@').unwrap();
+    let (host, db) = hostpart.split_once('/').unwrap();
+    let (host, port) = host.split_once(':').unwrap_or((host, "3306"));
+    let out = Command::new("mariadb-dump")
+        .args([
+            "--no-defaults",
+            "--protocol=tcp",
+            &format!("--host={host}"),
+            &format!("--port={port}"),
+            &format!("--user={}", auth.split(':').next().unwrap()),
+            "--single-transaction",
+            "--databases",
+            db,
+            "--ignore-table",
+            &format!("{db}.billmgrops_migration"),
+        ])
+        .output()
+        .expect("the tests need mariadb-dump (mariadb-client)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn mysqldump_files_import_as_copies_and_restore() {
+    let f = fixture(25);
+    let before = f.checksums();
+    // --databases adds CREATE DATABASE and USE of the live database: the
+    // import must not touch it.
+    let sql = dump_of(&f);
+    assert!(String::from_utf8_lossy(&sql[..4000.min(sql.len())]).contains("USE `"));
+    let plain = f.panel.mgrdir().join("billing.sql");
+    std::fs::write(&plain, &sql).unwrap();
+    let gz = f.panel.mgrdir().join("billing-gz.sql.gz");
+    let zst = f.panel.mgrdir().join("billing-zst.sql.zst");
+    for (cmd, target) in [("gzip", &gz), ("zstd", &zst)] {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{cmd} -c < '{}' > '{}'",
+                plain.display(),
+                target.display()
+            ))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{cmd}");
+    }
+    for (file, name) in [
+        (&plain, "billing"),
+        (&gz, "billing-gz"),
+        (&zst, "billing-zst"),
+    ] {
+        let out = f.upload_file(file, "");
+        assert!(out.ok(), "{name}: {}", out.text());
+        assert_eq!(
+            f.db.scalar(&format!(
+                "SELECT state FROM billmgrops_backup WHERE name = '{name}'"
+            )),
+            "ok"
+        );
+    }
+    assert_eq!(f.checksums(), before, "importing changed nothing live");
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{}\\_bmo\\_import'",
+            f.db.name
+        )),
+        "0",
+        "the scratch database is gone"
+    );
+    f.db.exec("UPDATE account SET name = 'changed'");
+    let out = f.cli(&["backup", "restore", "billing-zst"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.checksums(), before, "the imported dump restores the data");
+    // A dump that does not load is refused and leaves nothing.
+    let broken = f.panel.mgrdir().join("broken.sql");
+    std::fs::write(&broken, "-- MySQL dump\nCREATE TABLE x (a int;\n").unwrap();
+    let out = f.upload_file(&broken, "");
+    assert_eq!(out.error_type().0, "badcopy", "{}", out.text());
+    assert_eq!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE name = 'broken'"),
+        "0"
+    );
+}
