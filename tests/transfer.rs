@@ -457,3 +457,73 @@ fn mysqldump_files_import_as_copies_and_restore() {
         "0"
     );
 }
+
+#[test]
+fn an_encrypted_copy_downloads_encrypted_to_the_passphrase() {
+    let f = fixture(10);
+    let saved = f
+        .panel
+        .call("billmgr.backup.settings")
+        .param("sok", "ok")
+        .param("path", "var/billmgr-ops/backup")
+        .param("threads", "2")
+        .param("compression", "3")
+        .param("files", "etc")
+        .param("lock_timeout", "5")
+        .param("encrypt", "on")
+        .param("passphrase", "correct horse battery")
+        .run();
+    assert!(saved.ok(), "{}", saved.text());
+    let (id, name) = f.copy();
+    let got = f.cgi(&format!("token={}", f.token(&id)));
+    assert_eq!(got.status, "200 OK");
+    assert!(got.body.starts_with(b"age-encryption.org/v1\n-> scrypt "));
+    assert_eq!(
+        got.header("Content-Disposition"),
+        Some(format!("attachment; filename=\"{name}.tar.age\"").as_str())
+    );
+    let file = f.panel.mgrdir().join("home.tar.age");
+    std::fs::write(&file, &got.body).unwrap();
+    // The age tool asks for the passphrase on a terminal.
+    let script = format!(
+        "cd '{}' && printf 'correct horse battery\\n' | script -qec 'age -d -o home.tar home.tar.age' /dev/null >/dev/null 2>&1; tar -tf home.tar",
+        f.panel.mgrdir().display()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.starts_with("FORMAT\n") && list.contains("listing.json"),
+        "age + tar gave: {list} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Brought back, it is stored encrypted again and restores.
+    let before = f.checksums();
+    let up = f.upload_file(&file, "back");
+    assert!(up.ok(), "{}", up.text());
+    assert_eq!(
+        f.db.scalar(
+            "SELECT CONCAT(state, ':', encrypted) FROM billmgrops_backup WHERE name = 'back'"
+        ),
+        "ok:1"
+    );
+    assert!(f.dir().join("back.tar.age").exists() && f.dir().join("back.key.age").exists());
+    f.db.exec("DELETE FROM itemparam WHERE id % 2 = 1");
+    let restored = f.cli(&["backup", "restore", "back"]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert_eq!(f.checksums(), before);
+    // The plain tar, decrypted by hand, is accepted too; a damaged
+    // encrypted file is refused.
+    let up = f.upload_file(&f.panel.mgrdir().join("home.tar"), "by-hand");
+    assert!(up.ok(), "{}", up.text());
+    let mut damaged = got.body.clone();
+    let at = damaged.len() / 2;
+    damaged[at] ^= 1;
+    let bad = f.panel.mgrdir().join("damaged.tar.age");
+    std::fs::write(&bad, &damaged).unwrap();
+    assert_eq!(f.upload_file(&bad, "damaged").error_type().0, "badcopy");
+    assert!(!f.dir().join("damaged.tar.age").exists() && !f.dir().join("damaged.key.age").exists());
+}

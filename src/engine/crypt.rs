@@ -27,6 +27,7 @@ use anyhow::{anyhow, Context, Result};
 use crate::storage::{Storage, StorageWriter};
 
 /// A copy's key.
+#[derive(Clone)]
 pub struct CopyKey(x25519::Identity);
 
 /// The passphrase of the copy's key was wrong, or the key is damaged.
@@ -200,6 +201,19 @@ pub fn signing_key(mgrdir: &Path, purpose: &str) -> Result<[u8; 32]> {
     h.update(b"\0");
     h.update(identity.to_string().expose_secret().as_bytes());
     Ok(h.finalize().into())
+}
+
+/// Decrypts a stream encrypted to a passphrase (what a download of an
+/// encrypted copy gives).
+pub fn decrypt_with_passphrase<R: Read>(
+    input: R,
+    passphrase: &SecretString,
+) -> Result<age::stream::StreamReader<BufReader<R>>> {
+    let decryptor = age::Decryptor::new(BufReader::new(input)).context("not an age file")?;
+    let identity = age::scrypt::Identity::new(passphrase.clone());
+    decryptor
+        .decrypt(std::iter::once(&identity as &dyn age::Identity))
+        .map_err(|_| WrongPassphrase.into())
 }
 
 /// Re-encrypts a plaintext stream to a passphrase (age's scrypt

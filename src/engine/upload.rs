@@ -24,12 +24,13 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::archive::{self, listing::ArchiveSummary, Copy, Listing};
+use super::crypt::{self, CopyKey, Sink};
 use super::jobs::{self, Settings};
 use super::verify;
 use crate::config::{Config, DbSource};
 use crate::db::backups::{self, CopyRow, Found};
 use crate::db::{quote_ident, Db};
-use crate::storage::{check_name, check_stored, Counted, StorageWriter};
+use crate::storage::{check_name, check_stored, Counted, StorageWriter, Tally};
 
 /// The file is not a valid copy nor a SQL dump. Callers branch on it.
 #[derive(Debug)]
@@ -181,9 +182,19 @@ pub fn upload(
         Some(Shape::Tar) => {
             jobs::with_job_lock(&mut db, |db| store_archive(db, settings, &name, &mut input))
         }
-        Some(Shape::Age) => Err(refuse(
-            "an encrypted file: upload the plain .tar (decrypt it with `age -d` first)",
-        )),
+        Some(Shape::Age) => {
+            let passphrase = settings.passphrase.as_ref().ok_or_else(|| {
+                refuse("an encrypted copy, and no backup passphrase is set to open it")
+            })?;
+            let mut plain = crypt::decrypt_with_passphrase(input, passphrase).map_err(|e| {
+                if e.downcast_ref::<crypt::WrongPassphrase>().is_some() {
+                    refuse("an encrypted copy that the backup passphrase does not open")
+                } else {
+                    refuse(format!("{e:#}"))
+                }
+            })?;
+            jobs::with_job_lock(&mut db, |db| store_archive(db, settings, &name, &mut plain))
+        }
         Some(Shape::Gzip) => {
             let sql = flate2::read::MultiGzDecoder::new(input);
             import_sql(config, &mut db, source_db, settings, &name, Box::new(sql))
@@ -206,16 +217,46 @@ fn store_archive(
     input: &mut dyn Read,
 ) -> Result<CopyRow> {
     let storage = settings.storage.as_ref();
-    let object = archive::archive_object(name, false);
-    let (mut out, tally) = Counted::new(storage.create(&object)?);
-    std::io::copy(input, &mut out).context("the upload was cut short")?;
-    Box::new(out).commit()?;
+    // With a backup passphrase set, an uploaded copy is stored encrypted
+    // like every copy taken here: its own key, sealed beside it.
+    let key = settings.passphrase.as_ref().map(|_| CopyKey::generate());
+    let encrypted = key.is_some();
+    let object = archive::archive_object(name, encrypted);
+    let key_object = crypt::key_object(name);
+    let stored = (|| -> Result<(Tally, u64, String)> {
+        if let (Some(key), Some(passphrase)) = (&key, &settings.passphrase) {
+            let mut w = storage.create(&key_object)?;
+            w.write_all(&key.seal(passphrase)?)?;
+            w.commit()?;
+        }
+        let (out, tally) = Counted::new(storage.create(&object)?);
+        let out: Box<dyn StorageWriter> = Box::new(out);
+        let mut sink = match &key {
+            None => Sink::Plain(out),
+            Some(key) => Sink::Age(key.encrypt(out)?),
+        };
+        // The plaintext's size and hash, for the listing.
+        let mut plain = HashingWriter::new(&mut sink);
+        std::io::copy(input, &mut plain)
+            .map_err(|e| refuse(format!("the upload cannot be read to its end: {e}")))?;
+        let (size, sha256) = plain.finish();
+        sink.commit()?;
+        Ok((tally, size, sha256))
+    })();
+    let (tally, size, sha256) = match stored {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = storage.remove(&object);
+            let _ = storage.remove(&key_object);
+            return Err(e);
+        }
+    };
     let checked = (|| -> Result<Listing> {
         check_stored(storage, &object, &tally)?;
         let copy = Copy {
             storage,
             name: name.to_string(),
-            key: None,
+            key: key.clone(),
         };
         // The listing the archive carries, then every entry against it.
         let mut inner = None;
@@ -229,15 +270,23 @@ fn store_archive(
         let inner = inner.ok_or_else(|| refuse("the archive has no listing"))?;
         let mut listing = Listing::from_json(&inner)
             .map_err(|e| refuse(format!("the archive's listing is unreadable: {e:#}")))?;
-        let (size, sha256) = tally.written();
+        listing.encryption = if encrypted {
+            "age".into()
+        } else {
+            String::new()
+        };
         listing.archive = Some(ArchiveSummary {
             object: object.clone(),
             size,
-            sha256: super::crypt::hex(&sha256),
+            sha256,
         });
         verify::verify(&copy, &listing)
             .map_err(|e| refuse(format!("the archive does not match its listing: {e:#}")))?;
-        let mut beside = storage.create(&archive::listing_object(name, false))?;
+        let beside = storage.create(&archive::listing_object(name, encrypted))?;
+        let mut beside = match &key {
+            None => Sink::Plain(beside),
+            Some(key) => Sink::Age(key.encrypt(beside)?),
+        };
         beside.write_all(&listing.to_json())?;
         beside.commit()?;
         Ok(listing)
@@ -246,6 +295,7 @@ fn store_archive(
         Ok(listing) => listing,
         Err(e) => {
             let _ = storage.remove(&object);
+            let _ = storage.remove(&key_object);
             return Err(e);
         }
     };
@@ -259,11 +309,49 @@ fn store_archive(
             size: listing.archive.as_ref().map_or(0, |a| a.size),
             tables: listing.tables.len() as u64,
             rows: listing.rows(),
-            encrypted: false,
+            encrypted,
         },
     )?;
     log::info!("copy {name} uploaded to {}", storage.describe());
     backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")
+}
+
+/// Passes bytes on, counting and hashing them.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        use sha2::Digest;
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// Bytes written and their SHA-256 in hex.
+    fn finish(mut self) -> (u64, String) {
+        use sha2::Digest;
+        let _ = self.inner.flush();
+        (self.written, crypt::hex(&self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Loads a SQL dump into a scratch database, takes a copy of it, drops it.
