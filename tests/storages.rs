@@ -596,3 +596,43 @@ fn a_plan_sends_copies_to_several_storages() {
         "0"
     );
 }
+
+/// The settings' button checks the default storage, whatever its kind.
+#[test]
+fn the_settings_check_the_default_storage() {
+    let f = fixture(Kind::S3, 1);
+    for (name, right) in [("good", true), ("bad", false)] {
+        let fields = f.storage_fields(None, right);
+        assert!(f.setup(name, &fields, None).ok());
+    }
+    let check = |storage: &str| {
+        f.panel
+            .call("billmgr.backup.settings")
+            .param("sok", "ok")
+            .param("path", "var/billmgr-ops/backup")
+            .param("threads", "2")
+            .param("compression", "3")
+            .param("lock_timeout", "5")
+            .param("default_storage", storage)
+            .run();
+        f.panel
+            .call("billmgr.backup.settings")
+            .param("sok", "ok")
+            .param("clicked_button", "check_storage")
+            .run()
+    };
+    let good =
+        f.db.scalar("SELECT id FROM billmgrops_storage WHERE name = 'good'");
+    let bad =
+        f.db.scalar("SELECT id FROM billmgrops_storage WHERE name = 'bad'");
+    let out = check(&good);
+    assert!(out.ok(), "{}", out.text());
+    let out = check(&bad);
+    assert_eq!(
+        out.error_type(),
+        ("storage".into(), "bad".into()),
+        "{}",
+        out.text()
+    );
+    assert!(out.text().contains("access denied"), "{}", out.text());
+}

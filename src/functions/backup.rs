@@ -662,6 +662,23 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 );
                 return Ok(Reply::Ok);
             }
+            if req.param("clicked_button") == Some("check_storage") {
+                let db = ctx.db()?;
+                let settings = jobs::Settings::resolve(config, db, None, None)?;
+                if let Err(e) = storage::probe(settings.storage.as_ref()) {
+                    log::warn!(
+                        "storage check of {} failed: {e}",
+                        settings.storage.describe()
+                    );
+                    return Err(PanelError::new(
+                        ErrorKind::Storage,
+                        settings.storage_name,
+                        e.to_string(),
+                    )
+                    .into());
+                }
+                return Ok(Reply::Ok);
+            }
             if req.param("clicked_button") == Some("rescan") {
                 let db = ctx.db()?;
                 let settings = jobs::Settings::resolve(config, db, None, None)?;
