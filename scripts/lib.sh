@@ -30,9 +30,11 @@ ensure_deps() {
   command -v script >/dev/null || missing+=(bsdutils)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   command -v mariadb >/dev/null || missing+=(mariadb-client)
-  # Remote storages: ssh for SFTP (and sshd, openssl for the test servers).
+  # Remote storages: ssh for SFTP (and sshd, vsftpd, openssl for the test
+  # servers).
   command -v ssh >/dev/null || missing+=(openssh-client)
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v python3 >/dev/null || missing+=(python3)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
@@ -46,11 +48,12 @@ ensure_deps() {
   fi
 }
 
-# The storage servers the tests start (moto for S3, pyftpdlib for FTP/FTPS)
+# The storage servers the tests start (moto for S3, pyftpdlib for FTP; sshd
+# and vsftpd come from Debian)
 # in a venv of the project's: target/test-servers/venv.
 ensure_test_servers() {
   local venv=target/test-servers/venv
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import moto, pyftpdlib, OpenSSL, boto3, flask' 2>/dev/null; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import moto, pyftpdlib, boto3, flask' 2>/dev/null; then
     return
   fi
   if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
@@ -59,7 +62,7 @@ ensure_test_servers() {
   say "installing the test storage servers (moto, pyftpdlib) into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]' pyftpdlib pyopenssl boto3
+  "$venv/bin/pip" install -q --disable-pip-version-check 'moto[server]' pyftpdlib boto3
 }
 
 mariadbd_bin() { command -v mariadbd || echo /usr/sbin/mariadbd; }

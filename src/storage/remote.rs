@@ -126,7 +126,7 @@ impl RemoteStorage {
         let describe = params.describe();
         // The HTTP client for S3, and one TLS provider for all (idempotent).
         opendal::install_default();
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        install_tls_provider();
         let root = format!("/{}", params.path.trim_matches('/'));
         let secret = secret.unwrap_or("");
         let ssh = (params.kind == Kind::Sftp).then(SshMasters::hold);
@@ -497,6 +497,25 @@ impl Storage for RemoteStorage {
     }
 }
 
+/// One TLS provider for the process (reqwest and suppaftp both bring one,
+/// and rustls will not guess), limited to TLS 1.2.
+///
+/// Why 1.2: over TLS 1.3 the server sends session tickets after the
+/// handshake; an FTPS upload never reads its data connection, so at close
+/// those bytes are still unread and the kernel answers the close with a
+/// reset, which makes the server drop the tail of the upload (vsftpd:
+/// "426 Failure reading network stream"; pyftpdlib: a silently short
+/// file). The FTP library offers no way to drain or to pick the version
+/// for its connections alone. TLS 1.2 with the provider's AEAD suites is
+/// what every S3 and FTPS service accepts.
+fn install_tls_provider() {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .retain(|s| s.version() == &rustls::version::TLS12);
+    let _ = provider.install_default();
+}
+
 /// Streams a file from an http(s) URL (for uploads), through OpenDAL's
 /// HTTP service with the same timeouts and retries as the storages.
 pub fn open_url(url: &str) -> Result<Box<dyn Read + Send>> {
@@ -507,7 +526,7 @@ pub fn open_url(url: &str) -> Result<Box<dyn Read + Send>> {
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     anyhow::ensure!(!host.is_empty(), "`{url}` names no server");
     opendal::install_default();
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    install_tls_provider();
     let op =
         opendal::Operator::new(services::Http::default().endpoint(&format!("{scheme}://{host}")))
             .explained(|| format!("cannot fetch {url}"))?

@@ -163,122 +163,139 @@ pub fn sftp() -> &'static Sftp {
 
 pub struct Ftp {
     pub port: u16,
-    /// The same server with TLS required (FTPS).
-    pub ftps_port: u16,
     pub user: &'static str,
     pub password: &'static str,
     pub dir: PathBuf,
-    /// The CA that signed the FTPS server's certificate (for SSL_CERT_FILE).
-    pub ca_file: PathBuf,
-    _watchdogs: Vec<Watchdog>,
+    _watchdog: Watchdog,
 }
 
-fn openssl(args: &[&str], dir: &Path) {
+fn openssl(args: &str, dir: &Path) {
     let out = Command::new("openssl")
-        .args(args)
+        .args(args.split_whitespace())
         .current_dir(dir)
         .output()
         .expect("the FTPS tests need the openssl command");
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl {args}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
 
-/// pyftpdlib on loopback: one plain FTP server and one that requires TLS.
+/// pyftpdlib on loopback: plain FTP.
 pub fn ftp() -> &'static Ftp {
     static S: OnceLock<Ftp> = OnceLock::new();
     S.get_or_init(|| {
         let dir = base_dir("ftpd");
         let root = dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
-        // A test CA and a server certificate for 127.0.0.1 signed by it.
+        let (user, password) = ("billmgr", "s3cret pass");
+        let port = free_port();
+        let watchdog = watched(
+            &format!(
+                "{} {} {port} {} {user} '{password}' </dev/null >/dev/null 2>&1",
+                python().display(),
+                fixture("ftpd.py").display(),
+                root.display()
+            ),
+            &dir,
+        );
+        wait_for_port(port, "the FTP server");
+        Ftp {
+            port,
+            user,
+            password,
+            dir: root,
+            _watchdog: watchdog,
+        }
+    })
+}
+
+pub struct Ftps {
+    pub port: u16,
+    pub user: &'static str,
+    pub password: &'static str,
+    /// The account's home, the root of what it sees.
+    pub dir: PathBuf,
+    /// The CA that signed the server's certificate (for SSL_CERT_FILE).
+    pub ca_file: PathBuf,
+    _watchdog: Watchdog,
+}
+
+/// vsftpd on loopback with TLS required on control and data connections,
+/// a certificate for 127.0.0.1 signed by a test CA, and a system account
+/// of its own (created here; the tests run as root, as CI does).
+pub fn ftps() -> &'static Ftps {
+    static S: OnceLock<Ftps> = OnceLock::new();
+    S.get_or_init(|| {
+        let vsftpd = PathBuf::from("/usr/sbin/vsftpd");
+        assert!(vsftpd.is_file(), "the FTPS tests need vsftpd (scripts/test.sh installs it)");
+        let dir = base_dir("vsftpd");
         openssl(
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=billmgr-ops test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=billmgr-ops-test-CA -keyout ca.key -out ca.pem",
             &dir,
         );
         openssl(
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-            ],
+            "req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr",
             &dir,
         );
         std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
         openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-                "-out",
-                "server.pem",
-            ],
+            "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem",
             &dir,
         );
-        let python = python();
-        let script = fixture("ftpd.py");
-        let (user, password) = ("billmgr", "s3cret pass");
-        let start = |port: u16, tls: bool| {
-            let tls = if tls {
-                format!(" {0}/server.pem {0}/server.key", dir.display())
-            } else {
-                String::new()
-            };
-            let w = watched(
-                &format!(
-                    "{} {} {port} {} {user} '{password}'{tls} </dev/null >/dev/null 2>&1",
-                    python.display(),
-                    script.display(),
-                    root.display()
-                ),
-                &dir,
-            );
-            wait_for_port(port, "the FTP server");
-            w
-        };
-        let (port, ftps_port) = (free_port(), free_port());
-        let watchdogs = vec![start(port, false), start(ftps_port, true)];
-        Ftp {
+        let (user, password) = ("billmgrops-ftps", "Tls-s3cret");
+        let exists = Command::new("id").arg(user).output().unwrap().status.success();
+        if !exists {
+            let ok = Command::new("useradd")
+                .args(["-m", "-s", "/bin/sh", user])
+                .status()
+                .expect("useradd")
+                .success();
+            assert!(ok, "cannot create the FTPS test account (the tests run as root in CI)");
+        }
+        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
+        chpasswd
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{user}:{password}\n").as_bytes())
+            .unwrap();
+        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+        let home = PathBuf::from(format!("/home/{user}"));
+        let _ = std::fs::create_dir_all("/var/run/vsftpd/empty");
+        let port = free_port();
+        std::fs::write(
+            dir.join("vsftpd.conf"),
+            format!(
+                "listen=YES\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+                 local_enable=YES\nwrite_enable=YES\nanonymous_enable=NO\nchroot_local_user=YES\n\
+                 allow_writeable_chroot=YES\nssl_enable=YES\nrsa_cert_file={d}/server.pem\n\
+                 rsa_private_key_file={d}/server.key\nforce_local_logins_ssl=YES\n\
+                 force_local_data_ssl=YES\nrequire_ssl_reuse=NO\npasv_enable=YES\n\
+                 seccomp_sandbox=NO\npam_service_name=vsftpd\n\
+                 secure_chroot_dir=/var/run/vsftpd/empty\nxferlog_enable=NO\nmax_clients=200\n\
+                 max_per_ip=200\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let watchdog = watched(
+            &format!(
+                "{} {}/vsftpd.conf </dev/null >/dev/null 2>&1",
+                vsftpd.display(),
+                dir.display()
+            ),
+            &dir,
+        );
+        wait_for_port(port, "vsftpd");
+        Ftps {
             port,
-            ftps_port,
             user,
             password,
-            dir: root,
+            dir: home,
             ca_file: dir.join("ca.pem"),
-            _watchdogs: watchdogs,
+            _watchdog: watchdog,
         }
     })
 }
