@@ -30,9 +30,9 @@ ensure_deps() {
   command -v script >/dev/null || missing+=(bsdutils)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   command -v mariadb >/dev/null || missing+=(mariadb-client)
-  # Remote storages: ssh for SFTP (and sshd, vsftpd, openssl for the test
-  # servers).
-  command -v ssh >/dev/null || missing+=(openssh-client)
+  # The storage tests' servers and tools: sshd and ssh-keygen, vsftpd,
+  # openssl, python3.
+  command -v ssh-keygen >/dev/null || missing+=(openssh-client)
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   [ -x /usr/sbin/vsftpd ] || missing+=(vsftpd)
   command -v openssl >/dev/null || missing+=(openssl)

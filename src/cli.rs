@@ -595,10 +595,14 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
                         std::env::var("BILLMGR_OPS_STORAGE_SECRET").unwrap_or_default()
                     };
                     anyhow::ensure!(
-                        !secret.is_empty(),
+                        !secret.is_empty() || !params.kind.secret_required(&params),
                         "the {field} is missing: set BILLMGR_OPS_STORAGE_SECRET or use --secret-stdin"
                     );
-                    Some(crate::engine::crypt::seal_secret(&config.mgrdir, &secret)?)
+                    if secret.is_empty() {
+                        None
+                    } else {
+                        Some(crate::engine::crypt::seal_secret(&config.mgrdir, &secret)?)
+                    }
                 }
             };
             anyhow::ensure!(

@@ -649,3 +649,103 @@ fn the_settings_check_the_default_storage() {
     );
     assert!(out.text().contains("access denied"), "{}", out.text());
 }
+
+/// SFTP with a password instead of a key, and the host key policies:
+/// accept-new remembers the server, then refuses it when its key changes;
+/// strict refuses a server not in known_hosts.
+#[test]
+fn sftp_password_login_and_host_key_policies() {
+    let f = fixture(Kind::Sftp, 20);
+    let s = servers::sftp();
+    let (user, password) = servers::test_account();
+    let home = f.panel.mgrdir().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let fields = |policy: &str, password: &str| {
+        vec![
+            ("storage_kind", "sftp".to_string()),
+            ("host", "127.0.0.1".into()),
+            ("port", s.port.to_string()),
+            ("user", user.into()),
+            ("password", password.into()),
+            ("host_key", policy.into()),
+            ("path", format!("/tmp/{}-pw", f.db.name)),
+        ]
+    };
+    let check = |name: &str, fields: &[(&'static str, String)]| {
+        let mut call = f
+            .panel
+            .call("billmgr.backup.setup")
+            .param("sok", "ok")
+            .param("storage_name", name)
+            .param("plan_name", &format!("plan-{name}"))
+            .param("clicked_button", "check")
+            .env("HOME", &home.display().to_string());
+        for (k, v) in fields {
+            call = call.param(k, v);
+        }
+        call.run()
+    };
+    let known_hosts = home.join(".ssh/known_hosts");
+    let strict = check("strict", &fields("strict", password));
+    assert_eq!(strict.error_type().0, "storage", "{}", strict.text());
+    assert!(
+        strict.text().contains("not in known_hosts"),
+        "{}",
+        strict.text()
+    );
+    let first = check("pw", &fields("accept-new", password));
+    assert!(first.ok(), "{}", first.text());
+    let remembered = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(
+        remembered.contains(&format!("[127.0.0.1]:{}", s.port)),
+        "{remembered}"
+    );
+    let again = check("pw", &fields("strict", password));
+    assert!(
+        again.ok(),
+        "a remembered server passes strict: {}",
+        again.text()
+    );
+    let wrong = check("pw", &fields("accept-new", "not the password"));
+    assert_eq!(wrong.error_type().0, "storage");
+    assert!(wrong.text().contains("access denied"), "{}", wrong.text());
+    // The server's key changes (another key recorded for it).
+    let other = s.dir.join("other_host_key.pub");
+    let _ = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(s.dir.join("other_host_key"))
+        .status();
+    let other = std::fs::read_to_string(other).unwrap();
+    let key = other
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    std::fs::write(&known_hosts, format!("[127.0.0.1]:{} {key}\n", s.port)).unwrap();
+    let changed = check("pw", &fields("accept-new", password));
+    assert_eq!(changed.error_type().0, "storage", "{}", changed.text());
+    assert!(changed.text().contains("differs"), "{}", changed.text());
+    // A copy with the password, end to end.
+    let mut save = f
+        .panel
+        .call("billmgr.backup.setup")
+        .param("sok", "ok")
+        .param("storage_name", "pw")
+        .param("plan_name", "plan-pw")
+        .param("schedule", "off");
+    for (k, v) in fields("off", password) {
+        save = save.param(k, &v);
+    }
+    assert!(save.run().ok());
+    let plan = f.plan_id("pw");
+    f.cli_ok(&["backup", "create", "--plan", &plan]);
+    let name =
+        f.db.scalar("SELECT name FROM billmgrops_backup WHERE state = 'ok'");
+    assert!(f.cli_ok(&["backup", "list"]).contains(&name));
+    let verified = f.cli(&["backup", "verify", &name]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

@@ -25,7 +25,6 @@ use crate::db::backups::{self, CopyRow};
 use crate::db::{quote_ident, runstate, Db};
 use crate::storage::local::LocalStorage;
 use crate::storage::params::Kind;
-use crate::storage::remote::RemoteStorage;
 use crate::storage::Storage;
 use age::secrecy::ExposeSecret;
 use age::secrecy::SecretString;
@@ -96,9 +95,8 @@ fn open_storage_in(mgrdir: &std::path::Path, row: &StorageRow) -> Result<Box<dyn
         ),
         None => None,
     };
-    let storage = RemoteStorage::open(&row.params, secret.as_ref().map(|s| s.expose_secret()))
-        .with_context(|| format!("storage `{}`", row.name))?;
-    Ok(Box::new(storage))
+    crate::storage::remote::open(&row.params, secret.as_ref().map(|s| s.expose_secret()))
+        .with_context(|| format!("storage `{}`", row.name))
 }
 
 fn absolute(config: &Config, path: &str) -> PathBuf {

@@ -16,7 +16,6 @@ use crate::protocol::{
     ErrorKind, Form, Lang, ListPage, Mode, PanelError, RedirectKind, Reply, Request, Row, Slist,
 };
 use crate::storage::params::{Kind, Params};
-use crate::storage::remote::RemoteStorage;
 use crate::storage::{self, Storage};
 
 const SECTION: &str = "billmgr.backup";
@@ -472,10 +471,10 @@ fn submitted_storage(req: &Request) -> Result<(String, Params, Option<String>), 
     let secret = match kind.secret_field() {
         Some(field) => {
             let v = req.text(field, 1024)?;
-            if v.is_empty() {
+            if v.is_empty() && kind.secret_required(&params) {
                 return Err(PanelError::empty(field));
             }
-            Some(v.to_string())
+            (!v.is_empty()).then(|| v.to_string())
         }
         None => None,
     };
@@ -494,7 +493,7 @@ fn check_storage(ctx: &Ctx<'_>, name: &str, params: &Params, secret: Option<&str
                 ..Default::default()
             },
         ),
-        _ => RemoteStorage::open(params, secret).map(|s| Box::new(s) as Box<dyn Storage>),
+        _ => storage::remote::open(params, secret),
     };
     let outcome = opened.and_then(|s| storage::probe(s.as_ref()).map_err(anyhow::Error::from));
     outcome.map_err(|e| {

@@ -10,6 +10,7 @@
 pub mod local;
 pub mod params;
 pub mod remote;
+pub mod sftp;
 
 use std::io::{Read, Write};
 

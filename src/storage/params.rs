@@ -2,7 +2,7 @@
 //! setup form, the CLI and `billmgrops_storage.params` (JSON) carry them.
 //! The one secret of a storage (an FTP password, an S3 secret key) is not
 //! here: it is stored sealed in its own column and handed to
-//! [`super::remote::RemoteStorage::open`] only when the storage is opened.
+//! [`super::remote::open`] only when the storage is opened.
 
 use std::fmt;
 
@@ -15,7 +15,7 @@ pub enum Kind {
     /// A directory on this server.
     #[default]
     Local,
-    /// A directory on an SSH server (key authentication).
+    /// A directory on an SSH server (password or key authentication).
     Sftp,
     /// A directory on an FTP server, plain or with explicit TLS (FTPS).
     Ftp,
@@ -42,9 +42,19 @@ impl Kind {
     /// The name of this kind's secret field, if it has one.
     pub fn secret_field(self) -> Option<&'static str> {
         match self {
-            Kind::Ftp => Some("password"),
+            Kind::Ftp | Kind::Sftp => Some("password"),
             Kind::S3 => Some("secret_key"),
-            Kind::Local | Kind::Sftp => None,
+            Kind::Local => None,
+        }
+    }
+
+    /// Whether storages of this kind with these fields need their secret:
+    /// SFTP with a key file needs none (the secret is then the key's
+    /// passphrase, if it has one).
+    pub fn secret_required(self, params: &Params) -> bool {
+        match self {
+            Kind::Sftp => params.key_file.is_empty(),
+            kind => kind.secret_field().is_some(),
         }
     }
 
@@ -52,7 +62,7 @@ impl Kind {
     pub fn required_fields(self) -> &'static [&'static str] {
         match self {
             Kind::Local => &["path"],
-            Kind::Sftp => &["host", "user", "key_file"],
+            Kind::Sftp => &["host", "user"],
             Kind::Ftp => &["host", "user"],
             Kind::S3 => &["bucket", "access_key"],
         }
@@ -79,7 +89,8 @@ pub struct Params {
     /// SFTP and FTP: the port; 0 means the kind's default (22, 21).
     pub port: u16,
     pub user: String,
-    /// SFTP: the private key file on this server.
+    /// SFTP: the private key file on this server (empty: log in with the
+    /// password).
     pub key_file: String,
     /// SFTP: `accept-new` (remember a new server's key, refuse a changed
     /// one), `strict` (the key must be in known_hosts already) or `off`.
@@ -100,15 +111,6 @@ impl Params {
             (0, Kind::Sftp) => 22,
             (0, Kind::Ftp) => 21,
             (p, _) => p,
-        }
-    }
-
-    /// OpenDAL's (openssh's) name for the host key policy.
-    pub fn host_key_strategy(&self) -> &'static str {
-        match self.host_key.as_str() {
-            "strict" => "strict",
-            "off" => "accept",
-            _ => "add",
         }
     }
 
@@ -163,7 +165,7 @@ impl Params {
         if self.path.split('/').any(|p| p == "..") || self.path.contains('\0') {
             return Some(("path", self.path.clone()));
         }
-        if self.kind == Kind::Sftp && !self.key_file.starts_with('/') {
+        if self.kind == Kind::Sftp && !self.key_file.is_empty() && !self.key_file.starts_with('/') {
             return Some(("key_file", self.key_file.clone()));
         }
         if !matches!(self.host_key.as_str(), "" | "accept-new" | "strict" | "off") {

@@ -1,24 +1,21 @@
-//! Storages off this server: SFTP, FTP/FTPS and S3-compatible object
-//! storage, all through Apache OpenDAL (one well-kept library for every
-//! protocol; see docs/architecture.md for why).
+//! Storages off this server through Apache OpenDAL: FTP/FTPS and
+//! S3-compatible object storage (see docs/architecture.md for why), and
+//! [`open`], which also hands out SFTP storages (`sftp.rs`).
 //!
 //! OpenDAL is asynchronous; the engine is not. A small shared tokio
 //! runtime carries OpenDAL's work and [`opendal::blocking::Operator`]
 //! gives the engine plain `Read`/`Write`. Every operator carries a timeout
 //! for each request and a retry with exponential backoff, so a failed
 //! request (an S3 part, a stat) is retried before the job gives up. A copy
-//! counts as stored only after the engine has read its size back and
-//! checked it (see `check_stored`), and the listing that makes a copy a
-//! copy is always written last.
+//! counts as stored only after the engine has checked what the storage
+//! holds (see `check_stored`), and the listing that makes a copy a copy is
+//! always written last.
 //!
 //! Writes are never visible half-done: S3 shows an object only when its
 //! multipart upload completes; OpenDAL's FTP writer writes a temporary
-//! name and renames it; on SFTP this module writes `<name>.part` and
-//! renames it on commit. Leftover `.part` objects are removed by
-//! [`Storage::clean_partials`].
+//! name and renames it.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -32,7 +29,7 @@ use super::params::{Kind, Params};
 use super::{check_name, ObjectInfo, Storage, StorageWriter};
 
 /// OpenDAL's work runs here; two workers suit a 2-core billing server.
-static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+pub(super) static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("storage-io")
@@ -54,69 +51,11 @@ const RETRIES: usize = 5;
 pub struct RemoteStorage {
     op: blocking::Operator,
     describe: String,
-    /// Write `<name>.part` and rename on commit (SFTP).
-    rename_on_commit: bool,
     /// Upload in parts, several at a time (S3).
     multipart: bool,
-    /// SFTP: holds this process's SSH master connections open.
-    _ssh: Option<SshMasters>,
     /// FTP: the directory to create (all its parents too) before the
     /// first write, through an operator rooted at `/`.
     make_root: std::sync::Mutex<Option<(blocking::Operator, String)>>,
-}
-
-/// OpenDAL's SFTP runs `ssh` as a master connection that outlives the
-/// process (`ControlPersist=yes`) and is never told to exit. So this
-/// process gives ssh a control directory of its own (`XDG_STATE_HOME`,
-/// set before the first connection) and, when the last SFTP storage is
-/// dropped, asks every master found there to exit and removes the
-/// directory.
-struct SshMasters;
-
-static SSH_USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
-static SSH_DIR: LazyLock<std::path::PathBuf> = LazyLock::new(|| {
-    let dir = std::env::temp_dir().join(format!("billmgr-ops-ssh-{}", std::process::id()));
-    std::env::set_var("XDG_STATE_HOME", &dir);
-    dir
-});
-
-impl SshMasters {
-    fn hold() -> SshMasters {
-        let mut users = SSH_USERS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(e) = std::fs::DirBuilder::new()
-            .mode(0o700)
-            .recursive(true)
-            .create(&*SSH_DIR)
-        {
-            log::warn!("cannot create {}: {e}", SSH_DIR.display());
-        }
-        *users += 1;
-        SshMasters
-    }
-}
-
-impl Drop for SshMasters {
-    fn drop(&mut self) {
-        let mut users = SSH_USERS.lock().unwrap_or_else(|e| e.into_inner());
-        *users -= 1;
-        if *users > 0 {
-            return;
-        }
-        for entry in std::fs::read_dir(&*SSH_DIR).into_iter().flatten().flatten() {
-            let socket = entry.path().join("master");
-            if socket.exists() {
-                let _ = std::process::Command::new("ssh")
-                    .arg("-S")
-                    .arg(&socket)
-                    .args(["-O", "exit", "billmgr-ops"])
-                    .stdin(std::process::Stdio::null())
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .status();
-            }
-        }
-        let _ = std::fs::remove_dir_all(&*SSH_DIR);
-    }
 }
 
 impl RemoteStorage {
@@ -129,19 +68,7 @@ impl RemoteStorage {
         install_tls_provider();
         let root = format!("/{}", params.path.trim_matches('/'));
         let secret = secret.unwrap_or("");
-        let ssh = (params.kind == Kind::Sftp).then(SshMasters::hold);
         let op = match params.kind {
-            Kind::Sftp => {
-                let endpoint = format!("ssh://{}@{}:{}", params.user, params.host, params.port());
-                let mut b = services::Sftp::default()
-                    .endpoint(&endpoint)
-                    .root(&root)
-                    .known_hosts_strategy(params.host_key_strategy());
-                if !params.key_file.is_empty() {
-                    b = b.key(&params.key_file);
-                }
-                opendal::Operator::new(b)
-            }
             Kind::Ftp => {
                 let scheme = if params.tls { "ftps" } else { "ftp" };
                 let endpoint = format!("{scheme}://{}:{}", params.host, params.port());
@@ -172,7 +99,9 @@ impl RemoteStorage {
                 }
                 opendal::Operator::new(b)
             }
-            Kind::Local => anyhow::bail!("a local directory is not a remote storage"),
+            Kind::Local | Kind::Sftp => {
+                anyhow::bail!("{} is not an OpenDAL storage", params.kind)
+            }
         }
         .explained(|| format!("failed to configure {describe}"))?
         .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
@@ -209,9 +138,7 @@ impl RemoteStorage {
         Ok(RemoteStorage {
             op,
             describe,
-            rename_on_commit: params.kind == Kind::Sftp,
             multipart: params.kind == Kind::S3,
-            _ssh: ssh,
             make_root: std::sync::Mutex::new(make_root),
         })
     }
@@ -277,8 +204,6 @@ impl<T> Explain<T> for opendal::Result<T> {
 
 struct RemoteWriter {
     inner: Option<blocking::StdWriter>,
-    op: blocking::Operator,
-    temp: Option<String>,
     target: String,
     describe: String,
 }
@@ -307,27 +232,16 @@ impl StorageWriter for RemoteWriter {
                 Err(e) => anyhow::Error::from(e),
             })
             .with_context(|| format!("failed to store {} on {}", self.target, self.describe))?;
-        if let Some(temp) = self.temp.take() {
-            self.op.rename(&temp, &self.target).explained(|| {
-                format!(
-                    "failed to rename {temp} to {} on {}",
-                    self.target, self.describe
-                )
-            })?;
-        }
         Ok(())
     }
 }
 
 impl Drop for RemoteWriter {
     fn drop(&mut self) {
-        // Not committed: nothing under the final name; a multipart upload
-        // that never completes is invisible, a `.part` is removed here or
-        // by the next job's clean_partials.
+        // Not committed: nothing under the final name (a multipart upload
+        // that never completes is invisible; OpenDAL's FTP writer writes a
+        // temporary name).
         self.inner.take();
-        if let Some(temp) = self.temp.take() {
-            let _ = self.op.delete(&temp);
-        }
     }
 }
 
@@ -366,8 +280,7 @@ impl Storage for RemoteStorage {
         check_name(name)?;
         let _guard = RUNTIME.enter();
         self.ensure_root()?;
-        let temp = self.rename_on_commit.then(|| format!("{name}.part"));
-        let path = temp.clone().unwrap_or_else(|| name.to_string());
+        let path = name.to_string();
         let writer = self
             .op
             .writer_options(
@@ -381,8 +294,6 @@ impl Storage for RemoteStorage {
             .explained(|| self.fail("start writing", name))?;
         Ok(Box::new(RemoteWriter {
             inner: Some(writer.into_std_write()),
-            op: self.op.clone(),
-            temp,
             target: name.to_string(),
             describe: self.describe.clone(),
         }))
@@ -473,28 +384,15 @@ impl Storage for RemoteStorage {
         // S3 checks the CRC32C sent with every part (see `open`).
         self.multipart
     }
+}
 
-    fn clean_partials(&self) -> Result<usize> {
-        if !self.rename_on_commit {
-            return Ok(0);
-        }
-        let _guard = RUNTIME.enter();
-        let entries = match self.op.list("/") {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(explain(e).context(format!("failed to list {}", self.describe))),
-        };
-        let mut n = 0;
-        for entry in entries {
-            if entry.metadata().is_file() && entry.name().ends_with(".part") {
-                self.op
-                    .delete(entry.path())
-                    .explained(|| self.fail("delete", entry.name()))?;
-                n += 1;
-            }
-        }
-        Ok(n)
-    }
+/// Opens a storage of a remote kind: SFTP through russh, the others
+/// through OpenDAL. `secret` is the storage's secret, already unsealed.
+pub fn open(params: &Params, secret: Option<&str>) -> Result<Box<dyn Storage>> {
+    Ok(match params.kind {
+        Kind::Sftp => Box::new(super::sftp::SftpStorage::new(params, secret)),
+        _ => Box::new(RemoteStorage::open(params, secret)?),
+    })
 }
 
 /// One TLS provider for the process (reqwest and suppaftp both bring one,

@@ -104,6 +104,45 @@ fn watched(command: &str, dir: &Path) -> Watchdog {
     Watchdog::new(child)
 }
 
+/// A system account with a password, for the servers that log in system
+/// users (vsftpd, sshd with a password); created once. The tests run as
+/// root, as CI does.
+pub fn test_account() -> (&'static str, &'static str) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    let (user, password) = ("billmgrops-test", "Tls-s3cret 1");
+    ONCE.get_or_init(|| {
+        let exists = Command::new("id")
+            .arg(user)
+            .output()
+            .unwrap()
+            .status
+            .success();
+        if !exists {
+            let ok = Command::new("useradd")
+                .args(["-m", "-s", "/bin/sh", user])
+                .status()
+                .expect("useradd")
+                .success();
+            assert!(
+                ok,
+                "cannot create the test account (the tests run as root in CI)"
+            );
+        }
+        let mut chpasswd = Command::new("chpasswd")
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        chpasswd
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{user}:{password}\n").as_bytes())
+            .unwrap();
+        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+    });
+    (user, password)
+}
+
 pub struct Sftp {
     pub port: u16,
     pub key_file: PathBuf,
@@ -132,6 +171,7 @@ pub fn sftp() -> &'static Sftp {
         };
         keygen("host_key");
         keygen("client_key");
+        test_account();
         std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
         let _ = std::fs::create_dir_all("/run/sshd");
         let port = free_port();
@@ -141,7 +181,7 @@ pub fn sftp() -> &'static Sftp {
             format!(
                 "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
                  AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nStrictModes no\n\
+                 PasswordAuthentication yes\nKbdInteractiveAuthentication no\nStrictModes no\n\
                  UsePAM no\nSubsystem sftp internal-sftp\nLogLevel ERROR\nMaxStartups 100\n",
                 d = dir.display()
             ),
@@ -244,24 +284,7 @@ pub fn ftps() -> &'static Ftps {
             "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem",
             &dir,
         );
-        let (user, password) = ("billmgrops-ftps", "Tls-s3cret");
-        let exists = Command::new("id").arg(user).output().unwrap().status.success();
-        if !exists {
-            let ok = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", user])
-                .status()
-                .expect("useradd")
-                .success();
-            assert!(ok, "cannot create the FTPS test account (the tests run as root in CI)");
-        }
-        let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn().unwrap();
-        chpasswd
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{user}:{password}\n").as_bytes())
-            .unwrap();
-        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
+        let (user, password) = test_account();
         let home = PathBuf::from(format!("/home/{user}"));
         let _ = std::fs::create_dir_all("/var/run/vsftpd/empty");
         let port = free_port();
