@@ -8,6 +8,7 @@
 mod harness;
 
 mod backup;
+mod backupdata;
 mod cli;
 mod operations;
 mod protocol;

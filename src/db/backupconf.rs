@@ -245,6 +245,7 @@ pub fn drop_all(db: &mut Db) -> Result<()> {
         "billmgrops_storage_access",
         "billmgrops_copy_place",
         "billmgrops_download",
+        "billmgrops_object",
         "billmgrops_plan",
         "billmgrops_storage",
         "billmgrops_backup",

@@ -5,6 +5,8 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::{cell_text, Db};
+use crate::engine::archive::Listing;
+use crate::engine::objects;
 
 /// One copy in the catalog.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -216,9 +218,159 @@ pub fn delete(db: &mut Db, id: u64) -> Result<()> {
         .start_transaction(mysql::TxOpts::default())
         .context("failed to start a transaction")?;
     tx.exec_drop("DELETE FROM billmgrops_copy_place WHERE backup = ?", (id,))?;
+    tx.exec_drop("DELETE FROM billmgrops_object WHERE backup = ?", (id,))?;
     tx.exec_drop("DELETE FROM billmgrops_backup WHERE id = ?", (id,))?;
     tx.commit()
         .with_context(|| format!("failed to delete copy {id} from the catalog"))
+}
+
+/// Records the objects copy `backup` holds, from its listing (see
+/// `engine::objects`): the rows `backupdata.names` lists.
+pub fn index_objects(db: &mut Db, backup: u64, listing: &Listing) -> Result<usize> {
+    let clients: std::collections::HashMap<i64, &str> = listing
+        .objects
+        .iter()
+        .filter(|o| o.0 == "account")
+        .map(|o| (o.1, o.2.as_str()))
+        .collect();
+    let cut = |s: &str| s.chars().take(255).collect::<String>();
+    let mut rows: Vec<(String, String, String, String, Option<i64>)> = listing
+        .objects
+        .iter()
+        .map(|o| {
+            let owner = o.3.map(|id| {
+                clients
+                    .get(&id)
+                    .map_or_else(|| format!("#{id}"), |n| n.to_string())
+            });
+            let name = if o.2.is_empty() {
+                format!("#{}", o.1)
+            } else {
+                cut(&o.2)
+            };
+            (
+                o.0.clone(),
+                o.1.to_string(),
+                name,
+                owner.unwrap_or_default(),
+                o.3,
+            )
+        })
+        .collect();
+    let mut dirs: Vec<String> = listing
+        .files
+        .iter()
+        .filter(|f| f.kind == "file")
+        .map(|f| objects::directory_of(&f.path))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    rows.extend(dirs.into_iter().map(|d| {
+        (
+            objects::FILES.to_string(),
+            cut(&d),
+            cut(&d),
+            String::new(),
+            None,
+        )
+    }));
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to start a transaction")?;
+    tx.exec_drop("DELETE FROM billmgrops_object WHERE backup = ?", (backup,))?;
+    for batch in rows.chunks(500) {
+        let marks = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
+        let mut params: Vec<mysql::Value> = Vec::with_capacity(batch.len() * 6);
+        for (kind, key, name, owner, owner_id) in batch {
+            params.extend([
+                backup.into(),
+                kind.as_str().into(),
+                key.as_str().into(),
+                name.as_str().into(),
+                owner.as_str().into(),
+                (*owner_id).into(),
+            ]);
+        }
+        tx.exec_drop(
+            format!(
+                "INSERT IGNORE INTO billmgrops_object (backup, kind, object_key, name, owner, owner_id) VALUES {marks}"
+            ),
+            params,
+        )
+        .context("failed to index the copy's objects")?;
+    }
+    tx.commit().context("failed to index the copy's objects")?;
+    Ok(rows.len())
+}
+
+/// One object as `backupdata.names` lists it: across every good copy, by
+/// its name and owner in the newest of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRow {
+    pub key: String,
+    pub name: String,
+    pub owner: String,
+    /// How many good copies hold it.
+    pub versions: u64,
+    /// The newest of them.
+    pub latest: String,
+}
+
+/// Sort keys of the objects list.
+pub const OBJECT_SORTS: &[(&str, &str)] = &[
+    ("name", "name"),
+    ("owner", "owner"),
+    ("versions", "versions"),
+    ("latest", "latest"),
+];
+
+/// A page of the objects of `kind` in good copies, optionally only those
+/// whose name or owner contains `search`; and the total.
+pub fn objects_page(
+    db: &mut Db,
+    kind: &str,
+    search: &str,
+    page: &super::Page<'_>,
+) -> Result<(Vec<ObjectRow>, u64)> {
+    let like = format!("%{}%", super::filter::escape_like(search));
+    let from =
+        "FROM billmgrops_object o JOIN billmgrops_backup b ON b.id = o.backup AND b.state = 'ok'
+         WHERE o.kind = ? AND (? = '' OR o.name LIKE ? OR o.owner LIKE ?)";
+    let total: u64 = db
+        .conn()
+        .exec_first(
+            format!("SELECT COUNT(DISTINCT o.object_key) {from}"),
+            (kind, search, &like, &like),
+        )?
+        .unwrap_or(0);
+    let rows: Vec<mysql::Row> = db
+        .conn()
+        .exec(
+            format!(
+                "SELECT object_key, name, owner, versions, latest FROM (
+                   SELECT o.object_key,
+                          SUBSTRING_INDEX(GROUP_CONCAT(o.name ORDER BY o.backup DESC SEPARATOR '\\0'), '\\0', 1) AS name,
+                          SUBSTRING_INDEX(GROUP_CONCAT(o.owner ORDER BY o.backup DESC SEPARATOR '\\0'), '\\0', 1) AS owner,
+                          COUNT(*) AS versions, MAX(b.created) AS latest {from}
+                   GROUP BY o.object_key) objects {}",
+                page.clause(OBJECT_SORTS, "name", "object_key")?
+            ),
+            (kind, search, &like, &like),
+        )
+        .context("failed to list saved objects")?;
+    Ok((
+        rows.iter()
+            .map(|r| ObjectRow {
+                key: cell_text(r, 0),
+                name: cell_text(r, 1),
+                owner: cell_text(r, 2),
+                versions: cell_text(r, 3).parse().unwrap_or(0),
+                latest: cell_text(r, 4),
+            })
+            .collect(),
+        total,
+    ))
 }
 
 /// A further storage a copy was sent to, and how that went.

@@ -87,7 +87,7 @@ impl OperationFilter {
 }
 
 /// `%` and `_` in a LIKE pattern are literal characters of the filter.
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")

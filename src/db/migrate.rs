@@ -161,6 +161,25 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 4,
+        name: "the objects each copy holds (backupdata)",
+        statements: &[
+            // From each copy's listing: one row per object; `object_key` is
+            // the id as text, or the directory of saved files.
+            "CREATE TABLE IF NOT EXISTS billmgrops_object (
+            backup INT NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            object_key VARCHAR(255) NOT NULL,
+            name VARCHAR(255) NOT NULL,
+            owner VARCHAR(255) NOT NULL DEFAULT '',
+            owner_id BIGINT NULL,
+            PRIMARY KEY (backup, kind, object_key),
+            KEY kind_key (kind, object_key),
+            KEY kind_name (kind, name)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 const LOCK_NAME: &str = "billmgrops.migrate";

@@ -26,7 +26,7 @@
 //! only on commit, and the listing beside it is written after that: a
 //! copy interrupted at any point leaves nothing that looks like a copy.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -37,9 +37,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::archive::listing::{self, Chunk, Definition, FileEntry, Listing, TableEntry};
+use super::archive::listing::{
+    self, Chunk, Definition, FileEntry, Listing, SavedObject, TableEntry,
+};
 use super::archive::{self, ArchiveWriter, FileMeta};
 use super::crypt::{CopyKey, Sink};
+use super::objects;
 use super::schema::{self, Table};
 use super::tsv;
 use crate::config::DbSource;
@@ -108,6 +111,20 @@ struct Part {
     text_sha256: String,
     first_key: Option<i64>,
     last_key: Option<i64>,
+    /// Min and max of each integer foreign key column in the chunk.
+    ranges: BTreeMap<String, [i64; 2]>,
+    /// The objects (of `engine::objects` kinds) among the chunk's rows.
+    objects: Vec<SavedObject>,
+}
+
+/// An integer cell, as the text protocol sends it.
+fn int_cell(v: &mysql::Value) -> Option<i64> {
+    match v {
+        mysql::Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        mysql::Value::Int(i) => Some(*i),
+        mysql::Value::UInt(u) => i64::try_from(*u).ok(),
+        _ => None,
+    }
 }
 
 /// Opens a dump connection: raw bytes out, UTC times, no query time-out.
@@ -306,6 +323,26 @@ fn dump_unit(
         "SELECT {columns} FROM {}{filter}{order}",
         quote_ident(&table.name)
     );
+    // What the listing indexes besides the data: single-column foreign
+    // keys (their ranges per chunk) and, for the object kinds, each row's
+    // id, name and owner.
+    let fk_columns: Vec<(String, usize)> = table
+        .foreign_keys
+        .iter()
+        .filter(|fk| fk.columns.len() == 1)
+        .filter_map(|fk| {
+            let c = &fk.columns[0];
+            table
+                .columns
+                .iter()
+                .position(|x| x == c)
+                .map(|i| (c.clone(), i))
+        })
+        .collect();
+    let kind = objects::of_table(&table.name)
+        .and_then(|k| k.positions(&table.columns).map(|p| (k.kind, p)));
+    let mut ranges: BTreeMap<String, [i64; 2]> = BTreeMap::new();
+    let mut saved: Vec<SavedObject> = Vec::new();
     let mut result = conn
         .query_iter(&sql)
         .with_context(|| format!("failed to read table `{}`", table.name))?;
@@ -317,7 +354,9 @@ fn dump_unit(
                 rows: &mut u64,
                 part: &mut usize,
                 first: &mut Option<i64>,
-                last: &mut Option<i64>|
+                last: &mut Option<i64>,
+                ranges: &mut BTreeMap<String, [i64; 2]>,
+                saved: &mut Vec<SavedObject>|
      -> Result<()> {
         let data = zstd::bulk::compress(text, shared.opts.compression_level)
             .with_context(|| format!("failed to compress a chunk of `{}`", table.name))?;
@@ -331,6 +370,8 @@ fn dump_unit(
             rows: *rows,
             first_key: first.take(),
             last_key: last.take(),
+            ranges: std::mem::take(ranges),
+            objects: std::mem::take(saved),
         };
         shared.rows_done.fetch_add(*rows, Ordering::Relaxed);
         tx.send(Ok(out))
@@ -354,17 +395,50 @@ fn dump_unit(
                 last = key;
             }
         }
+        for (column, i) in &fk_columns {
+            if let Some(v) = int_cell(&values[*i]) {
+                let r = ranges.entry(column.clone()).or_insert([v, v]);
+                r[0] = r[0].min(v);
+                r[1] = r[1].max(v);
+            }
+        }
+        if let Some((kind, at)) = kind {
+            if let Some(id) = int_cell(&values[at.id]) {
+                let name = match &values[at.name] {
+                    mysql::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    _ => String::new(),
+                };
+                let owner = at.owner.and_then(|o| int_cell(&values[o]));
+                saved.push(SavedObject(kind.to_string(), id, name, owner));
+            }
+        }
         tsv::push_row(&mut text, &values);
         rows += 1;
         if text.len() >= limit {
-            emit(&mut text, &mut rows, &mut part, &mut first, &mut last)?;
+            emit(
+                &mut text,
+                &mut rows,
+                &mut part,
+                &mut first,
+                &mut last,
+                &mut ranges,
+                &mut saved,
+            )?;
             if shared.failed.load(Ordering::Relaxed) {
                 return Ok(());
             }
         }
     }
     if rows > 0 {
-        emit(&mut text, &mut rows, &mut part, &mut first, &mut last)?;
+        emit(
+            &mut text,
+            &mut rows,
+            &mut part,
+            &mut first,
+            &mut last,
+            &mut ranges,
+            &mut saved,
+        )?;
     }
     Ok(())
 }
@@ -508,10 +582,12 @@ pub fn dump(
         .collect();
     drop(tx);
     let mut chunks: Vec<Vec<(usize, usize, Chunk)>> = vec![Vec::new(); tables.len()];
+    let mut saved: Vec<SavedObject> = Vec::new();
     let mut failure = None;
     for message in rx {
         match message {
-            Ok(part) => {
+            Ok(mut part) => {
+                saved.append(&mut part.objects);
                 let path = format!(
                     "data/{}/{:05}-{:04}.tsv.zst",
                     tables[part.table].name, part.unit, part.part
@@ -527,6 +603,7 @@ pub fn dump(
                             text_sha256: part.text_sha256,
                             first_key: part.first_key,
                             last_key: part.last_key,
+                            ranges: part.ranges,
                         },
                     )),
                     Err(e) => {
@@ -597,6 +674,9 @@ pub fn dump(
     }
 
     progress(Phase::Finish, 0);
+    // Objects in kind order (clients first), then by id.
+    let rank = |k: &str| objects::kinds().position(|x| x == k).unwrap_or(usize::MAX);
+    saved.sort_by_key(|o| (rank(&o.0), o.1));
     let mut listing = Listing {
         format: listing::FORMAT.into(),
         version: listing::VERSION,
@@ -634,6 +714,7 @@ pub fn dump(
         definitions,
         files,
         archive: None,
+        objects: saved,
     };
     writer.append(archive::LISTING_ENTRY, &listing.to_json())?;
     let (buffered, size, sha256) = writer.finish()?;

@@ -391,6 +391,7 @@ pub(crate) fn take_copy_locked(
             Ok(listing) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
+                index_objects(db, id, &listing);
                 if !settings.keep_undo && !importing {
                     drop_undo(db)?;
                 }
@@ -412,6 +413,15 @@ pub(crate) fn take_copy_locked(
             }
         }
         backups::get(db, id)?.context("the copy vanished from the catalog")
+    }
+}
+
+/// Indexes a good copy's objects for `backupdata`; a failure there costs
+/// the copy nothing (it is logged, and a rescan indexes again).
+pub(crate) fn index_objects(db: &mut Db, id: u64, listing: &archive::Listing) {
+    match backups::index_objects(db, id, listing) {
+        Ok(n) => log::debug!("copy {id}: {n} objects indexed"),
+        Err(e) => log::warn!("copy {id}: its objects were not indexed: {e:#}"),
     }
 }
 
@@ -708,6 +718,9 @@ pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
                 };
                 if backups::register(db, &found)? {
                     added += 1;
+                    if let Some(row) = backups::by_name(db, name)? {
+                        index_objects(db, row.id, &l);
+                    }
                 }
             }
             Err(e) => log::warn!("`{}` is not a readable copy: {e:#}", object.name),

@@ -18,6 +18,7 @@ pub mod archive;
 pub mod crypt;
 pub mod dump;
 pub mod jobs;
+pub mod objects;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

@@ -313,7 +313,9 @@ fn store_archive(
         },
     )?;
     log::info!("copy {name} uploaded to {}", storage.describe());
-    backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")
+    let row = backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")?;
+    jobs::index_objects(db, row.id, &listing);
+    Ok(row)
 }
 
 /// Passes bytes on, counting and hashing them.

@@ -7,6 +7,7 @@
 //! touched), call one db/engine/runner function, build a [`Reply`].
 
 mod backup;
+mod backupdata;
 mod errorhistory;
 mod opfilter;
 mod runningoperation;
@@ -140,6 +141,18 @@ pub const FUNCTIONS: &[Function] = &[
         access: Access::Admin,
         kind: Kind::Action,
         run: backup::delete,
+    },
+    Function {
+        name: "backupdata",
+        access: Access::Admin,
+        kind: Kind::List,
+        run: backupdata::list,
+    },
+    Function {
+        name: "backupdata.names",
+        access: Access::Admin,
+        kind: Kind::List,
+        run: backupdata::names,
     },
     Function {
         name: "backups.download",

@@ -8,6 +8,8 @@
 //! SHA-256; every data chunk also with the SHA-256 and size of its
 //! uncompressed rows and its row count. See docs/archive-format.md.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The format name in every listing.
@@ -43,7 +45,15 @@ pub struct Listing {
     /// Set in the listing beside the archive only: the archive itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSummary>,
+    /// The objects the copy holds, by kind (see `engine::objects`): what
+    /// `backupdata.names` lists without opening the archive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<SavedObject>,
 }
+
+/// One object a copy holds: `[kind, id, name, owner]` in the JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedObject(pub String, pub i64, pub String, pub Option<i64>);
 
 /// One base table.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -97,6 +107,11 @@ pub struct Chunk {
     pub first_key: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_key: Option<i64>,
+    /// The lowest and highest value in this chunk of each single-column
+    /// integer foreign key (by column): which chunks can hold the rows of
+    /// one client, one service ... without reading the others.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ranges: BTreeMap<String, [i64; 2]>,
 }
 
 /// A view, trigger, routine or event.

@@ -1,0 +1,202 @@
+//! `backupdata` and `backupdata.names`: the kinds of saved data and the
+//! objects of each kind across copies, from the listings' object index.
+
+use crate::harness::{cell, Panel, TestDb};
+
+struct Fixture {
+    db: TestDb,
+    panel: Panel,
+}
+
+fn fixture(clients: u64) -> Fixture {
+    let db = TestDb::seeded(clients);
+    let panel = Panel::new(&db);
+    std::fs::write(
+        panel.mgrdir().join("etc/billmgr.conf"),
+        "DBHost localhost\n",
+    )
+    .unwrap();
+    Fixture { db, panel }
+}
+
+impl Fixture {
+    fn copy(&self) -> String {
+        let out = self.panel.command(&["backup", "create"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        self.db.scalar("SELECT MAX(id) FROM billmgrops_backup")
+    }
+
+    fn names(&self, kind: &str, extra: &[(&str, &str)]) -> crate::harness::Output {
+        let mut call = self.panel.call("backupdata.names").param("plid", kind);
+        for (k, v) in extra {
+            call = call.param(k, v);
+        }
+        call.run()
+    }
+}
+
+#[test]
+fn the_kinds_are_listed_in_both_languages() {
+    let f = fixture(1);
+    let rows = f.panel.call("backupdata").run().rows();
+    let kinds: Vec<String> = rows.iter().map(|r| cell(r, "id")).collect();
+    assert_eq!(kinds, ["account", "user", "item", "payment", "files"]);
+    assert_eq!(cell(&rows[0], "type"), "Clients");
+    let ru = f
+        .panel
+        .call("backupdata")
+        .env("PARAM_lang", "ru")
+        .run()
+        .rows();
+    assert_eq!(cell(&ru[2], "type"), "Услуги");
+    let out = f.panel.call("backupdata").level("16").run();
+    assert_eq!(out.error_type().0, "access");
+}
+
+#[test]
+fn objects_are_listed_across_copies_with_owners_and_versions() {
+    let f = fixture(12);
+    let first = f.copy();
+    let renamed: String = f.db.scalar("SELECT name FROM account ORDER BY id LIMIT 1");
+    f.db.exec("UPDATE account SET name = 'Renamed Client' WHERE id = (SELECT MIN(id) FROM (SELECT id FROM account) a)");
+    f.db.exec("INSERT INTO account (name, project, registration_date, balance) SELECT 'Newcomer Ltd', project, NOW(), 0 FROM account LIMIT 1");
+    let second = f.copy();
+    // A failed copy holds nothing that counts.
+    f.db.exec("INSERT INTO billmgrops_backup (name, storage, state, created) VALUES ('broken', 'default', 'failed', NOW())");
+
+    let clients = f.names("account", &[("p_cnt", "1000")]);
+    let rows = clients.rows();
+    assert_eq!(clients.value("p_elems"), "13", "12 seeded and the newcomer");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| cell(r, "name") == name)
+            .unwrap_or_else(|| panic!("no `{name}` in {}", clients.text()))
+            .clone()
+    };
+    assert_eq!(cell(&row("Newcomer Ltd"), "versions"), "1");
+    assert_eq!(
+        cell(&row("Renamed Client"), "versions"),
+        "2",
+        "one object in both copies"
+    );
+    let other = rows
+        .iter()
+        .find(|r| cell(r, "name") != "Renamed Client" && cell(r, "name") != "Newcomer Ltd")
+        .unwrap();
+    assert_eq!(cell(other, "versions"), "2");
+    assert!(!rows.iter().any(|r| cell(r, "name") == renamed) || renamed == "Renamed Client");
+
+    // Services name their client.
+    let items = f.names("item", &[("p_cnt", "1000")]).rows();
+    assert!(!items.is_empty());
+    let (item_id, owner): (u64, String) = {
+        let r = &items[0];
+        (cell(r, "id").parse().unwrap(), cell(r, "owner"))
+    };
+    let expected = f.db.scalar(&format!(
+        "SELECT a.name FROM item i JOIN account a ON a.id = i.account WHERE i.id = {item_id}"
+    ));
+    assert_eq!(owner, expected);
+
+    // Search by name or owner, with LIKE's wildcards taken literally.
+    let found = f.names("account", &[("search", "newcomer")]);
+    assert_eq!(found.value("p_elems"), "1");
+    assert_eq!(f.names("account", &[("search", "%")]).value("p_elems"), "0");
+    let by_owner = f.names(
+        "payment",
+        &[("search", "Renamed Client"), ("p_cnt", "1000")],
+    );
+    assert!(by_owner
+        .rows()
+        .iter()
+        .all(|r| cell(r, "owner") == "Renamed Client"));
+
+    // Paging and sorting.
+    let page = f.names(
+        "account",
+        &[
+            ("p_cnt", "5"),
+            ("p_num", "3"),
+            ("p_sort", "name"),
+            ("p_order", "asc"),
+        ],
+    );
+    assert_eq!(page.rows().len(), 3);
+    // The saved files, by directory.
+    let dirs = f.names("files", &[]).rows();
+    let etc = f.panel.mgrdir().join("etc").display().to_string();
+    assert!(
+        dirs.iter().any(|r| cell(r, "name") == etc),
+        "{etc} among the saved directories"
+    );
+
+    // Deleting a copy takes its objects out.
+    let out = f.panel.call("backups.delete").param("elid", &first).run();
+    assert!(out.ok(), "{}", out.text());
+    let after = f.names("account", &[("search", "Renamed Client")]).rows();
+    assert_eq!(cell(&after[0], "versions"), "1");
+    let _ = second;
+
+    // Bad requests.
+    assert_eq!(
+        f.names("nonsense", &[]).error_type(),
+        ("value".into(), "plid".into())
+    );
+    assert_eq!(
+        f.panel.call("backupdata.names").run().error_type().0,
+        "empty"
+    );
+    assert_eq!(
+        f.names("account", &[("p_sort", "owner; DROP TABLE x")])
+            .error_type()
+            .0,
+        "value"
+    );
+}
+
+#[test]
+fn the_listing_carries_the_objects_and_key_ranges_of_each_chunk() {
+    let f = fixture(8);
+    f.copy();
+    let name = f.db.scalar("SELECT name FROM billmgrops_backup");
+    let listing: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            f.panel
+                .mgrdir()
+                .join(format!("var/billmgr-ops/backup/{name}.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let objects = listing["objects"].as_array().unwrap();
+    let accounts = objects.iter().filter(|o| o[0] == "account").count();
+    assert_eq!(
+        accounts.to_string(),
+        f.db.scalar("SELECT COUNT(*) FROM account")
+    );
+    let tables = listing["tables"].as_array().unwrap();
+    let item = tables.iter().find(|t| t["name"] == "item").unwrap();
+    let range = &item["chunks"][0]["ranges"]["account"];
+    assert_eq!(
+        range[0].as_i64().unwrap().to_string(),
+        f.db.scalar("SELECT MIN(account) FROM item")
+    );
+    assert_eq!(
+        range[1].as_i64().unwrap().to_string(),
+        f.db.scalar("SELECT MAX(account) FROM item")
+    );
+    // A rescan indexes what it finds.
+    f.db.exec("DELETE FROM billmgrops_object");
+    f.db.exec("DELETE FROM billmgrops_backup");
+    let out = f.panel.command(&["backup", "rescan"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        f.names("account", &[]).value("p_elems"),
+        f.db.scalar("SELECT COUNT(*) FROM account")
+    );
+}
