@@ -19,6 +19,7 @@ pub mod crypt;
 pub mod dump;
 pub mod jobs;
 pub mod objects;
+pub mod pick;
 pub mod restore;
 pub mod retention;
 pub mod schedule;

@@ -57,9 +57,75 @@ pub fn count_rows(text: &[u8]) -> u64 {
     text.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
+/// One value read back: `None` for SQL NULL, else the raw bytes.
+pub type Cell = Option<Vec<u8>>;
+
+/// Reads a text chunk back into rows of cells: the inverse of
+/// [`push_row`] (per-object restore reads rows this way, where a whole
+/// table goes through LOAD DATA instead).
+pub fn parse_rows(text: &[u8]) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for line in text.split(|&b| b == b'\n') {
+        if line.is_empty() && rows.len() as u64 == count_rows(text) {
+            break;
+        }
+        rows.push(line.split(|&b| b == b'\t').map(unescape).collect());
+    }
+    rows
+}
+
+fn unescape(field: &[u8]) -> Cell {
+    if field == b"\\N" {
+        return None;
+    }
+    let mut out = Vec::with_capacity(field.len());
+    let mut bytes = field.iter();
+    while let Some(&b) = bytes.next() {
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match bytes.next() {
+            Some(b't') => out.push(b'\t'),
+            Some(b'n') => out.push(b'\n'),
+            Some(b'0') => out.push(0),
+            Some(&other) => out.push(other),
+            None => out.push(b'\\'),
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_read_back_byte_for_byte() {
+        let values = [
+            Value::NULL,
+            Value::Bytes(b"".to_vec()),
+            Value::Bytes(b"NULL".to_vec()),
+            Value::Bytes(b"a\tb\nc\\d\0e\rf".to_vec()),
+            Value::Bytes(b"\\N".to_vec()),
+            Value::Bytes(vec![0xff, 0xfe]),
+        ];
+        let mut text = Vec::new();
+        push_row(&mut text, &values);
+        push_row(&mut text, &[Value::Bytes(b"".to_vec())]);
+        let rows = parse_rows(&text);
+        assert_eq!(rows.len(), 2);
+        let expected: Vec<Cell> = values
+            .iter()
+            .map(|v| match v {
+                Value::Bytes(b) => Some(b.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(rows[0], expected);
+        assert_eq!(rows[1], vec![Some(Vec::new())]);
+        assert!(parse_rows(b"").is_empty());
+    }
 
     #[test]
     fn escapes_exactly_what_load_data_needs() {

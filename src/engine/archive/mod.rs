@@ -116,11 +116,7 @@ impl<'a> Copy<'a> {
 
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    super::crypt::hex(&Sha256::digest(data))
 }
 
 /// Counts and hashes everything written through it.
@@ -145,7 +141,11 @@ impl<W: Write> HashingWriter<W> {
 
     /// The inner writer, the byte count and the hex SHA-256.
     pub fn finish(self) -> (W, u64, String) {
-        (self.inner, self.written, hex(&self.hasher.finalize()))
+        (
+            self.inner,
+            self.written,
+            super::crypt::hex(&self.hasher.finalize()),
+        )
     }
 }
 
