@@ -142,6 +142,16 @@ enum BackupCommand {
         #[arg(long)]
         storage: Option<u64>,
     },
+    /// Show one saved object of a copy (a client, user, service or payment)
+    /// and the rows that point at it, as JSON; reads only the chunks that
+    /// can hold them.
+    Show {
+        /// The copy's name or id.
+        copy: String,
+        /// account, user, item or payment.
+        kind: String,
+        id: i64,
+    },
     /// Configure and check storages.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -508,6 +518,22 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             eprintln!("{n} tables swapped back; run undo again to redo the restore");
         }),
         BackupCommand::Storage(command) => return storage(config, command),
+        BackupCommand::Show { copy, kind, id } => {
+            let mut db = open_db(config)?;
+            let row = jobs::find(&mut db, &copy)?;
+            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            let opened = jobs::open_copy(&settings, &row.name)?;
+            let listing = opened.listing()?;
+            let view = crate::engine::pick::show_object(&opened, &listing, &kind, id)?;
+            eprintln!(
+                "read {} of {} archive bytes",
+                view.bytes_read, view.archive_size
+            );
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &view)?;
+            writeln!(out)?;
+            Ok(())
+        }
         BackupCommand::Upload {
             file,
             url,

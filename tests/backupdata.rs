@@ -200,3 +200,54 @@ fn the_listing_carries_the_objects_and_key_ranges_of_each_chunk() {
         f.db.scalar("SELECT COUNT(*) FROM account")
     );
 }
+
+#[test]
+fn one_object_is_read_from_a_copy_by_ranged_reads() {
+    let f = fixture(40);
+    f.copy();
+    let name = f.db.scalar("SELECT name FROM billmgrops_backup");
+    let id =
+        f.db.scalar("SELECT account FROM item GROUP BY account ORDER BY COUNT(*) DESC LIMIT 1");
+    f.db.exec(&format!("DELETE FROM account WHERE id = {id}"));
+    let out = f
+        .panel
+        .command(&["backup", "show", &name, "account", &id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = view["tables"].as_array().unwrap();
+    let rows_of = |t: &str| {
+        tables
+            .iter()
+            .find(|e| e[0] == t)
+            .map_or(0, |e| e[1].as_array().unwrap().len())
+    };
+    assert_eq!(rows_of("account"), 1);
+    assert_eq!(
+        tables[0][1][0]["id"],
+        id.as_str(),
+        "the deleted client, from the copy"
+    );
+    assert!(rows_of("item") > 0, "its services: {view}");
+    let read = view["bytes_read"].as_u64().unwrap();
+    let size = view["archive_size"].as_u64().unwrap();
+    assert!(read > 0 && read < size, "read {read} of {size}");
+    let missing = f
+        .panel
+        .command(&["backup", "show", &name, "account", "999999"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not hold account 999999"));
+    let bad = f
+        .panel
+        .command(&["backup", "show", &name, "tariff", "1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a kind"));
+}

@@ -94,6 +94,77 @@ pub fn rows_where(
     Ok((rows, read))
 }
 
+/// One saved object and the rows that point at it, as a copy holds them.
+#[derive(Debug, serde::Serialize)]
+pub struct ObjectView {
+    pub kind: String,
+    pub id: i64,
+    /// Table name, then each row as column -> value (NULL as null, bytes
+    /// as UTF-8 with invalid sequences replaced).
+    pub tables: Vec<(String, Vec<serde_json::Map<String, serde_json::Value>>)>,
+    /// Archive bytes read, and the archive's size.
+    pub bytes_read: u64,
+    pub archive_size: u64,
+}
+
+/// The object `kind`/`id` in a copy: its own row, and the rows of every
+/// table with a foreign key to its table that point at it; reading only
+/// the chunks that can hold them.
+pub fn show_object(
+    copy: &Copy<'_>,
+    listing: &super::archive::Listing,
+    kind: &str,
+    id: i64,
+) -> Result<ObjectView> {
+    let k = super::objects::TABLE_KINDS
+        .iter()
+        .find(|k| k.kind == kind)
+        .with_context(|| format!("`{kind}` is not a kind of saved object"))?;
+    let table = |name: &str| listing.tables.iter().find(|t| t.name == name);
+    let own = table(k.table).with_context(|| format!("the copy has no table `{}`", k.table))?;
+    let keys: BTreeSet<i64> = [id].into();
+    let mut view = ObjectView {
+        kind: kind.to_string(),
+        id,
+        tables: Vec::new(),
+        bytes_read: 0,
+        archive_size: listing.archive.as_ref().map_or(0, |a| a.size),
+    };
+    let as_json = |t: &TableEntry, rows: Vec<Vec<Cell>>| {
+        rows.into_iter()
+            .map(|row| {
+                t.columns
+                    .iter()
+                    .zip(row)
+                    .map(|(c, v)| {
+                        let v = match v {
+                            None => serde_json::Value::Null,
+                            Some(b) => String::from_utf8_lossy(&b).into_owned().into(),
+                        };
+                        (c.clone(), v)
+                    })
+                    .collect()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (rows, read) = rows_where(copy, own, k.id, &keys)?;
+    view.bytes_read += read;
+    anyhow::ensure!(!rows.is_empty(), "the copy does not hold {kind} {id}");
+    view.tables.push((own.name.clone(), as_json(own, rows)));
+    for t in &listing.tables {
+        for fk in t.foreign_keys.iter().filter(|fk| {
+            fk.ref_table == own.name && fk.columns.len() == 1 && fk.ref_columns == [k.id]
+        }) {
+            let (rows, read) = rows_where(copy, t, &fk.columns[0], &keys)?;
+            view.bytes_read += read;
+            if !rows.is_empty() {
+                view.tables.push((t.name.clone(), as_json(t, rows)));
+            }
+        }
+    }
+    Ok(view)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
