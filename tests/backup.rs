@@ -17,12 +17,7 @@ struct Fixture {
 
 fn fixture(clients: u64) -> Fixture {
     let db = TestDb::seeded(clients);
-    let panel = Panel::new(&db);
-    std::fs::write(
-        panel.mgrdir().join("etc/billmgr.conf"),
-        "DBHost localhost\n",
-    )
-    .unwrap();
+    let panel = Panel::for_backups(&db);
     Fixture { db, panel }
 }
 

@@ -27,12 +27,7 @@ struct Fixture {
 
 fn fixture(kind: Kind, clients: u64) -> Fixture {
     let db = TestDb::seeded(clients);
-    let panel = Panel::new(&db);
-    std::fs::write(
-        panel.mgrdir().join("etc/billmgr.conf"),
-        "DBHost localhost\n",
-    )
-    .unwrap();
+    let panel = Panel::for_backups(&db);
     let path = match kind {
         Kind::Sftp => servers::sftp().dir.join(&db.name).display().to_string(),
         _ => format!("t/{}", db.name),

@@ -74,6 +74,18 @@ impl Panel {
         }
     }
 
+    /// A panel for backup tests: its billmgr.conf names a database server,
+    /// as a real panel's does (the plugin's own database source wins).
+    pub fn for_backups(db: &TestDb) -> Panel {
+        let panel = Panel::new(db);
+        std::fs::write(
+            panel.mgrdir().join("etc/billmgr.conf"),
+            "DBHost localhost\n",
+        )
+        .expect("cannot write billmgr.conf");
+        panel
+    }
+
     /// A panel whose database is at `url` (for unreachable-database tests).
     pub fn with_url(url: &str) -> Panel {
         Panel {
