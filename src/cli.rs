@@ -152,6 +152,22 @@ enum BackupCommand {
         kind: String,
         id: i64,
     },
+    /// Restore single objects of a copy (clients, users, services,
+    /// payments) with what depends on them and what they need, in one
+    /// transaction.
+    RestoreObject {
+        /// The copy's name or id.
+        copy: String,
+        /// account, user, item or payment.
+        kind: String,
+        /// The objects' ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// skip: add what is missing, keep what exists; edit: also bring
+        /// existing rows back to their saved values.
+        #[arg(long, default_value = "skip", value_parser = ["edit", "skip"])]
+        behavior: String,
+    },
     /// Configure and check storages.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -518,6 +534,28 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             eprintln!("{n} tables swapped back; run undo again to redo the restore");
         }),
         BackupCommand::Storage(command) => return storage(config, command),
+        BackupCommand::RestoreObject {
+            copy,
+            kind,
+            ids,
+            behavior,
+        } => {
+            let mut db = open_db(config)?;
+            let row = jobs::find(&mut db, &copy)?;
+            anyhow::ensure!(row.state == "ok", "copy {} is {}", row.name, row.state);
+            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            drop(db);
+            let behavior =
+                restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
+            jobs::restore_objects(config, &source, &settings, &row.name, &kind, &ids, behavior).map(
+                |r| {
+                    for (table, n) in &r.rows {
+                        eprintln!("{table}: {n} rows");
+                    }
+                    eprintln!("read {} of {} archive bytes", r.bytes_read, r.archive_size);
+                },
+            )
+        }
         BackupCommand::Show { copy, kind, id } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;

@@ -10,6 +10,7 @@ mod harness;
 mod backup;
 mod backupdata;
 mod cli;
+mod object_restore;
 mod operations;
 mod protocol;
 mod registry;

@@ -656,6 +656,40 @@ pub fn undo_restore(config: &Config, source: &DbSource) -> Result<usize> {
     })
 }
 
+/// Restores single objects of a copy (see `object_restore`), as a job:
+/// one at a time with backups and full restores.
+pub fn restore_objects(
+    config: &Config,
+    source: &DbSource,
+    settings: &Settings,
+    name: &str,
+    kind: &str,
+    ids: &[i64],
+    behavior: Behavior,
+) -> Result<super::object_restore::ObjectReport> {
+    let mut db = Db::open(source, config.db_connect_timeout)?;
+    locked(&mut db, |_| {
+        let copy = open_copy(settings, name)?;
+        let listing = copy.listing()?;
+        let report = super::object_restore::restore_objects(
+            source,
+            config.db_connect_timeout,
+            &copy,
+            &listing,
+            kind,
+            ids,
+            behavior,
+        )?;
+        log::info!(
+            "{kind} {ids:?} restored from copy {name} ({behavior:?}): {:?}, {} of {} archive bytes read",
+            report.rows,
+            report.bytes_read,
+            report.archive_size
+        );
+        Ok(report)
+    })
+}
+
 /// Deletes a copy from the catalog and, when asked, from its storage.
 pub fn delete_copy(
     db: &mut Db,

@@ -18,6 +18,7 @@ pub mod archive;
 pub mod crypt;
 pub mod dump;
 pub mod jobs;
+pub mod object_restore;
 pub mod objects;
 pub mod pick;
 pub mod restore;

@@ -1,0 +1,326 @@
+//! Restoring single objects (a client, a service ...) from a copy into the
+//! live database, with what depends on them and what they need, in one
+//! transaction.
+//!
+//! What is restored, from the copy's own foreign keys:
+//! - the object's row, and downward every row that points at a restored
+//!   row (a client's users, services, payments; a service's parameters;
+//!   child services), to a fixed point;
+//! - upward, every row a restored row points at that the live database
+//!   lacks (a deleted tariff, processing module, currency), taken from the
+//!   copy too (without their other dependents).
+//!
+//! `skip` inserts only what is missing and leaves existing rows (by
+//! primary key) as they are; `edit` also sets existing rows of the object
+//! and its dependents back to their saved values (`UPDATE`, never
+//! `REPLACE`, whose delete would cascade through ON DELETE CASCADE). Rows
+//! created after the copy are left alone. Rows go in parents first, under
+//! the server's foreign key checks, in one transaction: a conflict (a user
+//! name taken since) rolls everything back. Only the chunks that can hold
+//! the rows are read (`pick`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::Conn;
+
+use super::archive::listing::TableEntry;
+use super::archive::{Copy, Listing};
+use super::objects;
+use super::pick;
+use super::restore::Behavior;
+use super::tsv::Cell;
+use crate::config::DbSource;
+use crate::db::{self, quote_ident};
+
+/// What a restore did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ObjectReport {
+    /// Rows written (inserted or, with edit, updated) per table.
+    pub rows: BTreeMap<String, u64>,
+    /// Archive bytes read, of `archive_size`.
+    pub bytes_read: u64,
+    pub archive_size: u64,
+}
+
+/// Rows taken from the copy, by table, keyed by their integer primary key.
+#[derive(Default)]
+struct Gathered {
+    /// The object and its dependents: written by the behavior.
+    own: BTreeMap<String, BTreeMap<i64, Vec<Cell>>>,
+    /// What they need and the live database lacks: inserted only.
+    needed: BTreeMap<String, BTreeMap<i64, Vec<Cell>>>,
+    bytes_read: u64,
+}
+
+fn int(cell: &Cell) -> Option<i64> {
+    std::str::from_utf8(cell.as_deref()?).ok()?.parse().ok()
+}
+
+/// The single integer primary key column of a table, if it has one.
+fn key_column(t: &TableEntry) -> Option<&str> {
+    (t.primary_key.len() == 1).then(|| t.primary_key[0].as_str())
+}
+
+fn column_at(t: &TableEntry, column: &str) -> Result<usize> {
+    t.columns
+        .iter()
+        .position(|c| c == column)
+        .with_context(|| format!("table `{}` has no column `{column}`", t.name))
+}
+
+/// Restores objects `ids` of `kind` from `copy` into the database of
+/// `source`.
+pub fn restore_objects(
+    source: &DbSource,
+    timeout: Duration,
+    copy: &Copy<'_>,
+    listing: &Listing,
+    kind: &str,
+    ids: &[i64],
+    behavior: Behavior,
+) -> Result<ObjectReport> {
+    let k = objects::TABLE_KINDS
+        .iter()
+        .find(|k| k.kind == kind)
+        .with_context(|| format!("`{kind}` is not a kind of saved object"))?;
+    let tables: BTreeMap<&str, &TableEntry> = listing
+        .tables
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let own_table = *tables
+        .get(k.table)
+        .with_context(|| format!("the copy has no table `{}`", k.table))?;
+    let mut conn = Conn::new(
+        mysql::OptsBuilder::from_opts(db::options(source, timeout)?)
+            .read_timeout(None)
+            .write_timeout(None),
+    )
+    .context("failed to connect for the restore")?;
+    conn.query_drop(
+        "SET SESSION character_set_client = binary, character_set_connection = binary,
+             character_set_results = binary, time_zone = '+00:00',
+             sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    )?;
+    let mut g = Gathered::default();
+
+    // The objects themselves.
+    let wanted: BTreeSet<i64> = ids.iter().copied().collect();
+    let (rows, read) = pick::rows_where(copy, own_table, k.id, &wanted)?;
+    g.bytes_read += read;
+    let id_at = column_at(own_table, k.id)?;
+    let found: BTreeSet<i64> = rows.iter().filter_map(|r| int(&r[id_at])).collect();
+    if let Some(missing) = wanted.difference(&found).next() {
+        return Err(anyhow!("the copy does not hold {kind} {missing}"));
+    }
+    let mut frontier: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    add(&mut g.own, own_table, rows, &mut frontier)?;
+
+    // Downward: rows pointing at restored rows, to a fixed point.
+    while let Some((parent, keys)) = frontier.pop_first() {
+        for t in &listing.tables {
+            let Some(_) = key_column(t) else { continue };
+            for fk in t.foreign_keys.iter().filter(|fk| {
+                fk.ref_table == parent && fk.columns.len() == 1 && fk.ref_columns.len() == 1
+            }) {
+                let (rows, read) = pick::rows_where(copy, t, &fk.columns[0], &keys)?;
+                g.bytes_read += read;
+                add(&mut g.own, t, rows, &mut frontier)?;
+            }
+        }
+    }
+
+    // Upward: what restored rows point at and the live database lacks.
+    let mut pending: Vec<(String, i64)> = Vec::new();
+    let mut seen: BTreeSet<(String, i64)> = BTreeSet::new();
+    let refs = |t: &TableEntry, row: &[Cell], out: &mut Vec<(String, i64)>| -> Result<()> {
+        for fk in t
+            .foreign_keys
+            .iter()
+            .filter(|fk| fk.columns.len() == 1 && fk.ref_columns.len() == 1)
+        {
+            if let Some(v) = int(&row[column_at(t, &fk.columns[0])?]) {
+                out.push((fk.ref_table.clone(), v));
+            }
+        }
+        Ok(())
+    };
+    for (name, rows) in &g.own {
+        let t = tables[name.as_str()];
+        for row in rows.values() {
+            refs(t, row, &mut pending)?;
+        }
+    }
+    while let Some((table, key)) = pending.pop() {
+        if !seen.insert((table.clone(), key))
+            || g.own.get(&table).is_some_and(|r| r.contains_key(&key))
+        {
+            continue;
+        }
+        let t = *tables
+            .get(table.as_str())
+            .with_context(|| format!("the copy has no table `{table}`"))?;
+        let column = key_column(t).with_context(|| format!("`{table}` has no single key"))?;
+        let exists: Option<i64> = conn.exec_first(
+            format!(
+                "SELECT 1 FROM {} WHERE {} = ?",
+                quote_ident(&table),
+                quote_ident(column)
+            ),
+            (key,),
+        )?;
+        if exists.is_some() {
+            continue;
+        }
+        let keys: BTreeSet<i64> = [key].into();
+        let (rows, read) = pick::rows_where(copy, t, column, &keys)?;
+        g.bytes_read += read;
+        let Some(row) = rows.into_iter().next() else {
+            return Err(anyhow!(
+                "{kind} needs {table} {key}, which neither the database nor the copy holds"
+            ));
+        };
+        refs(t, &row, &mut pending)?;
+        g.needed.entry(table).or_default().insert(key, row);
+    }
+
+    // Write, parents first, in one transaction.
+    let order = parents_first(listing, g.own.keys().chain(g.needed.keys()));
+    let mut report = ObjectReport {
+        bytes_read: g.bytes_read,
+        archive_size: listing.archive.as_ref().map_or(0, |a| a.size),
+        ..ObjectReport::default()
+    };
+    let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+    for name in order {
+        let t = tables[name.as_str()];
+        let columns: Vec<&String> = t
+            .columns
+            .iter()
+            .filter(|c| !t.generated.contains(c))
+            .collect();
+        let positions: Vec<usize> = columns
+            .iter()
+            .map(|c| column_at(t, c))
+            .collect::<Result<_>>()?;
+        let list = columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let marks = vec!["?"; columns.len()].join(", ");
+        let key_name = key_column(t).context("a table without a single key")?;
+        let key_at = column_at(t, key_name)?;
+        let key = quote_ident(key_name);
+        let table = quote_ident(&name);
+        let insert = format!("INSERT INTO {table} ({list}) VALUES ({marks})");
+        let update = format!(
+            "UPDATE {table} SET {} WHERE {key} = ?",
+            columns
+                .iter()
+                .map(|c| format!("{} = ?", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let exists_sql = format!("SELECT 1 FROM {table} WHERE {key} = ?");
+        for (rows, overwrite) in [
+            (g.needed.get(&name), false),
+            (g.own.get(&name), behavior == Behavior::Edit),
+        ] {
+            let Some(rows) = rows else { continue };
+            for row in rows.values() {
+                let mut params: Vec<mysql::Value> = positions
+                    .iter()
+                    .map(|&i| match &row[i] {
+                        None => mysql::Value::NULL,
+                        Some(b) => mysql::Value::Bytes(b.clone()),
+                    })
+                    .collect();
+                let key_value = match &row[key_at] {
+                    None => mysql::Value::NULL,
+                    Some(b) => mysql::Value::Bytes(b.clone()),
+                };
+                let exists: Option<i64> = tx.exec_first(&exists_sql, (key_value.clone(),))?;
+                // A row that exists is kept (skip) or set to its saved
+                // values (edit); any other unique-key conflict is an error
+                // and rolls the whole restore back.
+                let written = match (exists.is_some(), overwrite) {
+                    (true, false) => false,
+                    (true, true) => {
+                        params.push(key_value);
+                        tx.exec_drop(&update, params)
+                            .with_context(|| format!("failed to restore a row of `{name}`"))?;
+                        tx.affected_rows() > 0
+                    }
+                    (false, _) => {
+                        tx.exec_drop(&insert, params)
+                            .with_context(|| format!("failed to restore a row of `{name}`"))?;
+                        true
+                    }
+                };
+                if written {
+                    *report.rows.entry(name.clone()).or_default() += 1;
+                }
+            }
+        }
+    }
+    tx.commit().context("failed to commit the restore")?;
+    Ok(report)
+}
+
+/// Adds rows of `t` to `into` (by key); the keys new to it go to the
+/// frontier.
+fn add(
+    into: &mut BTreeMap<String, BTreeMap<i64, Vec<Cell>>>,
+    t: &TableEntry,
+    rows: Vec<Vec<Cell>>,
+    frontier: &mut BTreeMap<String, BTreeSet<i64>>,
+) -> Result<()> {
+    let Some(key) = key_column(t) else {
+        return Ok(());
+    };
+    let at = column_at(t, key)?;
+    let table = into.entry(t.name.clone()).or_default();
+    for row in rows {
+        if let Some(k) = int(&row[at]) {
+            if table.insert(k, row).is_none() {
+                frontier.entry(t.name.clone()).or_default().insert(k);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tables in an order that puts every table after those it points at
+/// (self-references aside).
+fn parents_first<'a>(listing: &Listing, names: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let wanted: BTreeSet<&String> = names.collect();
+    let mut done: Vec<String> = Vec::new();
+    let mut left: Vec<&TableEntry> = listing
+        .tables
+        .iter()
+        .filter(|t| wanted.contains(&t.name))
+        .collect();
+    while !left.is_empty() {
+        let before = left.len();
+        left.retain(|t| {
+            let ready = t.foreign_keys.iter().all(|fk| {
+                fk.ref_table == t.name
+                    || !wanted.contains(&fk.ref_table)
+                    || done.contains(&fk.ref_table)
+            });
+            if ready {
+                done.push(t.name.clone());
+            }
+            !ready
+        });
+        if left.len() == before {
+            // A cycle: the rest in the copy's order.
+            done.extend(left.drain(..).map(|t| t.name.clone()));
+        }
+    }
+    done
+}
