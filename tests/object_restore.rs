@@ -207,3 +207,90 @@ fn a_conflict_midway_leaves_nothing_half_done() {
     let out = f.restore(&copy, "tariff", "1", "skip");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a kind"));
 }
+
+#[test]
+fn the_panel_offers_the_copies_that_hold_the_object_and_restores_from_one() {
+    let f = fixture();
+    let a = f.busy_client();
+    let saved = f.client(&a);
+    f.copy();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let first = f.db.scalar("SELECT id FROM billmgrops_backup");
+    f.db.exec(&format!(
+        "UPDATE account SET name = 'Later name' WHERE id = {a}"
+    ));
+    f.copy();
+    let second = f.db.scalar("SELECT MAX(id) FROM billmgrops_backup");
+    let form = f
+        .panel
+        .call("backupdata.restore")
+        .param("plid", "account")
+        .param("elid", &a)
+        .run();
+    let doc = form.doc();
+    let versions: Vec<String> = doc
+        .find_all("slist")
+        .find(|s| s.get_attr("name") == Some("version"))
+        .unwrap()
+        .find_all("val")
+        .map(|v| v.get_attr("key").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(versions, [second.clone(), first.clone()], "newest first");
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let restore = |version: &str, behavior: &str| {
+        f.panel
+            .call("backupdata.restore")
+            .param("plid", "account")
+            .param("elid", &a)
+            .param("sok", "ok")
+            .param("version", version)
+            .param("behavior", behavior)
+            .run()
+    };
+    let out = restore(&first, "skip");
+    assert!(out.ok(), "{}", out.text());
+    assert_eq!(f.client(&a), saved, "the chosen (older) copy's state");
+    // Bad requests change nothing.
+    assert_eq!(
+        restore("999", "skip").error_type(),
+        ("value".into(), "version".into())
+    );
+    assert_eq!(restore(&first, "merge").error_type().0, "value");
+    let missing = f
+        .panel
+        .call("backupdata.restore")
+        .param("plid", "account")
+        .param("elid", "999999")
+        .run();
+    assert_eq!(missing.error_type().0, "missed");
+    let files = f
+        .panel
+        .call("backupdata.restore")
+        .param("plid", "files")
+        .param("elid", "1")
+        .run();
+    assert_eq!(files.error_type(), ("value".into(), "plid".into()));
+    let user = f
+        .panel
+        .call("backupdata.restore")
+        .param("plid", "account")
+        .param("elid", &a)
+        .level("16")
+        .run();
+    assert_eq!(user.error_type().0, "access");
+    // A conflict is a typed error, and nothing changes.
+    let taken = f.db.scalar(&format!(
+        "SELECT name FROM user WHERE account = {a} LIMIT 1"
+    ));
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    f.db.exec(&format!(
+        "INSERT INTO user (account, name) SELECT MIN(id), '{}' FROM account",
+        taken.replace('\'', "''")
+    ));
+    let out = restore(&second, "edit");
+    assert_eq!(out.error_type().0, "restore_failed", "{}", out.text());
+    assert_eq!(
+        f.db.scalar(&format!("SELECT COUNT(*) FROM account WHERE id = {a}")),
+        "0"
+    );
+}

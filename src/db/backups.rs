@@ -373,6 +373,36 @@ pub fn objects_page(
     ))
 }
 
+/// The good copies that hold every one of `keys` of `kind`: (id, created,
+/// name), newest first.
+pub fn copies_holding(
+    db: &mut Db,
+    kind: &str,
+    keys: &[String],
+) -> Result<Vec<(u64, String, String)>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; keys.len()].join(", ");
+    let mut params: Vec<mysql::Value> = vec![kind.into()];
+    params.extend(keys.iter().map(|k| k.as_str().into()));
+    params.push((keys.len() as u64).into());
+    let rows: Vec<(u64, String, String)> = db
+        .conn()
+        .exec(
+            format!(
+                "SELECT b.id, DATE_FORMAT(b.created, '%Y-%m-%d %H:%i:%s'), b.name
+                 FROM billmgrops_object o JOIN billmgrops_backup b ON b.id = o.backup AND b.state = 'ok'
+                 WHERE o.kind = ? AND o.object_key IN ({marks})
+                 GROUP BY b.id, b.created, b.name HAVING COUNT(*) = ?
+                 ORDER BY b.created DESC, b.id DESC"
+            ),
+            params,
+        )
+        .context("failed to find the copies holding the objects")?;
+    Ok(rows)
+}
+
 /// A further storage a copy was sent to, and how that went.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Place {

@@ -8,8 +8,10 @@ use anyhow::Result;
 use super::{db_page, label, sort_keys};
 use crate::context::Ctx;
 use crate::db::backups::{self, OBJECT_SORTS};
+use crate::engine::jobs;
 use crate::engine::objects;
-use crate::protocol::{ListPage, PanelError, Reply, Request, Row};
+use crate::engine::restore::Behavior;
+use crate::protocol::{ErrorKind, Form, ListPage, Mode, PanelError, Reply, Request, Row, Slist};
 
 const SECTION: &str = "backupdata";
 
@@ -60,4 +62,85 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         total,
         paging,
     }))
+}
+
+/// `backupdata.restore`: objects `elid` (", "-separated ids) of kind
+/// `plid` from the copy chosen as `version` (the form offers exactly the
+/// copies that hold them all), `skip` or `edit`; with what depends on them
+/// and what they need, in one transaction (see `engine::object_restore`).
+pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    const FORM: &str = "backupdata.restore";
+    let kinds: Vec<&str> = objects::TABLE_KINDS.iter().map(|k| k.kind).collect();
+    let kind = req
+        .choice("plid", &kinds)?
+        .ok_or_else(|| PanelError::empty("plid"))?;
+    let ids = req.elids()?;
+    let keys: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let lang = req.lang();
+    let config = ctx.config;
+    let db = ctx.db()?;
+    let versions = backups::copies_holding(db, kind, &keys)?;
+    if versions.is_empty() {
+        return Err(PanelError::missed(kind, keys.join(", ")).into());
+    }
+    match req.mode() {
+        Mode::View | Mode::SetValues => Ok(Reply::Form(Form {
+            values: vec![
+                ("objects", keys.join(", ")),
+                ("version", versions[0].0.to_string()),
+                ("behavior", "skip".into()),
+            ],
+            slists: vec![
+                Slist {
+                    name: "version",
+                    options: versions
+                        .iter()
+                        .map(|(id, created, name)| (id.to_string(), format!("{created} ({name})")))
+                        .collect(),
+                },
+                Slist {
+                    name: "behavior",
+                    options: ["skip", "edit"]
+                        .iter()
+                        .map(|b| (b.to_string(), label(lang, FORM, &format!("behavior_{b}"))))
+                        .collect(),
+                },
+            ],
+        })),
+        Mode::SubmitNew | Mode::SubmitEdit => {
+            let version = req.id("version")?;
+            let Some((_, _, name)) = versions.iter().find(|v| v.0 == version) else {
+                return Err(PanelError::value("version", &version.to_string()).into());
+            };
+            let behavior = match req.choice("behavior", &["skip", "edit"])?.unwrap_or("skip") {
+                "edit" => Behavior::Edit,
+                _ => Behavior::Skip,
+            };
+            let row =
+                backups::get(db, version)?.ok_or_else(|| PanelError::missed("backup", version))?;
+            let settings = jobs::Settings::for_copy(config, db, &row)?;
+            let source = config
+                .db
+                .clone()
+                .ok_or_else(|| PanelError::new(ErrorKind::Db, "database", ""))?;
+            let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+            match jobs::restore_objects(config, &source, &settings, name, kind, &ids, behavior) {
+                Ok(_) => {
+                    log::info!(
+                        "{kind} {keys:?} restored from {name} by {}",
+                        req.user().unwrap_or("?")
+                    );
+                    Ok(Reply::Ok)
+                }
+                Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
+                    Err(e.context(PanelError::new(ErrorKind::BackupRunning, "backup", "")))
+                }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    log::warn!("restore of {kind} {keys:?} from {name} failed: {reason}");
+                    Err(e.context(PanelError::new(ErrorKind::RestoreFailed, kind, reason)))
+                }
+            }
+        }
+    }
 }

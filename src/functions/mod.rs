@@ -155,6 +155,12 @@ pub const FUNCTIONS: &[Function] = &[
         run: backupdata::names,
     },
     Function {
+        name: "backupdata.restore",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backupdata::restore,
+    },
+    Function {
         name: "backups.download",
         access: Access::Admin,
         kind: Kind::Action,

@@ -43,6 +43,8 @@ pub enum ErrorKind {
     Storage,
     /// A file offered as a copy is not a valid copy (nor a SQL dump).
     BadCopy,
+    /// Restoring objects failed; nothing was changed.
+    RestoreFailed,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -67,6 +69,7 @@ impl ErrorKind {
         ErrorKind::Exists,
         ErrorKind::Storage,
         ErrorKind::BadCopy,
+        ErrorKind::RestoreFailed,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -90,6 +93,7 @@ impl ErrorKind {
             ErrorKind::Exists => "exists",
             ErrorKind::Storage => "storage",
             ErrorKind::BadCopy => "badcopy",
+            ErrorKind::RestoreFailed => "restore_failed",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }
