@@ -294,3 +294,122 @@ fn the_panel_offers_the_copies_that_hold_the_object_and_restores_from_one() {
         "0"
     );
 }
+
+#[test]
+fn a_saved_file_is_restored_inside_its_directory_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fixture();
+    let etc = f.panel.mgrdir().join("etc");
+    let conf = etc.join("panel.conf");
+    std::fs::write(&conf, "Option saved\n").unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&conf)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::create_dir_all(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("sub/extra.conf"), "extra\n").unwrap();
+    std::fs::write(etc.join("gone.conf"), "gone\n").unwrap();
+    f.copy();
+    let dir = etc.display().to_string();
+    // The directory and its files are listed from the catalog.
+    let dirs = f
+        .panel
+        .call("backupdata.names")
+        .param("plid", "files")
+        .run()
+        .rows();
+    assert!(dirs.iter().any(|r| crate::harness::cell(r, "id") == dir));
+    let files = f
+        .panel
+        .call("backupdata.files")
+        .param("plid", &dir)
+        .run()
+        .rows();
+    let names: Vec<String> = files
+        .iter()
+        .map(|r| crate::harness::cell(r, "dname"))
+        .collect();
+    assert!(
+        names.contains(&"panel.conf".to_string()) && names.contains(&"gone.conf".to_string()),
+        "{names:?}"
+    );
+
+    std::fs::write(&conf, "Option broken\n").unwrap();
+    std::fs::remove_file(etc.join("gone.conf")).unwrap();
+    let restore = |paths: &str, behavior: &str| {
+        let version = f.db.scalar("SELECT MAX(id) FROM billmgrops_backup");
+        f.panel
+            .call("backupdata.files.restore")
+            .param("plid", &dir)
+            .param("elid", paths)
+            .param("sok", "ok")
+            .param("version", &version)
+            .param("behavior", behavior)
+            .run()
+    };
+    let both = format!("{}, {}", conf.display(), etc.join("gone.conf").display());
+    let out = restore(&both, "skip");
+    assert!(out.ok(), "{}", out.text());
+    assert_eq!(
+        std::fs::read_to_string(&conf).unwrap(),
+        "Option broken\n",
+        "skip keeps it"
+    );
+    assert_eq!(
+        std::fs::read_to_string(etc.join("gone.conf")).unwrap(),
+        "gone\n"
+    );
+    let out = restore(&conf.display().to_string(), "edit");
+    assert!(out.ok(), "{}", out.text());
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "Option saved\n");
+    let meta = std::fs::metadata(&conf).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+    assert_eq!(meta.modified().unwrap(), old);
+
+    // Not through a symbolic link that points out of the saved directory.
+    let outside = f.panel.mgrdir().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::remove_dir_all(etc.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&outside, etc.join("sub")).unwrap();
+    let out = restore(&etc.join("sub/extra.conf").display().to_string(), "edit");
+    assert_eq!(out.error_type().0, "restore_failed", "{}", out.text());
+    assert!(out.text().contains("symbolic link"));
+    assert!(!outside.join("extra.conf").exists());
+    // Nor outside what was saved.
+    let out = restore(&format!("{dir}/../../../etc/passwd"), "edit");
+    assert_eq!(out.error_type().0, "missed");
+}
+
+#[test]
+fn an_encrypted_copy_restores_one_client_the_same_way() {
+    let f = fixture();
+    let saved_settings = f
+        .panel
+        .call("billmgr.backup.settings")
+        .param("sok", "ok")
+        .param("path", "var/billmgr-ops/backup")
+        .param("threads", "2")
+        .param("compression", "3")
+        .param("files", "etc")
+        .param("lock_timeout", "5")
+        .param("encrypt", "on")
+        .param("passphrase", "correct horse battery")
+        .run();
+    assert!(saved_settings.ok(), "{}", saved_settings.text());
+    let a = f.busy_client();
+    let saved = f.client(&a);
+    let copy = f.copy();
+    assert_eq!(f.db.scalar("SELECT encrypted FROM billmgrops_backup"), "1");
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let out = f.restore(&copy, "account", &a, "skip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(f.client(&a), saved);
+}

@@ -274,6 +274,23 @@ pub fn index_objects(db: &mut Db, backup: u64, listing: &Listing) -> Result<usiz
             None,
         )
     }));
+    // Each file, named by its path, owned by its directory.
+    rows.extend(
+        listing
+            .files
+            .iter()
+            .filter(|f| f.kind == "file" && f.path.len() <= 255)
+            .map(|f| {
+                let name = f.path.rsplit('/').next().unwrap_or(&f.path).to_string();
+                (
+                    objects::FILE.to_string(),
+                    f.path.clone(),
+                    cut(&name),
+                    cut(&objects::directory_of(&f.path)),
+                    None,
+                )
+            }),
+    );
     let mut tx = db
         .conn()
         .start_transaction(mysql::TxOpts::default())
@@ -331,17 +348,18 @@ pub fn objects_page(
     db: &mut Db,
     kind: &str,
     search: &str,
+    owner: Option<&str>,
     page: &super::Page<'_>,
 ) -> Result<(Vec<ObjectRow>, u64)> {
     let like = format!("%{}%", super::filter::escape_like(search));
     let from =
         "FROM billmgrops_object o JOIN billmgrops_backup b ON b.id = o.backup AND b.state = 'ok'
-         WHERE o.kind = ? AND (? = '' OR o.name LIKE ? OR o.owner LIKE ?)";
+         WHERE o.kind = ? AND (? = '' OR o.name LIKE ? OR o.owner LIKE ?) AND (? IS NULL OR o.owner = ?)";
     let total: u64 = db
         .conn()
         .exec_first(
             format!("SELECT COUNT(DISTINCT o.object_key) {from}"),
-            (kind, search, &like, &like),
+            (kind, search, &like, &like, owner, owner),
         )?
         .unwrap_or(0);
     let rows: Vec<mysql::Row> = db
@@ -356,7 +374,7 @@ pub fn objects_page(
                    GROUP BY o.object_key) objects {}",
                 page.clause(OBJECT_SORTS, "name", "object_key")?
             ),
-            (kind, search, &like, &like),
+            (kind, search, &like, &like, owner, owner),
         )
         .context("failed to list saved objects")?;
     Ok((

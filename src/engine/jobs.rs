@@ -690,6 +690,29 @@ pub fn restore_objects(
     })
 }
 
+/// Restores saved files of a copy (see `file_restore`), as a job.
+pub fn restore_files(
+    config: &Config,
+    source: &DbSource,
+    settings: &Settings,
+    name: &str,
+    paths: &[String],
+    behavior: Behavior,
+) -> Result<super::file_restore::FilesReport> {
+    let mut db = Db::open(source, config.db_connect_timeout)?;
+    locked(&mut db, |_| {
+        let copy = open_copy(settings, name)?;
+        let listing = copy.listing()?;
+        let report = super::file_restore::restore_files(&copy, &listing, paths, behavior)?;
+        log::info!(
+            "files restored from copy {name} ({behavior:?}): written {:?}, kept {:?}",
+            report.written,
+            report.kept
+        );
+        Ok(report)
+    })
+}
+
 /// Deletes a copy from the catalog and, when asked, from its storage.
 pub fn delete_copy(
     db: &mut Db,

@@ -17,6 +17,7 @@
 pub mod archive;
 pub mod crypt;
 pub mod dump;
+pub mod file_restore;
 pub mod jobs;
 pub mod object_restore;
 pub mod objects;

@@ -53,6 +53,8 @@ pub const TABLE_KINDS: &[ObjectKind] = &[
 
 /// The saved files, by directory.
 pub const FILES: &str = "files";
+/// One saved file (listed within its directory, `backupdata.files`).
+pub const FILE: &str = "file";
 
 /// Every kind, in the order `backupdata` lists them.
 pub fn kinds() -> impl Iterator<Item = &'static str> {

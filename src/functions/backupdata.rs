@@ -46,7 +46,7 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         .ok_or_else(|| PanelError::empty("plid"))?;
     let search = req.text("search", 255)?.trim().to_string();
     let paging = req.paging(&sort_keys(OBJECT_SORTS))?;
-    let (rows, total) = backups::objects_page(ctx.db()?, kind, &search, &db_page(&paging))?;
+    let (rows, total) = backups::objects_page(ctx.db()?, kind, &search, None, &db_page(&paging))?;
     Ok(Reply::List(ListPage {
         rows: rows
             .into_iter()
@@ -139,6 +139,112 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     let reason = format!("{e:#}");
                     log::warn!("restore of {kind} {keys:?} from {name} failed: {reason}");
                     Err(e.context(PanelError::new(ErrorKind::RestoreFailed, kind, reason)))
+                }
+            }
+        }
+    }
+}
+
+/// `backupdata.files`: the files saved in one directory (`plid`, or
+/// `elid` when opened from the directories), across copies.
+pub fn files(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let field = if req.param("plid").is_some() {
+        "plid"
+    } else {
+        "elid"
+    };
+    let dir = req.required(field)?.to_string();
+    let paging = req.paging(&sort_keys(OBJECT_SORTS))?;
+    let search = req.text("search", 255)?.trim().to_string();
+    let (rows, total) = backups::objects_page(
+        ctx.db()?,
+        objects::FILE,
+        &search,
+        Some(&dir),
+        &db_page(&paging),
+    )?;
+    Ok(Reply::List(ListPage {
+        rows: rows
+            .into_iter()
+            .map(|o| {
+                Row::default()
+                    .cell("id", o.key)
+                    .cell("dname", o.name)
+                    .cell("versions", o.versions.to_string())
+                    .cell("latest", o.latest)
+            })
+            .collect(),
+        total,
+        paging,
+    }))
+}
+
+/// `backupdata.files.restore`: files `elid` (their paths, ", "-separated)
+/// from the copy chosen as `version`, `skip` or `edit`; only inside the
+/// saved directories (see `engine::file_restore`).
+pub fn files_restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    const FORM: &str = "backupdata.files.restore";
+    let paths: Vec<String> = req
+        .required("elid")?
+        .split(", ")
+        .map(str::to_string)
+        .collect();
+    let lang = req.lang();
+    let config = ctx.config;
+    let db = ctx.db()?;
+    let versions = backups::copies_holding(db, objects::FILE, &paths)?;
+    if versions.is_empty() {
+        return Err(PanelError::missed("file", paths.join(", ")).into());
+    }
+    match req.mode() {
+        Mode::View | Mode::SetValues => Ok(Reply::Form(Form {
+            values: vec![
+                ("objects", paths.join(", ")),
+                ("version", versions[0].0.to_string()),
+                ("behavior", "skip".into()),
+            ],
+            slists: vec![
+                Slist {
+                    name: "version",
+                    options: versions
+                        .iter()
+                        .map(|(id, created, name)| (id.to_string(), format!("{created} ({name})")))
+                        .collect(),
+                },
+                Slist {
+                    name: "behavior",
+                    options: ["skip", "edit"]
+                        .iter()
+                        .map(|b| (b.to_string(), label(lang, FORM, &format!("behavior_{b}"))))
+                        .collect(),
+                },
+            ],
+        })),
+        Mode::SubmitNew | Mode::SubmitEdit => {
+            let version = req.id("version")?;
+            let Some((_, _, name)) = versions.iter().find(|v| v.0 == version) else {
+                return Err(PanelError::value("version", &version.to_string()).into());
+            };
+            let behavior = match req.choice("behavior", &["skip", "edit"])?.unwrap_or("skip") {
+                "edit" => Behavior::Edit,
+                _ => Behavior::Skip,
+            };
+            let row =
+                backups::get(db, version)?.ok_or_else(|| PanelError::missed("backup", version))?;
+            let settings = jobs::Settings::for_copy(config, db, &row)?;
+            let source = config
+                .db
+                .clone()
+                .ok_or_else(|| PanelError::new(ErrorKind::Db, "database", ""))?;
+            match jobs::restore_files(config, &source, &settings, name, &paths, behavior) {
+                Ok(_) => Ok(Reply::Ok),
+                Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
+                    Err(e.context(PanelError::new(ErrorKind::BackupRunning, "backup", "")))
+                }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    log::warn!("restore of files {paths:?} from {name} failed: {reason}");
+                    Err(e.context(PanelError::new(ErrorKind::RestoreFailed, "file", reason)))
                 }
             }
         }

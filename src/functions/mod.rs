@@ -161,6 +161,18 @@ pub const FUNCTIONS: &[Function] = &[
         run: backupdata::restore,
     },
     Function {
+        name: "backupdata.files",
+        access: Access::Admin,
+        kind: Kind::List,
+        run: backupdata::files,
+    },
+    Function {
+        name: "backupdata.files.restore",
+        access: Access::Admin,
+        kind: Kind::Form,
+        run: backupdata::files_restore,
+    },
+    Function {
         name: "backups.download",
         access: Access::Admin,
         kind: Kind::Action,
