@@ -107,6 +107,11 @@ pub const KEYS: &[Key] = &[
         help: "seconds a copy may wait for the brief global read lock before it falls back to one connection",
     },
     Key {
+        name: "BackupRelations",
+        default: "",
+        help: "relations without a foreign key that restoring one object follows, space-separated table.column=table.column (child=parent)",
+    },
+    Key {
         name: "LogFile",
         default: "var/billmgr-ops.log",
         help: "log file; a relative path is taken from the panel directory",

@@ -413,3 +413,40 @@ fn an_encrypted_copy_restores_one_client_the_same_way() {
     );
     assert_eq!(f.client(&a), saved);
 }
+
+#[test]
+fn relations_declared_in_the_config_are_followed_like_foreign_keys() {
+    let f = fixture();
+    let a = f.busy_client();
+    f.db.exec("CREATE TABLE client_note (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, account INT NOT NULL, note TEXT)");
+    f.db.exec(&format!("INSERT INTO client_note (account, note) VALUES ({a}, 'first'), ({a}, 'second'), (0, 'other')"));
+    let copy = f.copy();
+    let notes = || {
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM client_note WHERE account = {a}"
+        ))
+    };
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    f.db.exec(&format!("DELETE FROM client_note WHERE account = {a}"));
+    let out = f.restore(&copy, "account", &a, "skip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        notes(),
+        "0",
+        "without a foreign key or a declared relation, notes stay out"
+    );
+    f.panel
+        .configure("BackupRelations client_note.account=account.id\n");
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let out = f.restore(&copy, "account", &a, "skip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(notes(), "2", "the declared relation brings them back");
+}

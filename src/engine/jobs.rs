@@ -65,6 +65,8 @@ pub struct Settings {
     pub plan: Option<PlanRow>,
     pub dump: DumpOptions,
     pub restore_threads: usize,
+    /// Declared relations (BackupRelations) for per-object restore.
+    pub relations: Vec<(String, String, String, String)>,
     /// Copies are encrypted with it when set.
     pub passphrase: Option<SecretString>,
     /// Keep the replaced tables of the last restore after later backups
@@ -148,6 +150,21 @@ impl Settings {
                 ..DumpOptions::default()
             },
             restore_threads: threads,
+            relations: get("BackupRelations")
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|r| {
+                    let parsed = r.split_once('=').and_then(|(child, parent)| {
+                        let (t, c) = child.split_once('.')?;
+                        let (pt, pc) = parent.split_once('.')?;
+                        Some((t.to_string(), c.to_string(), pt.to_string(), pc.to_string()))
+                    });
+                    if parsed.is_none() {
+                        log::warn!("BackupRelations: `{r}` is not table.column=table.column");
+                    }
+                    parsed
+                })
+                .collect(),
             passphrase: config.backup_passphrase.clone().map(SecretString::from),
             keep_undo: false,
         }
@@ -670,7 +687,18 @@ pub fn restore_objects(
     let mut db = Db::open(source, config.db_connect_timeout)?;
     locked(&mut db, |_| {
         let copy = open_copy(settings, name)?;
-        let listing = copy.listing()?;
+        let mut listing = copy.listing()?;
+        // Declared relations count as foreign keys (their chunks carry no
+        // ranges, so all of that table's chunks are read).
+        for (child, column, parent, parent_column) in &settings.relations {
+            if let Some(t) = listing.tables.iter_mut().find(|t| &t.name == child) {
+                t.foreign_keys.push(super::archive::listing::ForeignKey {
+                    columns: vec![column.clone()],
+                    ref_table: parent.clone(),
+                    ref_columns: vec![parent_column.clone()],
+                });
+            }
+        }
         let report = super::object_restore::restore_objects(
             source,
             config.db_connect_timeout,
