@@ -228,14 +228,14 @@ pub fn delete(db: &mut Db, id: u64) -> Result<()> {
 /// `engine::objects`): the rows `backupdata.names` lists.
 pub fn index_objects(db: &mut Db, backup: u64, listing: &Listing) -> Result<usize> {
     let clients: std::collections::HashMap<i64, &str> = listing
-        .objects
+        .saved
         .iter()
         .filter(|o| o.0 == "account")
         .map(|o| (o.1, o.2.as_str()))
         .collect();
     let cut = |s: &str| s.chars().take(255).collect::<String>();
     let mut rows: Vec<(String, String, String, String, Option<i64>)> = listing
-        .objects
+        .saved
         .iter()
         .map(|o| {
             let owner = o.3.map(|id| {

@@ -714,8 +714,14 @@ pub fn dump(
         definitions,
         files,
         archive: None,
-        objects: saved,
+        objects: None,
+        saved: Vec::new(),
     };
+    listing.objects = Some(writer.append(
+        archive::OBJECTS_ENTRY,
+        &archive::objects_entry_data(&saved)?,
+    )?);
+    listing.saved = saved;
     writer.append(archive::LISTING_ENTRY, &listing.to_json())?;
     let (buffered, size, sha256) = writer.finish()?;
     let out = buffered

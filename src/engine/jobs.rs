@@ -789,7 +789,12 @@ pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
         else {
             continue;
         };
-        match open_copy(settings, name).and_then(|c| Ok((c.listing()?, c.key.is_some()))) {
+        let found = open_copy(settings, name).and_then(|c| {
+            let mut l = c.listing()?;
+            archive::read_objects(&c, &mut l)?;
+            Ok((l, c.key.is_some()))
+        });
+        match found {
             Ok((l, encrypted)) => {
                 let found = backups::Found {
                     name,

@@ -282,6 +282,7 @@ fn store_archive(
         });
         verify::verify(&copy, &listing)
             .map_err(|e| refuse(format!("the archive does not match its listing: {e:#}")))?;
+        archive::read_objects(&copy, &mut listing)?;
         let beside = storage.create(&archive::listing_object(name, encrypted))?;
         let mut beside = match &key {
             None => Sink::Plain(beside),

@@ -90,6 +90,9 @@ pub fn verify(copy: &Copy<'_>, listing: &Listing) -> Result<VerifyReport> {
     for f in &listing.files {
         expected.insert(&f.entry.path, (&f.entry, None));
     }
+    if let Some(e) = &listing.objects {
+        expected.insert(&e.path, (e, None));
+    }
     let mut report = VerifyReport::default();
     let mut seen = 0usize;
     let mut inner_listing = None;

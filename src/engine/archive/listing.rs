@@ -45,10 +45,15 @@ pub struct Listing {
     /// Set in the listing beside the archive only: the archive itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSummary>,
-    /// The objects the copy holds, by kind (see `engine::objects`): what
-    /// `backupdata.names` lists without opening the archive.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub objects: Vec<SavedObject>,
+    /// The entry `objects.tsv.zst`: the objects the copy holds (see
+    /// `engine::objects`), one per line `kind, id, name, owner`; kept out
+    /// of this JSON because a large billing database has millions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Entry>,
+    /// The objects themselves, when read (by the dump that wrote them, or
+    /// from the entry); never serialized.
+    #[serde(skip)]
+    pub saved: Vec<SavedObject>,
 }
 
 /// One object a copy holds: `[kind, id, name, owner]` in the JSON.

@@ -28,6 +28,59 @@ use crate::storage::Storage;
 /// The first entry's path and content.
 pub const FORMAT_ENTRY: &str = "FORMAT";
 pub const LISTING_ENTRY: &str = "listing.json";
+/// The entry with the objects the copy holds (zstd-compressed TSV).
+pub const OBJECTS_ENTRY: &str = "objects.tsv.zst";
+
+/// The objects of a copy as text: `kind, id, name, owner` rows (LOAD DATA
+/// text), compressed with zstd.
+pub fn objects_entry_data(objects: &[listing::SavedObject]) -> Result<Vec<u8>> {
+    let mut text = Vec::new();
+    for o in objects {
+        super::tsv::push_row(
+            &mut text,
+            &[
+                mysql::Value::Bytes(o.0.clone().into_bytes()),
+                mysql::Value::Int(o.1),
+                mysql::Value::Bytes(o.2.clone().into_bytes()),
+                o.3.map_or(mysql::Value::NULL, mysql::Value::Int),
+            ],
+        );
+    }
+    Ok(zstd::bulk::compress(&text, 3)?)
+}
+
+/// Reads the objects entry of a copy (a ranged read, checked) into
+/// `listing.saved`; a copy made before the entry existed has none.
+pub fn read_objects(copy: &Copy<'_>, listing: &mut Listing) -> Result<()> {
+    let Some(entry) = &listing.objects else {
+        return Ok(());
+    };
+    let data = copy.read_range(entry.offset, entry.size)?;
+    anyhow::ensure!(
+        sha256_hex(&data) == entry.sha256,
+        "the copy's object index is corrupt"
+    );
+    let text =
+        zstd::stream::decode_all(&data[..]).context("the object index does not decompress")?;
+    let cell = |c: &Option<Vec<u8>>| {
+        c.as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    listing.saved = super::tsv::parse_rows(&text)
+        .into_iter()
+        .filter(|r| r.len() == 4)
+        .filter_map(|r| {
+            let id = cell(&r[1])?.parse().ok()?;
+            Some(listing::SavedObject(
+                cell(&r[0])?,
+                id,
+                cell(&r[2]).unwrap_or_default(),
+                cell(&r[3]).and_then(|o| o.parse().ok()),
+            ))
+        })
+        .collect();
+    Ok(())
+}
 
 /// The archive object of copy `name` on a storage.
 pub fn archive_object(name: &str, encrypted: bool) -> String {
