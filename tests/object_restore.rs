@@ -387,18 +387,7 @@ fn a_saved_file_is_restored_inside_its_directory_only() {
 #[test]
 fn an_encrypted_copy_restores_one_client_the_same_way() {
     let f = fixture();
-    let saved_settings = f
-        .panel
-        .call("billmgr.backup.settings")
-        .param("sok", "ok")
-        .param("path", "var/billmgr-ops/backup")
-        .param("threads", "2")
-        .param("compression", "3")
-        .param("files", "etc")
-        .param("lock_timeout", "5")
-        .param("encrypt", "on")
-        .param("passphrase", "correct horse battery")
-        .run();
+    let saved_settings = f.panel.set_backup_passphrase("correct horse battery");
     assert!(saved_settings.ok(), "{}", saved_settings.text());
     let a = f.busy_client();
     let saved = f.client(&a);

@@ -456,18 +456,7 @@ fn mysqldump_files_import_as_copies_and_restore() {
 #[test]
 fn an_encrypted_copy_downloads_encrypted_to_the_passphrase() {
     let f = fixture(10);
-    let saved = f
-        .panel
-        .call("billmgr.backup.settings")
-        .param("sok", "ok")
-        .param("path", "var/billmgr-ops/backup")
-        .param("threads", "2")
-        .param("compression", "3")
-        .param("files", "etc")
-        .param("lock_timeout", "5")
-        .param("encrypt", "on")
-        .param("passphrase", "correct horse battery")
-        .run();
+    let saved = f.panel.set_backup_passphrase("correct horse battery");
     assert!(saved.ok(), "{}", saved.text());
     let (id, name) = f.copy();
     let got = f.cgi(&format!("token={}", f.token(&id)));

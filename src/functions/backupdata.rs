@@ -6,6 +6,7 @@
 use anyhow::Result;
 
 use super::{db_page, label, sort_keys};
+use crate::config::DbSource;
 use crate::context::Ctx;
 use crate::db::backups::{self, OBJECT_SORTS};
 use crate::engine::jobs;
@@ -64,27 +65,34 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     }))
 }
 
-/// `backupdata.restore`: objects `elid` (", "-separated ids) of kind
-/// `plid` from the copy chosen as `version` (the form offers exactly the
-/// copies that hold them all), `skip` or `edit`; with what depends on them
-/// and what they need, in one transaction (see `engine::object_restore`).
-pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
-    const FORM: &str = "backupdata.restore";
-    let kinds: Vec<&str> = objects::TABLE_KINDS.iter().map(|k| k.kind).collect();
-    let kind = req
-        .choice("plid", &kinds)?
-        .ok_or_else(|| PanelError::empty("plid"))?;
-    let ids = req.elids()?;
-    let keys: Vec<String> = ids.iter().map(u64::to_string).collect();
+/// What a restore form's submit chose: a copy that holds every object,
+/// and how existing data is treated.
+struct Chosen {
+    name: String,
+    behavior: Behavior,
+    settings: jobs::Settings,
+    source: DbSource,
+}
+
+/// The form both restores share: the copies that hold every one of
+/// `keys` of `kind` (newest first) and the behavior; on submit, the
+/// choice, checked against those copies.
+fn choose(
+    req: &Request,
+    ctx: &mut Ctx<'_>,
+    form: &str,
+    kind: &str,
+    keys: &[String],
+) -> Result<Result<Chosen, Reply>> {
     let lang = req.lang();
     let config = ctx.config;
     let db = ctx.db()?;
-    let versions = backups::copies_holding(db, kind, &keys)?;
+    let versions = backups::copies_holding(db, kind, keys)?;
     if versions.is_empty() {
         return Err(PanelError::missed(kind, keys.join(", ")).into());
     }
     match req.mode() {
-        Mode::View | Mode::SetValues => Ok(Reply::Form(Form {
+        Mode::View | Mode::SetValues => Ok(Err(Reply::Form(Form {
             values: vec![
                 ("objects", keys.join(", ")),
                 ("version", versions[0].0.to_string()),
@@ -102,11 +110,11 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     name: "behavior",
                     options: ["skip", "edit"]
                         .iter()
-                        .map(|b| (b.to_string(), label(lang, FORM, &format!("behavior_{b}"))))
+                        .map(|b| (b.to_string(), label(lang, form, &format!("behavior_{b}"))))
                         .collect(),
                 },
             ],
-        })),
+        }))),
         Mode::SubmitNew | Mode::SubmitEdit => {
             let version = req.id("version")?;
             let Some((_, _, name)) = versions.iter().find(|v| v.0 == version) else {
@@ -123,26 +131,62 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 .db
                 .clone()
                 .ok_or_else(|| PanelError::new(ErrorKind::Db, "database", ""))?;
-            let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-            match jobs::restore_objects(config, &source, &settings, name, kind, &ids, behavior) {
-                Ok(_) => {
-                    log::info!(
-                        "{kind} {keys:?} restored from {name} by {}",
-                        req.user().unwrap_or("?")
-                    );
-                    Ok(Reply::Ok)
-                }
-                Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
-                    Err(e.context(PanelError::new(ErrorKind::BackupRunning, "backup", "")))
-                }
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    log::warn!("restore of {kind} {keys:?} from {name} failed: {reason}");
-                    Err(e.context(PanelError::new(ErrorKind::RestoreFailed, kind, reason)))
-                }
-            }
+            Ok(Ok(Chosen {
+                name: name.clone(),
+                behavior,
+                settings,
+                source,
+            }))
         }
     }
+}
+
+/// A restore's outcome as the panel shows it: another job running, or the
+/// restore failed (and changed nothing) with its reason.
+fn outcome<T>(result: Result<T>, object: &str, what: &str, user: &str) -> Result<Reply> {
+    match result {
+        Ok(_) => {
+            log::info!("{what} restored by {user}");
+            Ok(Reply::Ok)
+        }
+        Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
+            Err(e.context(PanelError::new(ErrorKind::BackupRunning, "backup", "")))
+        }
+        Err(e) => {
+            let reason = format!("{e:#}");
+            log::warn!("restore of {what} failed: {reason}");
+            Err(e.context(PanelError::new(ErrorKind::RestoreFailed, object, reason)))
+        }
+    }
+}
+
+/// `backupdata.restore`: objects `elid` (", "-separated ids) of kind
+/// `plid` from the copy chosen as `version` (the form offers exactly the
+/// copies that hold them all), `skip` or `edit`; with what depends on them
+/// and what they need, in one transaction (see `engine::object_restore`).
+pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let kinds: Vec<&str> = objects::TABLE_KINDS.iter().map(|k| k.kind).collect();
+    let kind = req
+        .choice("plid", &kinds)?
+        .ok_or_else(|| PanelError::empty("plid"))?;
+    let ids = req.elids()?;
+    let keys: Vec<String> = ids.iter().map(u64::to_string).collect();
+    let c = match choose(req, ctx, "backupdata.restore", kind, &keys)? {
+        Ok(chosen) => chosen,
+        Err(form) => return Ok(form),
+    };
+    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let result = jobs::restore_objects(
+        ctx.config,
+        &c.source,
+        &c.settings,
+        &c.name,
+        kind,
+        &ids,
+        c.behavior,
+    );
+    let what = format!("{kind} {keys:?} from {}", c.name);
+    outcome(result, kind, &what, req.user().unwrap_or("?"))
 }
 
 /// `backupdata.files`: the files saved in one directory (`plid`, or
@@ -183,70 +227,23 @@ pub fn files(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 /// from the copy chosen as `version`, `skip` or `edit`; only inside the
 /// saved directories (see `engine::file_restore`).
 pub fn files_restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
-    const FORM: &str = "backupdata.files.restore";
     let paths: Vec<String> = req
         .required("elid")?
         .split(", ")
         .map(str::to_string)
         .collect();
-    let lang = req.lang();
-    let config = ctx.config;
-    let db = ctx.db()?;
-    let versions = backups::copies_holding(db, objects::FILE, &paths)?;
-    if versions.is_empty() {
-        return Err(PanelError::missed("file", paths.join(", ")).into());
-    }
-    match req.mode() {
-        Mode::View | Mode::SetValues => Ok(Reply::Form(Form {
-            values: vec![
-                ("objects", paths.join(", ")),
-                ("version", versions[0].0.to_string()),
-                ("behavior", "skip".into()),
-            ],
-            slists: vec![
-                Slist {
-                    name: "version",
-                    options: versions
-                        .iter()
-                        .map(|(id, created, name)| (id.to_string(), format!("{created} ({name})")))
-                        .collect(),
-                },
-                Slist {
-                    name: "behavior",
-                    options: ["skip", "edit"]
-                        .iter()
-                        .map(|b| (b.to_string(), label(lang, FORM, &format!("behavior_{b}"))))
-                        .collect(),
-                },
-            ],
-        })),
-        Mode::SubmitNew | Mode::SubmitEdit => {
-            let version = req.id("version")?;
-            let Some((_, _, name)) = versions.iter().find(|v| v.0 == version) else {
-                return Err(PanelError::value("version", &version.to_string()).into());
-            };
-            let behavior = match req.choice("behavior", &["skip", "edit"])?.unwrap_or("skip") {
-                "edit" => Behavior::Edit,
-                _ => Behavior::Skip,
-            };
-            let row =
-                backups::get(db, version)?.ok_or_else(|| PanelError::missed("backup", version))?;
-            let settings = jobs::Settings::for_copy(config, db, &row)?;
-            let source = config
-                .db
-                .clone()
-                .ok_or_else(|| PanelError::new(ErrorKind::Db, "database", ""))?;
-            match jobs::restore_files(config, &source, &settings, name, &paths, behavior) {
-                Ok(_) => Ok(Reply::Ok),
-                Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
-                    Err(e.context(PanelError::new(ErrorKind::BackupRunning, "backup", "")))
-                }
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    log::warn!("restore of files {paths:?} from {name} failed: {reason}");
-                    Err(e.context(PanelError::new(ErrorKind::RestoreFailed, "file", reason)))
-                }
-            }
-        }
-    }
+    let c = match choose(req, ctx, "backupdata.files.restore", objects::FILE, &paths)? {
+        Ok(chosen) => chosen,
+        Err(form) => return Ok(form),
+    };
+    let result = jobs::restore_files(
+        ctx.config,
+        &c.source,
+        &c.settings,
+        &c.name,
+        &paths,
+        c.behavior,
+    );
+    let what = format!("files {paths:?} from {}", c.name);
+    outcome(result, "file", &what, req.user().unwrap_or("?"))
 }

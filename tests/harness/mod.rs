@@ -86,6 +86,21 @@ impl Panel {
         panel
     }
 
+    /// Turns backup encryption on with `passphrase` through the settings
+    /// form (the other settings at their defaults).
+    pub fn set_backup_passphrase(&self, passphrase: &str) -> Output {
+        self.call("billmgr.backup.settings")
+            .param("sok", "ok")
+            .param("path", "var/billmgr-ops/backup")
+            .param("threads", "2")
+            .param("compression", "3")
+            .param("files", "etc")
+            .param("lock_timeout", "5")
+            .param("encrypt", "on")
+            .param("passphrase", passphrase)
+            .run()
+    }
+
     /// A panel whose database is at `url` (for unreachable-database tests).
     pub fn with_url(url: &str) -> Panel {
         Panel {
