@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The quick start: builds billmgr-ops, starts a private MariaDB in
-# target/demo/, fills it with demo billing data, and shows real panel calls
-# (PARAM_* environment + XML on stdin, one XML document out).
+# target/demo/, fills it with demo billing data, installs the plugin into a
+# demo panel tree (target/demo/mgr), and shows real panel calls (PARAM_*
+# environment + XML on stdin, one XML document out), a backup, a restore
+# and the status screen.
 #   scripts/demo.sh           run the demo and stop the server afterwards
 #   KEEP=1 scripts/demo.sh    leave the server running to try calls by hand
 cd "$(dirname "$0")/.."
@@ -26,6 +28,8 @@ say "seeding demo data: billmgr-ops dev seed --clients 2000"
 "$bin" dev seed --clients 2000 --seed 1
 
 show() { printf '\n\033[1m$ %s\033[0m\n' "$1"; bash -c "$1"; echo; }
+say "installing into the demo panel tree $demo/mgr (its cron and logrotate files go to $demo/sys, not /etc)"
+show "$bin install --sysroot $demo/sys"
 show "printf '<doc func=\"runningoperation\"/>' | env PARAM_func=runningoperation PARAM_p_cnt=3 AUTH_USER=admin AUTH_LEVEL=29 $bin"
 show "printf '<doc func=\"runningoperation\"/>' | env PARAM_func=runningoperation AUTH_USER=client AUTH_LEVEL=16 $bin"
 show "printf '<doc' | env PARAM_func=runningoperation AUTH_USER=admin AUTH_LEVEL=29 PARAM_lang=ru $bin"
@@ -47,6 +51,8 @@ say "delete half the payments, then restore the copy (staged, checked, swapped a
 mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot billmgr -e 'DELETE FROM payment WHERE id % 2 = 0; SELECT COUNT(*) AS payments_left FROM payment'
 show "$bin backup restore \$($bin backup list | head -1 | cut -f2)"
 mariadb --protocol=tcp -h127.0.0.1 -P"${base##*:}" -uroot billmgr -e 'SELECT COUNT(*) AS payments_after_restore FROM payment'
+say "health at a glance (exit status 1: the demo's operations have no modules, so some turned manual)"
+show "$bin status --no-probe || true"
 say "the log: $demo/mgr/var/billmgr-ops.log"
 if [ -n "${KEEP:-}" ]; then
   say "the server keeps running: export MGR_DIR=$MGR_DIR BILLMGR_OPS_DB=$BILLMGR_OPS_DB"

@@ -17,13 +17,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
+use crate::db::health;
 use crate::db::{backupconf, backups};
 use crate::db::{migrate, Db};
 use crate::engine::{jobs, restore, upload};
+use crate::health::{notify, status};
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
 use crate::runner::{attempt, scheduler};
 use crate::storage::params::{Kind, Params};
-use crate::{dev, logging};
+use crate::{dev, install, logging};
 
 /// Backup and running-operations plugin for BILLmanager 6.
 ///
@@ -59,6 +61,29 @@ enum Command {
         /// The running operation's id.
         id: u64,
     },
+    /// Install or upgrade the plugin into the panel directory (--mgrdir):
+    /// the handler, manifests, download CGI, example config, cron line and
+    /// logrotate rules; migrates the tables and reloads the panel.
+    Install(InstallArgs),
+    /// Remove what install placed. The plugin's tables, key, log and an
+    /// edited config stay unless --purge; copies on storages always stay.
+    Uninstall {
+        #[command(flatten)]
+        args: InstallArgs,
+        /// Also drop the plugin's tables and remove its config, key and log.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Backups and running operations at a glance; exit status 1 when
+    /// something needs attention.
+    Status {
+        /// Print JSON, for monitoring.
+        #[arg(long)]
+        json: bool,
+        /// Do not check the storages (no probe object is written).
+        #[arg(long)]
+        no_probe: bool,
+    },
     /// Backup copies: take, list, verify, restore, delete, rescan.
     #[command(subcommand)]
     Backup(BackupCommand),
@@ -86,6 +111,14 @@ struct CallArgs {
     /// Read the request document from stdin, as the panel sends it.
     #[arg(long)]
     stdin: bool,
+}
+
+#[derive(Args, Debug)]
+struct InstallArgs {
+    /// The root of /etc/cron.d and /etc/logrotate.d (for package builds and
+    /// tests).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    sysroot: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -377,6 +410,9 @@ impl Command {
             Command::RunOperation { .. } => "run-operation",
             Command::Backup(_) => "backup",
             Command::Dev(_) => "dev",
+            Command::Install(_) => "install",
+            Command::Uninstall { .. } => "uninstall",
+            Command::Status { .. } => "status",
         }
     }
 }
@@ -395,6 +431,10 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
         }
         Command::Cron => {
             let mut db = open_db(config)?;
+            health::record_cron_tick(&mut db)?;
+            if let Err(e) = notify::sweep(config, &mut db) {
+                log::error!("notifications: {e:#}");
+            }
             // Backup plans first: a due plan starts in the background.
             if !config.mgrdir.join("etc/billmgr.DoNothing").exists() && !jobs::busy(&mut db)? {
                 if let Some(plan) = jobs::due_plans(&mut db)?.first() {
@@ -437,12 +477,60 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
             }
         }
         Command::Backup(command) => return backup(config, command),
+        Command::Install(args) => {
+            let report = install::install(config, &install_target(config, &args)?)?;
+            print_report(&report, true);
+        }
+        Command::Uninstall { args, purge } => {
+            let report = install::uninstall(
+                config,
+                &install_target(config, &args)?,
+                install::Removal { purge },
+            )?;
+            // After a purge the log is gone and stays gone.
+            print_report(&report, !purge);
+        }
+        Command::Status { json, no_probe } => {
+            let mut db = open_db(config)?;
+            let status = status::gather(config, &mut db, !no_probe)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &status)?;
+                writeln!(out)?;
+            } else {
+                write!(out, "{}", status::render_text(&status))?;
+            }
+            if !status.healthy {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Dev(DevCommand::Seed(opts)) => {
             let mut db = open_db(config)?;
             dev::seed::run(&mut db, &opts)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn install_target(config: &Config, args: &InstallArgs) -> Result<install::Target> {
+    Ok(install::Target {
+        mgrdir: config.mgrdir.clone(),
+        sysroot: args.sysroot.clone(),
+        binary: std::env::current_exe().context("cannot find the running binary")?,
+        log_file: config.log_file.clone(),
+    })
+}
+
+fn print_report(report: &install::Report, log: bool) {
+    for line in &report.changed {
+        if log {
+            log::info!("{line}");
+        }
+        eprintln!("{line}");
+    }
+    for line in &report.notices {
+        eprintln!("note: {line}");
+    }
 }
 
 /// `billmgr-ops backup ...`. Exit status 3: another backup or restore runs.
@@ -456,6 +544,12 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             let mut bar = crate::progress::Progress::new("backup");
             let result = jobs::take_copy(config, &source, &settings, &mut |p, n| bar.update(p, n));
             bar.finish();
+            if result.is_err() {
+                // Tell now rather than at the next cron tick.
+                if let Err(e) = open_db(config).and_then(|mut db| notify::sweep(config, &mut db)) {
+                    log::error!("notifications: {e:#}");
+                }
+            }
             result.map(|row| {
                 eprintln!(
                     "copy {} (id {}): {} bytes, {} rows",
@@ -489,7 +583,10 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
             let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
-            jobs::verify_copy(&settings, &row.name).map(|r| {
+            let mut bar = crate::progress::Progress::new("verify");
+            let result = jobs::verify_copy(&settings, &row.name, &mut |p, n| bar.update(p, n));
+            bar.finish();
+            result.map(|r| {
                 eprintln!(
                     "copy {}: ok ({} entries, {} chunks, {} rows, {} bytes)",
                     row.name, r.entries, r.chunks, r.rows, r.bytes
@@ -586,7 +683,28 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
                 (None, Some(url)) => upload::Source::Url(url),
                 (None, None) => bail!("--file or --url is needed"),
             };
-            match upload::upload(config, &source, &settings, &from, name.as_deref()) {
+            let bar = std::sync::Arc::new(std::sync::Mutex::new(crate::progress::Progress::new(
+                "upload",
+            )));
+            let shown = bar.clone();
+            let progress: upload::ReadProgress = Box::new(move |read, size| {
+                let percent = size.map_or(0, |size| read * 100 / size.max(1)) as u32;
+                if let Ok(mut bar) = shown.lock() {
+                    bar.update("read", percent);
+                }
+            });
+            let result = upload::upload_with_progress(
+                config,
+                &source,
+                &settings,
+                &from,
+                name.as_deref(),
+                progress,
+            );
+            if let Ok(mut bar) = bar.lock() {
+                bar.finish();
+            }
+            match result {
                 Ok(row) => {
                     eprintln!(
                         "copy {} (id {}): {} bytes, {} rows",

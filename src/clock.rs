@@ -26,6 +26,33 @@ pub fn utc_datetime(unix: i64) -> String {
     )
 }
 
+/// `YYYY-MM-DD` moved by `days` (either way); `None` for a malformed date.
+pub fn add_days(date: &str, days: i64) -> Option<String> {
+    let (y, m, d) = civil_from_days(days_since_epoch(date)? + days);
+    Some(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Days from 1970-01-01 to the date a `YYYY-MM-DD[ ...]` text starts with.
+pub fn days_since_epoch(date: &str) -> Option<i64> {
+    let mut parts = date.get(..10)?.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+/// A proleptic Gregorian date to days since 1970-01-01 (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -50,5 +77,13 @@ mod tests {
         assert_eq!(utc_datetime(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(utc_datetime(1_795_441_445), "2026-11-23 13:44:05");
         assert_eq!(utc_datetime(-1), "1969-12-31 23:59:59");
+        assert_eq!(add_days("2026-11-23", 1).as_deref(), Some("2026-11-24"));
+        assert_eq!(add_days("2028-02-28", 1).as_deref(), Some("2028-02-29"));
+        assert_eq!(
+            add_days("2026-12-31 10:00:00", 1).as_deref(),
+            Some("2027-01-01")
+        );
+        assert_eq!(add_days("2026-03-01", -1).as_deref(), Some("2026-02-28"));
+        assert_eq!(add_days("bad", 1), None);
     }
 }

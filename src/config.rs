@@ -112,6 +112,21 @@ pub const KEYS: &[Key] = &[
         help: "relations without a foreign key that restoring one object follows, space-separated table.column=table.column (child=parent)",
     },
     Key {
+        name: "NotifyEmail",
+        default: "",
+        help: "where to mail a failed backup or an operation that turned manual (comma-separated); empty: the log only",
+    },
+    Key {
+        name: "NotifyFrom",
+        default: "",
+        help: "the sender of those mails; empty: billmgr-ops@<host name>",
+    },
+    Key {
+        name: "Sendmail",
+        default: "/usr/sbin/sendmail",
+        help: "the local sendmail program that sends them (called with -t -i)",
+    },
+    Key {
         name: "LogFile",
         default: "var/billmgr-ops.log",
         help: "log file; a relative path is taken from the panel directory",
@@ -344,6 +359,12 @@ impl Config {
             path,
             values,
         })
+    }
+
+    /// A value of the plugin's config, or its default from [`KEYS`].
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.value(name)
+            .or_else(|| KEYS.iter().find(|k| k.name == name).map(|k| k.default))
     }
 
     /// A raw value of the plugin's config, if set.

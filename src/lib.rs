@@ -12,6 +12,8 @@
 //! - [`db`]: connection, the plugin's migrations, queries by table family.
 //! - [`config`], [`context`], [`logging`], [`xml`], [`clock`]: support.
 //! - [`dev`]: the demo schema and data generator (never used in panel mode).
+//! - [`install`]: install, upgrade and uninstall into a panel directory;
+//!   [`health`]: `status` and the notifications.
 //!
 //! # Files on disk
 //!
@@ -32,6 +34,8 @@ pub mod dev;
 pub mod download;
 pub mod engine;
 pub mod functions;
+pub mod health;
+pub mod install;
 pub mod logging;
 pub mod progress;
 pub mod protocol;

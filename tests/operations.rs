@@ -2,9 +2,7 @@
 //! runner processes and the scheduler, with the test processing modules of
 //! tests/fixtures/processing (succeed, fail, crash, flood, hang ...).
 
-use mysql::prelude::Queryable;
-
-use crate::harness::{cell, wait_until, Output, Panel, TestDb};
+use crate::harness::{add_operation, cell, wait_until, Output, Panel, TestDb};
 
 struct Fixture {
     db: TestDb,
@@ -20,20 +18,7 @@ fn fixture() -> Fixture {
 impl Fixture {
     /// A new operation `open` on a service handled by test module `module`.
     fn operation(&self, module: &str) -> u64 {
-        let mut c = self.db.conn();
-        c.exec_drop(
-            "INSERT INTO processingmodule (name, module) VALUES (?, ?)",
-            (format!("Test {module}"), module),
-        )
-        .unwrap();
-        let pm = c.last_insert_id();
-        c.exec_drop(
-            "INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
-             SELECT MIN(id), 'open', ?, 0, 'off', NOW() FROM item",
-            (pm,),
-        )
-        .unwrap();
-        c.last_insert_id()
+        add_operation(&self.db, module)
     }
 
     fn call(&self, func: &str, elid: &str) -> Output {

@@ -10,6 +10,8 @@ mod harness;
 mod backup;
 mod backupdata;
 mod cli;
+mod health;
+mod install;
 mod object_restore;
 mod operations;
 mod protocol;

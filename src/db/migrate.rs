@@ -180,6 +180,32 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 5,
+        name: "health: when an operation turned manual, the notices sent, the last cron tick",
+        statements: &[
+            // When an operation turned manual after its last allowed
+            // failure (a table, not a column: ADD COLUMN IF NOT EXISTS is
+            // MariaDB's alone, and every statement here must be repeatable).
+            "CREATE TABLE IF NOT EXISTS billmgrops_manual (
+            runningoperation INT NOT NULL PRIMARY KEY,
+            since DATETIME NOT NULL,
+            KEY since (since)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            // One row per event notified (a failed copy, an operation that
+            // turned manual): the key makes every notice at most once.
+            "CREATE TABLE IF NOT EXISTS billmgrops_notice (
+            event VARCHAR(128) NOT NULL PRIMARY KEY,
+            created DATETIME NOT NULL,
+            state ENUM('logged','sent','failed','before') NOT NULL DEFAULT 'logged',
+            detail TEXT NULL,
+            KEY created (created)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            // Copies that failed before notices existed are not news.
+            "INSERT IGNORE INTO billmgrops_notice (event, created, state)
+             SELECT CONCAT('backup:', id), NOW(), 'before' FROM billmgrops_backup WHERE state = 'failed'",
+        ],
+    },
 ];
 
 const LOCK_NAME: &str = "billmgrops.migrate";
@@ -227,6 +253,40 @@ pub fn migrate(db: &mut Db) -> Result<()> {
     result
 }
 
+/// Drops every `billmgrops_*` table and the plugin's scratch databases
+/// (`<db>_bmo_stage`, `_bmo_undo`, `_bmo_import`): `uninstall --purge`.
+/// Returns how many tables were dropped.
+pub fn drop_plugin_tables(db: &mut Db) -> Result<usize> {
+    let live = db.name()?;
+    let tables: Vec<String> = db
+        .conn()
+        .query(
+            "SELECT table_name FROM information_schema.tables
+             WHERE table_schema = DATABASE() AND table_name LIKE 'billmgrops\\_%'",
+        )
+        .context("failed to list the plugin's tables")?;
+    db.conn().query_drop("SET SESSION foreign_key_checks = 0")?;
+    for table in &tables {
+        db.conn()
+            .query_drop(format!(
+                "DROP TABLE IF EXISTS {}",
+                super::quote_ident(table)
+            ))
+            .with_context(|| format!("failed to drop {table}"))?;
+    }
+    db.conn().query_drop("SET SESSION foreign_key_checks = 1")?;
+    for suffix in ["_bmo_stage", "_bmo_undo", "_bmo_import"] {
+        let scratch = format!("{live}{suffix}");
+        db.conn()
+            .query_drop(format!(
+                "DROP DATABASE IF EXISTS {}",
+                super::quote_ident(&scratch)
+            ))
+            .with_context(|| format!("failed to drop database {scratch}"))?;
+    }
+    Ok(tables.len())
+}
+
 fn apply_pending(db: &mut Db) -> Result<()> {
     db.conn()
         .query_drop(
@@ -267,7 +327,9 @@ mod tests {
             last = m.version;
             for sql in m.statements {
                 assert!(
-                    sql.contains("IF NOT EXISTS") || sql.contains("IF EXISTS"),
+                    sql.contains("IF NOT EXISTS")
+                        || sql.contains("IF EXISTS")
+                        || sql.contains("INSERT IGNORE"),
                     "{sql}"
                 );
                 if let Some(rest) = sql.split("TABLE IF NOT EXISTS ").nth(1) {

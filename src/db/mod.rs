@@ -10,6 +10,7 @@
 pub mod backupconf;
 pub mod backups;
 pub mod filter;
+pub mod health;
 pub mod migrate;
 pub mod operations;
 pub mod runstate;

@@ -248,6 +248,11 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
                 (e.operation,),
             )
             .context("failed to remove the finished operation's state")?;
+            tx.exec_drop(
+                "DELETE FROM billmgrops_manual WHERE runningoperation = ?",
+                (e.operation,),
+            )
+            .context("failed to remove the finished operation's state")?;
             Settled::Finished
         }
         "stopped" => {
@@ -286,6 +291,11 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
             )
             .context("failed to schedule the retry")?;
             if last {
+                tx.exec_drop(
+                    "REPLACE INTO billmgrops_manual (runningoperation, since) VALUES (?, NOW())",
+                    (e.operation,),
+                )
+                .context("failed to record when the operation turned manual")?;
                 Settled::TurnedManual
             } else {
                 Settled::WillRetry

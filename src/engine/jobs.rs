@@ -600,10 +600,15 @@ pub fn find(db: &mut Db, copy: &str) -> Result<CopyRow> {
 }
 
 /// Verifies a copy on its storage.
-pub fn verify_copy(settings: &Settings, name: &str) -> Result<VerifyReport> {
+pub fn verify_copy(
+    settings: &Settings,
+    name: &str,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<VerifyReport> {
     let copy = open_copy(settings, name)?;
     let listing = copy.listing()?;
-    verify::verify(&copy, &listing).with_context(|| format!("copy `{name}` is damaged"))
+    verify::verify_with_progress(&copy, &listing, progress)
+        .with_context(|| format!("copy `{name}` is damaged"))
 }
 
 /// Restores a copy into the live database.
@@ -827,10 +832,7 @@ pub fn busy(db: &mut Db) -> Result<bool> {
 
 /// The plans due now, by the database server's clock.
 pub fn due_plans(db: &mut Db) -> Result<Vec<u64>> {
-    let (now, weekday): (String, u32) = db
-        .conn()
-        .query_first("SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s'), WEEKDAY(NOW()) + 1")?
-        .context("no clock")?;
+    let (now, weekday) = crate::db::health::server_clock(db)?;
     Ok(backupconf::plans(db)?
         .into_iter()
         .filter(|p| {

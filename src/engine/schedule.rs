@@ -59,6 +59,31 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// When the next run is due: `now` itself when a run is due now (or
+    /// overdue), else the next slot; `None` for a plan that runs only by
+    /// hand. Same clock and arguments as [`Schedule::is_due`].
+    pub fn next_run(&self, last_run: Option<&str>, now: &str, weekday: u32) -> Option<String> {
+        if self.is_due(last_run, now, weekday) {
+            return Some(now.to_string());
+        }
+        let (at, days) = match self {
+            Schedule::Off => return None,
+            Schedule::Daily { at } => (*at, None),
+            Schedule::Weekly { at, days } => (*at, Some(days)),
+        };
+        (0..8).find_map(|ahead: i64| {
+            let day = (weekday as i64 - 1 + ahead).rem_euclid(7) as u32 + 1;
+            if days.is_some_and(|d| !d.contains(&day)) {
+                return None;
+            }
+            let date = crate::clock::add_days(now, ahead)?;
+            let slot = format!("{date} {:02}:{:02}:00", at.0, at.1);
+            (slot.as_str() > now).then_some(slot)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +110,47 @@ mod tests {
         assert!(!s.is_due(Some("2026-11-23 03:00:01"), "2026-11-23 23:00:00", 1));
         // Missed while the server was down: runs at the next tick.
         assert!(s.is_due(Some("2026-11-20 03:00:00"), "2026-11-23 17:00:00", 1));
+    }
+
+    #[test]
+    fn next_runs() {
+        let daily = Schedule::from_plan("daily", "03:00", "").unwrap();
+        let done_today = Some("2026-11-23 03:00:04");
+        assert_eq!(
+            daily
+                .next_run(done_today, "2026-11-23 10:00:00", 1)
+                .as_deref(),
+            Some("2026-11-24 03:00:00")
+        );
+        assert_eq!(
+            daily
+                .next_run(done_today, "2026-11-23 02:00:00", 1)
+                .as_deref(),
+            Some("2026-11-23 03:00:00")
+        );
+        // Due now (missed): now.
+        assert_eq!(
+            daily
+                .next_run(Some("2026-11-20 03:00:00"), "2026-11-23 10:00:00", 1)
+                .as_deref(),
+            Some("2026-11-23 10:00:00")
+        );
+        // Mondays and Thursdays at 01:15, asked on Monday after the run.
+        let weekly = Schedule::from_plan("weekly", "01:15", "1,4").unwrap();
+        assert_eq!(
+            weekly
+                .next_run(Some("2026-11-23 01:15:00"), "2026-11-23 09:00:00", 1)
+                .as_deref(),
+            Some("2026-11-26 01:15:00")
+        );
+        // Asked on Friday: next Monday.
+        assert_eq!(
+            weekly
+                .next_run(Some("2026-11-26 01:15:00"), "2026-11-27 09:00:00", 5)
+                .as_deref(),
+            Some("2026-11-30 01:15:00")
+        );
+        assert_eq!(Schedule::Off.next_run(None, "2026-11-23 09:00:00", 1), None);
     }
 
     #[test]

@@ -94,15 +94,37 @@ impl Source {
         }
     }
 
-    fn open(&self) -> Result<Box<dyn Read + Send>> {
+    /// The source, and its size when known (a file's; not a URL's).
+    fn open(&self) -> Result<(Box<dyn Read + Send>, Option<u64>)> {
         match self {
             Source::File(p) => {
-                Ok(Box::new(std::fs::File::open(p).with_context(|| {
-                    format!("cannot open `{}`", p.display())
-                })?))
+                let file = std::fs::File::open(p)
+                    .with_context(|| format!("cannot open `{}`", p.display()))?;
+                let size = file.metadata().ok().map(|m| m.len());
+                Ok((Box::new(file), size))
             }
-            Source::Url(url) => crate::storage::remote::open_url(url),
+            Source::Url(url) => Ok((crate::storage::remote::open_url(url)?, None)),
         }
+    }
+}
+
+/// Told the bytes read from the source so far and its size when known.
+pub type ReadProgress = Box<dyn FnMut(u64, Option<u64>) + Send>;
+
+/// The source, reporting how far it has been read.
+struct Observed {
+    inner: Box<dyn Read + Send>,
+    read: u64,
+    size: Option<u64>,
+    report: ReadProgress,
+}
+
+impl Read for Observed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.report)(self.read, self.size);
+        Ok(n)
     }
 }
 
@@ -152,6 +174,18 @@ pub fn upload(
     from: &Source,
     name: Option<&str>,
 ) -> Result<CopyRow> {
+    upload_with_progress(config, source_db, settings, from, name, Box::new(|_, _| {}))
+}
+
+/// [`upload`], telling `progress` how much of the source has been read.
+pub fn upload_with_progress(
+    config: &Config,
+    source_db: &DbSource,
+    settings: &Settings,
+    from: &Source,
+    name: Option<&str>,
+    progress: ReadProgress,
+) -> Result<CopyRow> {
     let name = match name.map(str::trim).filter(|n| !n.is_empty()) {
         Some(n) => n.to_string(),
         None => from.default_name(),
@@ -162,7 +196,14 @@ pub fn upload(
         backups::by_name(&mut db, &name)?.is_none(),
         crate::protocol::PanelError::new(crate::protocol::ErrorKind::Exists, "name", &name)
     );
-    let mut input = BufReader::with_capacity(1 << 20, from.open()?);
+    let (inner, size) = from.open()?;
+    let observed: Box<dyn Read + Send> = Box::new(Observed {
+        inner,
+        read: 0,
+        size,
+        report: progress,
+    });
+    let mut input = BufReader::with_capacity(1 << 20, observed);
     let head = input.fill_buf()?.to_vec();
     let head = if head.len() < 512 {
         // A short first read (a slow URL): read on up to 512 bytes.

@@ -72,6 +72,15 @@ type Expected<'a> = (&'a Entry, Option<(&'a str, &'a archive::listing::Chunk)>);
 
 /// Verifies a copy against `listing` (as stored beside its archive).
 pub fn verify(copy: &Copy<'_>, listing: &Listing) -> Result<VerifyReport> {
+    verify_with_progress(copy, listing, &mut |_, _| {})
+}
+
+/// [`verify`], telling `progress` the share of entries checked so far.
+pub fn verify_with_progress(
+    copy: &Copy<'_>,
+    listing: &Listing,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<VerifyReport> {
     let summary = listing
         .archive
         .as_ref()
@@ -118,6 +127,7 @@ pub fn verify(copy: &Copy<'_>, listing: &Listing) -> Result<VerifyReport> {
         };
         check_entry(want, &entry)?;
         seen += 1;
+        progress("verify", (seen * 100 / expected.len().max(1)) as u32);
         if let Some((table, chunk)) = chunk {
             check_chunk(table, chunk, &entry.data)?;
             report.chunks += 1;

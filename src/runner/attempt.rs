@@ -286,6 +286,9 @@ fn settle(
                 op.id,
                 tasks
             );
+            if let Err(e) = crate::health::notify::sweep(config, db) {
+                log::error!("notifications: {e:#}");
+            }
         }
         Settled::Stopped => log::warn!("operation {}: stopped by an administrator", op.id),
     }

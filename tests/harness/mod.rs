@@ -59,6 +59,26 @@ impl TestDb {
     }
 }
 
+/// A new running operation `open` on the first service, handled by a new
+/// processing module running test module `module`; returns its id.
+pub fn add_operation(db: &TestDb, module: &str) -> u64 {
+    use mysql::prelude::Queryable;
+    let mut c = db.conn();
+    c.exec_drop(
+        "INSERT INTO processingmodule (name, module) VALUES (?, ?)",
+        (format!("Test {module}"), module),
+    )
+    .unwrap();
+    let pm = c.last_insert_id();
+    c.exec_drop(
+        "INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
+         SELECT MIN(id), 'open', ?, 0, 'off', NOW() FROM item",
+        (pm,),
+    )
+    .unwrap();
+    c.last_insert_id()
+}
+
 /// Where calls go: a database (or a deliberately broken address) and a
 /// panel directory.
 pub struct Panel {

@@ -1,0 +1,399 @@
+//! `billmgr-ops status`: one screen that says whether backups and running
+//! operations are healthy, and what to look at first when they are not.
+//! The same facts as JSON (`--json`) for monitoring; the exit status is 0
+//! when healthy and 1 when there are problems.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::db::health::{self, TroubledOperation};
+use crate::db::{backupconf, backups, Db};
+use crate::engine::jobs;
+use crate::engine::schedule::Schedule;
+
+/// A cron tick older than this means cron is not running the plugin.
+pub const CRON_STALE_SECS: i64 = 300;
+/// A plan due longer than this without a copy is overdue.
+pub const OVERDUE_SECS: i64 = 3600;
+
+/// Everything `status` reports.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// No problems found.
+    pub healthy: bool,
+    /// What needs attention, most important first; empty when healthy.
+    pub problems: Vec<String>,
+    /// The database server's clock when the status was taken.
+    pub checked_at: String,
+    /// `etc/billmgr.DoNothing` exists: cron starts no operation and no plan.
+    pub maintenance: bool,
+    pub cron: CronStatus,
+    pub backup: BackupStatus,
+    pub operations: OperationsStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CronStatus {
+    /// The last `billmgr-ops cron` tick, if any.
+    pub last_tick: Option<String>,
+    pub seconds_ago: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackupStatus {
+    /// A copy being taken now.
+    pub running: Option<CopySummary>,
+    pub plans: Vec<PlanStatus>,
+    /// The newest copy of any kind (by hand, uploaded, or of a plan).
+    pub last_copy: Option<CopySummary>,
+    pub storages: Vec<StorageStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CopySummary {
+    pub id: u64,
+    pub name: String,
+    pub created: String,
+    /// running, ok or failed.
+    pub state: String,
+    pub reason: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanStatus {
+    pub id: u64,
+    pub name: String,
+    /// daily, weekly or off.
+    pub schedule: String,
+    pub last_copy: Option<CopySummary>,
+    /// When the next copy is due (now, when it is due or overdue); none for
+    /// a plan run only by hand.
+    pub next_due: Option<String>,
+    pub overdue: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StorageStatus {
+    pub id: Option<u64>,
+    pub name: String,
+    pub kind: String,
+    pub location: String,
+    /// Written, read back and deleted a probe; `None` when not checked.
+    pub reachable: Option<bool>,
+    pub error: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OperationsStatus {
+    pub total: u64,
+    /// waiting, running, failing (retried automatically), manual, stopped.
+    pub by_state: BTreeMap<String, u64>,
+    pub oldest_failing: Option<TroubledOperation>,
+    pub turned_manual_last_day: Vec<TroubledOperation>,
+}
+
+fn summary(c: &backups::CopyRow) -> CopySummary {
+    CopySummary {
+        id: c.id,
+        name: c.name.clone(),
+        created: c.created.clone(),
+        state: c.state.clone(),
+        reason: c.reason.clone(),
+        size: c.size,
+    }
+}
+
+/// Seconds from `from` to `to`, both `YYYY-MM-DD HH:MM:SS`.
+fn seconds_between(from: &str, to: &str) -> Option<i64> {
+    let unix = |t: &str| -> Option<i64> {
+        let days = crate::clock::days_since_epoch(t)?;
+        let (h, m, s) = (
+            t.get(11..13)?.parse::<i64>().ok()?,
+            t.get(14..16)?.parse::<i64>().ok()?,
+            t.get(17..19)?.parse::<i64>().ok()?,
+        );
+        Some(days * 86_400 + h * 3600 + m * 60 + s)
+    };
+    Some(unix(to)? - unix(from)?)
+}
+
+/// Takes the status. `probe` checks every storage end to end (a write, a
+/// read and a delete of a small object), which takes a moment per remote
+/// storage.
+pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
+    let (now, weekday) = health::server_clock(db)?;
+    let mut problems = Vec::new();
+
+    let tick = health::last_cron_tick(db)?;
+    let cron = CronStatus {
+        seconds_ago: tick.as_ref().map(|t| t.1),
+        last_tick: tick.map(|t| t.0),
+    };
+    match cron.seconds_ago {
+        None => problems.push(
+            "cron has never run `billmgr-ops cron`: nothing is scheduled (see README, Installation)"
+                .to_string(),
+        ),
+        Some(ago) if ago > CRON_STALE_SECS => problems.push(format!(
+            "the last cron tick was {ago} s ago: is the cron line in /etc/cron.d/billmgr-ops?"
+        )),
+        _ => {}
+    }
+
+    let copies = backups::list(db)?;
+    let running = copies.iter().find(|c| c.state == "running").map(summary);
+    let mut plans = Vec::new();
+    for plan in backupconf::plans(db)? {
+        let last = copies
+            .iter()
+            .find(|c| c.plan == Some(plan.id) && c.state != "running");
+        let schedule = Schedule::from_plan(&plan.schedule, &plan.at_time, &plan.days);
+        let last_run = Some(plan.last_run.as_str()).filter(|l| !l.is_empty());
+        let next_due = schedule
+            .as_ref()
+            .and_then(|s| s.next_run(last_run, &now, weekday));
+        // Due for more than an hour: the slot it is due for began then.
+        let overdue = schedule.as_ref().is_some_and(|s| {
+            s.is_due(last_run, &now, weekday)
+                && seconds_between(&format!("{} {}:00", &now[..10], plan.at_time), &now)
+                    .is_none_or(|late| !(0..=OVERDUE_SECS).contains(&late))
+        }) && running.is_none();
+        if overdue {
+            problems.push(format!(
+                "backup plan `{}` is overdue (due at {} and not started)",
+                plan.name, plan.at_time
+            ));
+        }
+        if let Some(c) = last.filter(|c| c.state == "failed") {
+            problems.push(format!(
+                "the last copy of plan `{}` ({}) failed: {}",
+                plan.name, c.name, c.reason
+            ));
+        }
+        plans.push(PlanStatus {
+            id: plan.id,
+            name: plan.name.clone(),
+            schedule: plan.schedule.clone(),
+            last_copy: last.map(summary),
+            next_due,
+            overdue,
+        });
+    }
+    let last_copy = copies.iter().find(|c| c.state != "running").map(summary);
+    if plans.is_empty() {
+        if let Some(c) = copies.first().filter(|c| c.state == "failed") {
+            problems.push(format!("the last copy ({}) failed: {}", c.name, c.reason));
+        }
+    }
+
+    let mut storages = Vec::new();
+    let configured = backupconf::storages(db)?;
+    for row in &configured {
+        let checked = probe.then(|| {
+            jobs::open_storage(config, row)
+                .and_then(|s| crate::storage::probe(s.as_ref()).map_err(anyhow::Error::from))
+        });
+        let error = match &checked {
+            Some(Err(e)) => format!("{e:#}"),
+            _ => String::new(),
+        };
+        if !error.is_empty() {
+            problems.push(format!("storage `{}` is not reachable: {error}", row.name));
+        }
+        storages.push(StorageStatus {
+            id: Some(row.id),
+            name: row.name.clone(),
+            kind: row.kind.clone(),
+            location: row.location.clone(),
+            reachable: checked.map(|r| r.is_ok()),
+            error,
+        });
+    }
+    if configured.is_empty() {
+        let settings = jobs::Settings::resolve(config, db, None, None)?;
+        let checked = probe.then(|| crate::storage::probe(settings.storage.as_ref()));
+        let error = match &checked {
+            Some(Err(e)) => e.to_string(),
+            _ => String::new(),
+        };
+        if !error.is_empty() {
+            problems.push(format!("the backup directory is not usable: {error}"));
+        }
+        storages.push(StorageStatus {
+            id: None,
+            name: settings.storage_name.clone(),
+            kind: "local".into(),
+            location: settings.storage.describe(),
+            reachable: checked.map(|r| r.is_ok()),
+            error,
+        });
+    }
+
+    let by_state: BTreeMap<String, u64> = health::operations_by_state(db)?.into_iter().collect();
+    let total = by_state.values().sum();
+    let oldest_failing = health::oldest_failing(db)?;
+    let turned_manual_last_day = health::turned_manual_within(db, 24)?;
+    if !turned_manual_last_day.is_empty() {
+        problems.push(format!(
+            "{} running operation(s) turned manual in the last day after repeated failures",
+            turned_manual_last_day.len()
+        ));
+    }
+
+    Ok(Status {
+        healthy: problems.is_empty(),
+        problems,
+        checked_at: now,
+        maintenance: config.mgrdir.join("etc/billmgr.DoNothing").exists(),
+        cron,
+        backup: BackupStatus {
+            running,
+            plans,
+            last_copy,
+            storages,
+        },
+        operations: OperationsStatus {
+            total,
+            by_state,
+            oldest_failing,
+            turned_manual_last_day,
+        },
+    })
+}
+
+fn copy_line(c: &CopySummary) -> String {
+    match c.state.as_str() {
+        "failed" => format!("{} FAILED ({}): {}", c.created, c.name, c.reason),
+        "running" => format!("{} running ({})", c.created, c.name),
+        _ => format!("{} ok ({}, {} MiB)", c.created, c.name, c.size / (1 << 20)),
+    }
+}
+
+fn operation_line(op: &TroubledOperation) -> String {
+    format!(
+        "#{} {}, {} attempts since {}{}",
+        op.id,
+        op.what(),
+        op.attempts,
+        op.created,
+        op.error_suffix()
+    )
+}
+
+/// The one screen.
+pub fn render_text(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "billmgr-ops status at {}: {}",
+        s.checked_at,
+        if s.healthy {
+            "healthy".to_string()
+        } else {
+            format!("{} problem(s)", s.problems.len())
+        }
+    );
+    for p in &s.problems {
+        let _ = writeln!(out, "  ! {p}");
+    }
+    if s.maintenance {
+        let _ = writeln!(
+            out,
+            "\nMaintenance mode (etc/billmgr.DoNothing): cron starts no operation and no plan"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCron: {}",
+        match (&s.cron.last_tick, s.cron.seconds_ago) {
+            (Some(t), Some(ago)) => format!("last tick {t} ({ago} s ago)"),
+            _ => "never ran".into(),
+        }
+    );
+    let _ = writeln!(out, "\nBackups");
+    if let Some(r) = &s.backup.running {
+        let _ = writeln!(out, "  now taking: {}", copy_line(r));
+    }
+    if s.backup.plans.is_empty() {
+        let _ = writeln!(out, "  no plans (Backup → Setup adds one)");
+    }
+    for p in &s.backup.plans {
+        let _ = writeln!(
+            out,
+            "  plan {} `{}` ({}): last {}; next {}{}",
+            p.id,
+            p.name,
+            p.schedule,
+            p.last_copy
+                .as_ref()
+                .map_or_else(|| "none yet".to_string(), copy_line),
+            p.next_due.as_deref().unwrap_or("only by hand"),
+            if p.overdue { " OVERDUE" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  newest copy: {}",
+        s.backup
+            .last_copy
+            .as_ref()
+            .map_or_else(|| "none".to_string(), copy_line)
+    );
+    for st in &s.backup.storages {
+        let _ = writeln!(
+            out,
+            "  storage {} ({}, {}): {}",
+            st.name,
+            st.kind,
+            st.location,
+            match st.reachable {
+                Some(true) => "reachable".to_string(),
+                Some(false) => format!("NOT REACHABLE: {}", st.error),
+                None => "not checked".to_string(),
+            }
+        );
+    }
+    let _ = writeln!(out, "\nRunning operations: {}", s.operations.total);
+    if !s.operations.by_state.is_empty() {
+        let states: Vec<String> = s
+            .operations
+            .by_state
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(out, "  {}", states.join(", "));
+    }
+    if let Some(op) = &s.operations.oldest_failing {
+        let _ = writeln!(out, "  oldest failing: {}", operation_line(op));
+    }
+    if !s.operations.turned_manual_last_day.is_empty() {
+        let _ = writeln!(out, "  turned manual in the last day:");
+        for op in s.operations.turned_manual_last_day.iter().take(20) {
+            let _ = writeln!(out, "    {}", operation_line(op));
+        }
+        let more = s.operations.turned_manual_last_day.len().saturating_sub(20);
+        if more > 0 {
+            let _ = writeln!(out, "    ... and {more} more (--json lists all)");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_between_times() {
+        assert_eq!(
+            seconds_between("2026-11-23 03:00:00", "2026-11-24 04:00:01"),
+            Some(86_400 + 3601)
+        );
+        assert_eq!(seconds_between("bad", "2026-11-24 04:00:01"), None);
+    }
+}
