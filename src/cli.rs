@@ -6,7 +6,8 @@
 //! for a document without `<error>`, 1 for one with it, so scripts can
 //! branch. Other commands exit 0 on success and 1 on failure, with the error
 //! chain on stderr; `run-operation` exits 3 when the operation is already
-//! running and 4 when it does not exist.
+//! running and 4 when it does not exist; `status` exits 1 when something
+//! needs attention.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

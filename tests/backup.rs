@@ -988,6 +988,54 @@ fn progress_is_a_bar_on_a_terminal_and_lines_elsewhere() {
         tty.contains("\rbackup: [####################] 100%"),
         "{tty:?}"
     );
+
+    // verify and upload, the other long commands, the same way.
+    let list = f.backup(&["list"]);
+    let name = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.split('\t').nth(1))
+        .unwrap()
+        .to_string();
+    let out = f.backup(&["verify", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("verify: verify\n")
+            .count(),
+        1
+    );
+    let archive = f
+        .panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/backup/{name}.tar"));
+    let out = f.backup(&[
+        "upload",
+        "--file",
+        &archive.display().to_string(),
+        "--name",
+        "again",
+    ]);
+    let plain = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && plain.starts_with("upload: read\n"),
+        "{plain}"
+    );
+    let cmd = format!(
+        "script -qec '{} backup verify {name}' /dev/null",
+        crate::harness::binary().display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .env("BILLMGR_OPS_DB", &f.db.url)
+        .env("MGR_DIR", f.panel.mgrdir())
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tty.contains("\rverify: [####################] 100%"),
+        "{tty:?}"
+    );
 }
 
 #[test]

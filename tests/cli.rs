@@ -46,6 +46,9 @@ fn help_is_available_everywhere() {
         &["migrate", "--help"],
         &["dev", "--help"],
         &["dev", "seed", "--help"],
+        &["install", "--help"],
+        &["uninstall", "--help"],
+        &["status", "--help"],
     ] {
         let out = std::process::Command::new(binary())
             .args(args)
