@@ -263,6 +263,15 @@ fn read_record(mgrdir: &Path) -> Result<Option<Record>> {
     }
 }
 
+/// Checks that we may write where we are asked to: the real /etc and a
+/// panel directory are root's.
+fn check_rights(t: &Target) -> Result<()> {
+    if !as_root() && t.sysroot == Path::new("/") {
+        bail!("this writes the panel's directory and /etc/cron.d: run it as root (sudo billmgr-ops ...)");
+    }
+    Ok(())
+}
+
 /// Checks that `mgrdir` looks like a panel directory.
 fn check_panel(mgrdir: &Path) -> Result<()> {
     if !mgrdir.join("etc").is_dir() {
@@ -278,6 +287,7 @@ fn check_panel(mgrdir: &Path) -> Result<()> {
 /// when the database is unreachable), then the files, then a panel reload
 /// when anything changed.
 pub fn install(config: &Config, t: &Target) -> Result<Report> {
+    check_rights(t)?;
     check_panel(&t.mgrdir)?;
     if !t.binary.is_file() {
         bail!(
@@ -381,6 +391,7 @@ pub struct Removal {
 /// Removes what install placed; with `purge`, the plugin's data too (never
 /// the copies on the storages).
 pub fn uninstall(config: &Config, t: &Target, removal: Removal) -> Result<Report> {
+    check_rights(t)?;
     check_panel(&t.mgrdir)?;
     let mut report = Report::default();
     if removal.purge {

@@ -545,3 +545,30 @@ fn the_deb_package_installs_and_removes_through_dpkg() {
     assert!(!root.join("etc/cron.d/billmgr-ops").exists());
     assert!(!root.join("usr/lib/billmgr-ops/billmgr-ops").exists());
 }
+
+#[test]
+fn install_and_uninstall_into_the_real_etc_need_root() {
+    let db = TestDb::empty();
+    let t = Tree::new(&db);
+    let before = t.snapshot();
+    for command in ["install", "uninstall"] {
+        // As nobody (when the tests run as root), without --sysroot: /etc.
+        let mut cmd = if is_root() {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(binary());
+            c
+        } else {
+            std::process::Command::new(binary())
+        };
+        let out = cmd
+            .args(["--mgrdir", &t.mgr().display().to_string(), command])
+            .env_clear()
+            .env("BILLMGR_OPS_DB", &db.url)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("run it as root"), "{}", stderr(&out));
+    }
+    assert_eq!(t.snapshot(), before);
+}
