@@ -263,6 +263,11 @@ fn read_record(mgrdir: &Path) -> Result<Option<Record>> {
     }
 }
 
+/// The version install last placed into `mgrdir`, if it did.
+pub fn installed_version(mgrdir: &Path) -> Option<String> {
+    read_record(mgrdir).ok().flatten().map(|r| r.version)
+}
+
 /// Checks that we may write where we are asked to: the real /etc and a
 /// panel directory are root's.
 fn check_rights(t: &Target) -> Result<()> {

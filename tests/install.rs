@@ -307,7 +307,7 @@ fn installed_manifests_parse_and_name_the_installed_handler() {
 
 #[test]
 fn upgrade_keeps_a_modified_config_and_replaces_what_changed() {
-    let db = TestDb::empty();
+    let db = TestDb::seeded(2);
     let t = Tree::new(&db);
     assert!(t.run(&["install"]).status.success());
     let mgr = t.mgr().to_path_buf();
@@ -331,7 +331,23 @@ fn upgrade_keeps_a_modified_config_and_replaces_what_changed() {
         .as_array_mut()
         .unwrap()
         .push(retired.display().to_string().into());
+    record["version"] = "0.0.1".into();
     std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let status = |panel: &Panel| {
+        let out = panel
+            .command(&["status", "--json", "--no-probe"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let before = status(&t.panel);
+    assert_eq!(before["installed_version"], "0.0.1");
+    assert!(
+        before["problems"]
+            .to_string()
+            .contains("the panel runs billmgr-ops 0.0.1"),
+        "{before}"
+    );
 
     let out = t.run(&["install"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -356,6 +372,12 @@ fn upgrade_keeps_a_modified_config_and_replaces_what_changed() {
     assert!(
         !retired.exists(),
         "a file the new version does not ship was left"
+    );
+    let after = status(&t.panel);
+    assert_eq!(after["installed_version"], after["version"]);
+    assert!(
+        !after["problems"].to_string().contains("the panel runs"),
+        "{after}"
     );
     assert_eq!(t.mgrctl_calls().len(), 2);
 

@@ -31,6 +31,10 @@ pub struct Status {
     pub checked_at: String,
     /// `etc/billmgr.DoNothing` exists: cron starts no operation and no plan.
     pub maintenance: bool,
+    /// This binary's version, and the one `install` placed in the panel
+    /// directory (none when it was not installed there).
+    pub version: String,
+    pub installed_version: Option<String>,
     pub cron: CronStatus,
     pub backup: BackupStatus,
     pub operations: OperationsStatus,
@@ -129,6 +133,13 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
     let (now, weekday) = health::server_clock(db)?;
     let mut problems = Vec::new();
 
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    let installed_version = crate::install::installed_version(&config.mgrdir);
+    if let Some(installed) = installed_version.as_ref().filter(|v| **v != version) {
+        problems.push(format!(
+            "the panel runs billmgr-ops {installed}, this is {version}: finish the upgrade with `billmgr-ops install`"
+        ));
+    }
     let tick = health::last_cron_tick(db)?;
     let cron = CronStatus {
         seconds_ago: tick.as_ref().map(|t| t.1),
@@ -250,6 +261,8 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         problems,
         checked_at: now,
         maintenance: config.mgrdir.join("etc/billmgr.DoNothing").exists(),
+        version,
+        installed_version,
         cron,
         backup: BackupStatus {
             running,
@@ -290,7 +303,8 @@ pub fn render_text(s: &Status) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "billmgr-ops status at {}: {}",
+        "billmgr-ops {} status at {}: {}",
+        s.installed_version.as_deref().unwrap_or(&s.version),
         s.checked_at,
         if s.healthy {
             "healthy".to_string()
