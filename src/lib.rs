@@ -23,6 +23,9 @@
 //!   (also compiled in: [`protocol::messages::MANIFESTS`]).
 //! - `<mgrdir>/var/billmgr-ops.log`: the log ([`logging`]).
 //! - Tables `billmgrops_*` in the billing database ([`db::migrate`]).
+//! - `<mgrdir>/addon/billmgr-ops`, `<mgrdir>/cgi/billmgr-ops-download`,
+//!   `/etc/cron.d/billmgr-ops`, `/etc/logrotate.d/billmgr-ops` and their
+//!   record `<mgrdir>/etc/billmgr-ops.installed`: placed by [`install`].
 
 pub mod background;
 pub mod cli;
