@@ -507,7 +507,17 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
         }
         Command::Dev(DevCommand::Seed(opts)) => {
             let mut db = open_db(config)?;
-            dev::seed::run(&mut db, &opts)?;
+            let mut bar = crate::progress::Progress::new("seed");
+            let result = dev::seed::run(&mut db, &opts, &mut |p, n| bar.update(p, n));
+            bar.finish();
+            let seeded = result?;
+            eprintln!(
+                "seeded {} clients (seed {}) in {:.1}s:",
+                opts.clients, opts.seed, seeded.seconds
+            );
+            for (table, rows) in seeded.rows {
+                eprintln!("  {table:<24} {rows:>10} rows");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -645,14 +655,24 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             drop(db);
             let behavior =
                 restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
-            jobs::restore_objects(config, &source, &settings, &row.name, &kind, &ids, behavior).map(
-                |r| {
-                    for (table, n) in &r.rows {
-                        eprintln!("{table}: {n} rows");
-                    }
-                    eprintln!("read {} of {} archive bytes", r.bytes_read, r.archive_size);
-                },
-            )
+            let mut bar = crate::progress::Progress::new("restore-object");
+            let result = jobs::restore_objects(
+                config,
+                &source,
+                &settings,
+                &row.name,
+                &kind,
+                &ids,
+                behavior,
+                &mut |p, n| bar.update(p, n),
+            );
+            bar.finish();
+            result.map(|r| {
+                for (table, n) in &r.rows {
+                    eprintln!("{table}: {n} rows");
+                }
+                eprintln!("read {} of {} archive bytes", r.bytes_read, r.archive_size);
+            })
         }
         BackupCommand::Show { copy, kind, id } => {
             let mut db = open_db(config)?;
@@ -723,7 +743,10 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Rescan => {
             let mut db = open_db(config)?;
             let settings = jobs::Settings::resolve(config, &mut db, None, None)?;
-            jobs::rescan(&mut db, &settings).map(|n| eprintln!("{n} copies added to the catalog"))
+            let mut bar = crate::progress::Progress::new("rescan");
+            let result = jobs::rescan(&mut db, &settings, &mut |p, n| bar.update(p, n));
+            bar.finish();
+            result.map(|n| eprintln!("{n} copies added to the catalog"))
         }
     };
     match result {

@@ -458,7 +458,12 @@ fn delete_and_rescan() {
         !f.dir().join(format!("{b}.tar")).exists() && !f.dir().join(format!("{b}.json")).exists()
     );
     assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup"), "0");
-    f.ok(&["rescan"]);
+    let out = f.backup(&["rescan"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "rescan: read\n1 copies added to the catalog\n",
+        "progress as plain lines, then the outcome"
+    );
     assert_eq!(
         f.db.scalar("SELECT GROUP_CONCAT(name) FROM billmgrops_backup"),
         a

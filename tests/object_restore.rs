@@ -91,8 +91,13 @@ fn a_deleted_client_comes_back_whole_and_others_keep_their_changes() {
         "Changed since",
         "other clients keep what changed after the copy"
     );
-    // Only the chunks that can hold the client were read.
+    // Progress as plain lines (not a terminal), one per phase.
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("restore-object: read\nrestore-object: write\naccount: 1 rows\n"),
+        "{stderr}"
+    );
+    // Only the chunks that can hold the client were read.
     let line = stderr.lines().find(|l| l.starts_with("read ")).unwrap();
     let numbers: Vec<u64> = line
         .split_whitespace()

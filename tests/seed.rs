@@ -35,9 +35,17 @@ fn the_same_seed_gives_the_same_data() {
     let b = TestDb::seeded(80);
     assert_eq!(checksums(&a), checksums(&b));
     let c = TestDb::empty();
-    assert!(seed(&c, &["--clients", "80", "--seed", "2"])
-        .status
-        .success());
+    let out = seed(&c, &["--clients", "80", "--seed", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("seed: clients\nseeded 80 clients (seed 2) in "),
+        "progress as a plain line, then the summary: {stderr}"
+    );
+    assert!(
+        stderr.contains("\n  account                          80 rows\n"),
+        "{stderr}"
+    );
     assert_ne!(checksums(&a), checksums(&c));
 }
 

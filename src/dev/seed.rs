@@ -253,8 +253,9 @@ impl V {
     }
 }
 
-/// Runs the generator.
-pub fn run(db: &mut Db, opts: &SeedOptions) -> Result<()> {
+/// Runs the generator. `progress` hears phase `clients` with the percent
+/// of clients written.
+pub fn run(db: &mut Db, opts: &SeedOptions, progress: &mut dyn FnMut(&str, u32)) -> Result<Seeded> {
     let started = Instant::now();
     schema::apply(db)?;
     db.conn()
@@ -281,22 +282,30 @@ pub fn run(db: &mut Db, opts: &SeedOptions) -> Result<()> {
     }
     let mut g = Generator::new(opts.seed);
     g.reference_data(db)?;
+    progress("clients", 0);
+    let mut shown = 0;
     for client in 1..=opts.clients {
         g.client(db, client)?;
+        let percent = (client * 100 / opts.clients.max(1)) as u32;
+        if percent != shown {
+            progress("clients", percent);
+            shown = percent;
+        }
     }
     g.flush(db)?;
     db.conn()
         .query_drop("SET foreign_key_checks = 1, unique_checks = 1")?;
-    eprintln!(
-        "seeded {} clients (seed {}) in {:.1}s:",
-        opts.clients,
-        opts.seed,
-        started.elapsed().as_secs_f64()
-    );
-    for b in g.batches() {
-        eprintln!("  {:<24} {:>10} rows", b.table, b.total);
-    }
-    Ok(())
+    Ok(Seeded {
+        seconds: started.elapsed().as_secs_f64(),
+        rows: g.batches().iter().map(|b| (b.table, b.total)).collect(),
+    })
+}
+
+/// What [`run`] wrote.
+pub struct Seeded {
+    pub seconds: f64,
+    /// Rows per table.
+    pub rows: Vec<(&'static str, u64)>,
 }
 
 struct Generator {

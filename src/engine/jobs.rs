@@ -680,6 +680,7 @@ pub fn undo_restore(config: &Config, source: &DbSource) -> Result<usize> {
 
 /// Restores single objects of a copy (see `object_restore`), as a job:
 /// one at a time with backups and full restores.
+#[allow(clippy::too_many_arguments)]
 pub fn restore_objects(
     config: &Config,
     source: &DbSource,
@@ -688,6 +689,7 @@ pub fn restore_objects(
     kind: &str,
     ids: &[i64],
     behavior: Behavior,
+    progress: &mut dyn FnMut(&str, u32),
 ) -> Result<super::object_restore::ObjectReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     locked(&mut db, |_| {
@@ -712,6 +714,7 @@ pub fn restore_objects(
             kind,
             ids,
             behavior,
+            progress,
         )?;
         log::info!(
             "{kind} {ids:?} restored from copy {name} ({behavior:?}): {:?}, {} of {} archive bytes read",
@@ -783,10 +786,22 @@ pub fn delete_copy(
 }
 
 /// Rebuilds the catalog from the listings on the storage; returns how many
-/// copies were added.
-pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
+/// copies were added. `progress` hears phase `read` with the percent of
+/// the storage's listings read.
+pub fn rescan(
+    db: &mut Db,
+    settings: &Settings,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<usize> {
     let mut added = 0;
-    for object in settings.storage.list()? {
+    let objects = settings.storage.list()?;
+    let listings = objects
+        .iter()
+        .filter(|o| o.name.ends_with(".json") || o.name.ends_with(".json.age"))
+        .count();
+    let mut read = 0;
+    progress("read", 0);
+    for object in objects {
         let Some(name) = object
             .name
             .strip_suffix(".json")
@@ -820,6 +835,8 @@ pub fn rescan(db: &mut Db, settings: &Settings) -> Result<usize> {
             }
             Err(e) => log::warn!("`{}` is not a readable copy: {e:#}", object.name),
         }
+        read += 1;
+        progress("read", (read * 100 / listings.max(1)) as u32);
     }
     Ok(added)
 }

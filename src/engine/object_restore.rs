@@ -72,7 +72,9 @@ fn column_at(t: &TableEntry, column: &str) -> Result<usize> {
 }
 
 /// Restores objects `ids` of `kind` from `copy` into the database of
-/// `source`.
+/// `source`. `progress` hears phase `read` (rows gathered from the copy)
+/// and `write` with the percent of gathered rows written.
+#[allow(clippy::too_many_arguments)]
 pub fn restore_objects(
     source: &DbSource,
     timeout: Duration,
@@ -81,6 +83,7 @@ pub fn restore_objects(
     kind: &str,
     ids: &[i64],
     behavior: Behavior,
+    progress: &mut dyn FnMut(&str, u32),
 ) -> Result<ObjectReport> {
     let k = objects::TABLE_KINDS
         .iter()
@@ -106,6 +109,7 @@ pub fn restore_objects(
              sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
     )?;
     let mut g = Gathered::default();
+    progress("read", 0);
 
     // The objects themselves.
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
@@ -194,6 +198,14 @@ pub fn restore_objects(
         archive_size: listing.archive.as_ref().map_or(0, |a| a.size),
         ..ObjectReport::default()
     };
+    let total: usize = g
+        .own
+        .values()
+        .chain(g.needed.values())
+        .map(BTreeMap::len)
+        .sum();
+    let mut done = 0usize;
+    progress("write", 0);
     let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
     for name in order {
         let t = tables[name.as_str()];
@@ -263,6 +275,12 @@ pub fn restore_objects(
                 };
                 if written {
                     *report.rows.entry(name.clone()).or_default() += 1;
+                }
+                let before = done * 100 / total.max(1);
+                done += 1;
+                let now = done * 100 / total.max(1);
+                if now != before {
+                    progress("write", now as u32);
                 }
             }
         }

@@ -681,7 +681,7 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             if req.param("clicked_button") == Some("rescan") {
                 let db = ctx.db()?;
                 let settings = jobs::Settings::resolve(config, db, None, None)?;
-                let added = jobs::rescan(db, &settings)?;
+                let added = jobs::rescan(db, &settings, &mut |_, _| {})?;
                 log::info!("rescan added {added} copies");
                 return Ok(Reply::Ok);
             }

@@ -184,6 +184,7 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         kind,
         &ids,
         c.behavior,
+        &mut |_, _| {},
     );
     let what = format!("{kind} {keys:?} from {}", c.name);
     outcome(result, kind, &what, req.user().unwrap_or("?"))
