@@ -194,12 +194,58 @@ fn an_unreachable_storage_and_a_failed_copy_are_problems() {
         "{}",
         String::from_utf8_lossy(&add.stderr)
     );
+    // Two storages on one directory, probed side by side with the others.
+    let twice = panel.mgrdir().join("var/twice");
+    std::fs::create_dir_all(&twice).unwrap();
+    for name in ["one", "two"] {
+        let add = run(
+            &panel,
+            &[
+                "backup",
+                "storage",
+                "add",
+                name,
+                "--kind",
+                "local",
+                "--path",
+                twice.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+    }
     let (code, json) = status_json(&panel);
     assert_eq!(code, Some(1));
     let problems = json["problems"].to_string();
     assert!(
         problems.contains("storage `gone` is not reachable"),
         "{problems}"
+    );
+    let storages = json["backup"]["storages"].as_array().unwrap();
+    let reachable: Vec<(String, bool)> = storages
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["reachable"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reachable,
+        [
+            ("gone".into(), false),
+            ("one".into(), true),
+            ("two".into(), true)
+        ]
+    );
+    assert_eq!(
+        std::fs::read_dir(&twice).unwrap().count(),
+        0,
+        "the probes leave nothing behind"
     );
     assert!(
         problems.contains("billmgr-20261101-030000") && problems.contains("disk full"),

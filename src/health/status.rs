@@ -204,11 +204,30 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
 
     let mut storages = Vec::new();
     let configured = backupconf::storages(db)?;
-    for row in &configured {
-        let checked = probe.then(|| {
-            jobs::open_storage(config, row)
-                .and_then(|s| crate::storage::probe(s.as_ref()).map_err(anyhow::Error::from))
-        });
+    // Probed side by side: a dead storage waits out its timeout, and one
+    // should not add its wait to the others'.
+    let checks: Vec<Option<Result<()>>> = std::thread::scope(|scope| {
+        let probes: Vec<_> = configured
+            .iter()
+            .map(|row| {
+                scope.spawn(move || {
+                    probe.then(|| {
+                        jobs::open_storage(config, row).and_then(|s| {
+                            crate::storage::probe(s.as_ref()).map_err(anyhow::Error::from)
+                        })
+                    })
+                })
+            })
+            .collect();
+        probes
+            .into_iter()
+            .map(|p| {
+                p.join()
+                    .unwrap_or_else(|_| Some(Err(anyhow::anyhow!("the probe panicked"))))
+            })
+            .collect()
+    });
+    for (row, checked) in configured.iter().zip(checks) {
         let error = match &checked {
             Some(Err(e)) => format!("{e:#}"),
             _ => String::new(),

@@ -195,7 +195,10 @@ pub fn probe(storage: &dyn Storage) -> Result<(), ProbeFailure> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let name = format!("billmgr-ops-probe-{}-{nanos}", std::process::id());
+    // Probes run side by side (status), maybe on one place twice.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("billmgr-ops-probe-{}-{nanos}-{n}", std::process::id());
     let data: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
     (|| -> Result<()> {
         let (mut w, tally) = Counted::new(storage.create(&name)?);
