@@ -417,6 +417,11 @@ fn uninstall_removes_exactly_what_install_added_and_purge_the_data_too() {
     );
 
     assert!(t.run(&["install"]).status.success());
+    // A safety copy of a restore, as `backup restore` leaves one.
+    let undo = format!("{}_bmo_undo", db.name);
+    db.exec(&format!(
+        "CREATE DATABASE `{undo}`; CREATE TABLE `{undo}`.account (id INT PRIMARY KEY)"
+    ));
     let out = t.run(&["uninstall", "--purge"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(t.snapshot(), pristine);
@@ -427,6 +432,13 @@ fn uninstall_removes_exactly_what_install_added_and_purge_the_data_too() {
     assert_eq!(
         db.scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'billmgrops%'"),
         "0"
+    );
+    assert_eq!(
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{undo}'"
+        )),
+        "0",
+        "the restore's safety copy was not purged"
     );
     // BILLmanager's own tables are still there.
     assert_eq!(
