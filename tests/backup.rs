@@ -38,6 +38,23 @@ impl Fixture {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// What `billmgr-ops backup ARGS` draws on a terminal (`script` gives
+    /// it one).
+    fn backup_under_terminal(&self, args: &str) -> String {
+        let cmd = format!(
+            "script -qec '{} backup {args}' /dev/null",
+            crate::harness::binary().display()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .env("BILLMGR_OPS_DB", &self.db.url)
+            .env("MGR_DIR", self.panel.mgrdir())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Takes a copy and returns its name.
     fn copy(&self) -> String {
         self.ok(&["create"]);
@@ -976,19 +993,8 @@ fn progress_is_a_bar_on_a_terminal_and_lines_elsewhere() {
     );
     assert!(!plain.contains('\r'));
     // Under a terminal (script gives the command one).
-    let cmd = format!(
-        "script -qec '{} backup create' /dev/null",
-        crate::harness::binary().display()
-    );
     std::thread::sleep(std::time::Duration::from_millis(1100)); // a new copy name
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .env("BILLMGR_OPS_DB", &f.db.url)
-        .env("MGR_DIR", f.panel.mgrdir())
-        .output()
-        .unwrap();
-    let tty = String::from_utf8_lossy(&out.stdout);
+    let tty = f.backup_under_terminal("create");
     assert!(
         tty.contains("\rbackup: [####################] 100%"),
         "{tty:?}"
@@ -1025,18 +1031,7 @@ fn progress_is_a_bar_on_a_terminal_and_lines_elsewhere() {
         out.status.success() && plain.starts_with("upload: read\n"),
         "{plain}"
     );
-    let cmd = format!(
-        "script -qec '{} backup verify {name}' /dev/null",
-        crate::harness::binary().display()
-    );
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&cmd)
-        .env("BILLMGR_OPS_DB", &f.db.url)
-        .env("MGR_DIR", f.panel.mgrdir())
-        .output()
-        .unwrap();
-    let tty = String::from_utf8_lossy(&out.stdout);
+    let tty = f.backup_under_terminal(&format!("verify {name}"));
     assert!(
         tty.contains("\rverify: [####################] 100%"),
         "{tty:?}"

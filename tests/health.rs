@@ -32,6 +32,21 @@ fn status_json(panel: &Panel) -> (Option<i32>, serde_json::Value) {
 }
 
 /// A sendmail that appends each mail to var/mails, separated by a line.
+/// Adds a local storage by the CLI, as an administrator would.
+fn add_local_storage(panel: &Panel, name: &str, path: &str) {
+    let add = run(
+        panel,
+        &[
+            "backup", "storage", "add", name, "--kind", "local", "--path", path,
+        ],
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+}
+
 fn recording_sendmail(panel: &Panel) -> PathBuf {
     let path = panel.mgrdir().join("sendmail");
     std::fs::write(
@@ -94,24 +109,7 @@ fn status_on_a_seeded_database_in_text_and_json() {
         String::from_utf8_lossy(&copy.stderr)
     );
     // A plan at a time long past today's, already run today: next due tomorrow.
-    let add = run(
-        &panel,
-        &[
-            "backup",
-            "storage",
-            "add",
-            "here",
-            "--kind",
-            "local",
-            "--path",
-            "var/billmgr-ops/backup",
-        ],
-    );
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
+    add_local_storage(&panel, "here", "var/billmgr-ops/backup");
     db.exec(
         "INSERT INTO billmgrops_plan (name, storage, schedule, at_time, last_run)
          SELECT 'nightly', id, 'daily', '00:00', NOW() FROM billmgrops_storage",
@@ -176,46 +174,12 @@ fn an_unreachable_storage_and_a_failed_copy_are_problems() {
          VALUES ('billmgr-20261101-030000', 'default', 'failed', 'disk full', NOW(), NOW())",
     );
     // A directory that cannot exist.
-    let add = run(
-        &panel,
-        &[
-            "backup",
-            "storage",
-            "add",
-            "gone",
-            "--kind",
-            "local",
-            "--path",
-            "/proc/billmgr-ops/none",
-        ],
-    );
-    assert!(
-        add.status.success(),
-        "{}",
-        String::from_utf8_lossy(&add.stderr)
-    );
+    add_local_storage(&panel, "gone", "/proc/billmgr-ops/none");
     // Two storages on one directory, probed side by side with the others.
     let twice = panel.mgrdir().join("var/twice");
     std::fs::create_dir_all(&twice).unwrap();
     for name in ["one", "two"] {
-        let add = run(
-            &panel,
-            &[
-                "backup",
-                "storage",
-                "add",
-                name,
-                "--kind",
-                "local",
-                "--path",
-                twice.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            add.status.success(),
-            "{}",
-            String::from_utf8_lossy(&add.stderr)
-        );
+        add_local_storage(&panel, name, twice.to_str().unwrap());
     }
     let (code, json) = status_json(&panel);
     assert_eq!(code, Some(1));
