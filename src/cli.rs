@@ -344,7 +344,7 @@ fn panel_mode(config: Result<Config>, env: &BTreeMap<String, String>) -> ExitCod
             if let Err(e) = read {
                 log::error!("failed to read stdin: {e}");
             }
-            protocol::handle(&incoming, &config)
+            protocol::handle(incoming, &config)
         }
         Err(e) => {
             // No config means no log file: stderr is all there is.
@@ -389,7 +389,7 @@ fn call(config: &Config, args: CallArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let doc = protocol::handle(&Incoming { env, stdin }, config);
+    let doc = protocol::handle(Incoming { env, stdin }, config);
     if let Err(e) = protocol::emit(&doc) {
         eprintln!("billmgr-ops: failed to write the document: {e}");
         return ExitCode::FAILURE;
@@ -701,7 +701,10 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             drop(db);
             let from = match (file, url) {
                 (Some(file), _) => upload::Source::File(file),
-                (None, Some(url)) => upload::Source::Url(url),
+                (None, Some(url)) => upload::Source::Url {
+                    url,
+                    allow_private: config.upload_private_urls,
+                },
                 (None, None) => bail!("--file or --url is needed"),
             };
             let bar = std::sync::Arc::new(std::sync::Mutex::new(crate::progress::Progress::new(

@@ -97,6 +97,21 @@ pub const KEYS: &[Key] = &[
         help: "files and directories copied with the database, space-separated; relative to the panel directory",
     },
     Key {
+        name: "BackupFilesAllowed",
+        default: "",
+        help: "directories outside the panel directory whose files plans may copy and restore, space-separated absolute paths; only this file can widen that reach, never the panel",
+    },
+    Key {
+        name: "UploadDir",
+        default: "tmp",
+        help: "where the panel leaves an uploaded file; backups.upload reads files from there only (relative to the panel directory)",
+    },
+    Key {
+        name: "UploadPrivateUrls",
+        default: "off",
+        help: "on: backups.upload may fetch URLs on loopback, link-local and private addresses (off: refused, so the panel cannot reach internal services)",
+    },
+    Key {
         name: "BackupExcludeTables",
         default: "",
         help: "tables not to copy, space-separated",
@@ -237,6 +252,13 @@ pub struct Config {
     /// The backup passphrase from BILLMGR_OPS_PASSPHRASE, for restoring
     /// encrypted copies where the database holds no settings (a new server).
     pub backup_passphrase: Option<String>,
+    /// The directories whose files may be copied and restored: the panel
+    /// directory, then `BackupFilesAllowed`.
+    pub file_roots: Vec<PathBuf>,
+    /// Where the panel leaves uploaded files (`UploadDir`).
+    pub upload_dir: PathBuf,
+    /// `UploadPrivateUrls`: URL uploads may reach internal addresses.
+    pub upload_private_urls: bool,
     /// Problems worth a log line that do not stop the plugin (unknown keys).
     pub warnings: Vec<String>,
     /// Every value from the file, for keys later issues add.
@@ -343,7 +365,34 @@ impl Config {
             concurrency: number("Concurrency")?.clamp(1, 256) as u32,
             output_limit: number("OutputLimit")?.clamp(1024, 16 << 20) as usize,
         };
+        let mut file_roots = vec![mgrdir.clone()];
+        for dir in get("BackupFilesAllowed").split_whitespace() {
+            let dir = PathBuf::from(dir);
+            if !dir.is_absolute() || crate::fsutil::below(Path::new("/"), &dir).is_none() {
+                bail!(
+                    "{}: BackupFilesAllowed needs plain absolute paths, not `{}`",
+                    path.display(),
+                    dir.display()
+                );
+            }
+            file_roots.push(dir);
+        }
+        let upload_dir = match PathBuf::from(get("UploadDir")) {
+            d if d.is_absolute() => d,
+            d => mgrdir.join(d),
+        };
+        let upload_private_urls = match get("UploadPrivateUrls").as_str() {
+            "on" => true,
+            "off" | "" => false,
+            other => bail!(
+                "{}: UploadPrivateUrls is on or off, not `{other}`",
+                path.display()
+            ),
+        };
         Ok(Config {
+            file_roots,
+            upload_dir,
+            upload_private_urls,
             backup_passphrase: env
                 .get("BILLMGR_OPS_PASSPHRASE")
                 .filter(|p| !p.is_empty())
@@ -359,6 +408,16 @@ impl Config {
             path,
             values,
         })
+    }
+
+    /// The allowed directory `path` lies in, and its place below it: files
+    /// outside every one of [`Config::file_roots`] are neither copied nor
+    /// restored. Lexical (no `..` is accepted); the restore walks the
+    /// rest without following links.
+    pub fn file_root_of<'p>(&self, path: &'p Path) -> Option<(&Path, &'p Path)> {
+        self.file_roots
+            .iter()
+            .find_map(|root| crate::fsutil::below(root, path).map(|rel| (root.as_path(), rel)))
     }
 
     /// A value of the plugin's config, or its default from [`KEYS`].

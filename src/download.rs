@@ -60,8 +60,10 @@ pub fn issue(config: &Config, db: &mut Db, backup: u64, admin: &str) -> Result<S
         hex(&mac(config, &payload)?.finalize().into_bytes())
     );
     db.conn()
-        .query_drop("DELETE FROM billmgrops_download WHERE expires < NOW()")
+        .query_drop("DELETE FROM billmgrops_download WHERE expires < UTC_TIMESTAMP()")
         .context("failed to purge expired download tokens")?;
+    // The expiry is kept in UTC and compared with UTC_TIMESTAMP(): the
+    // server's own zone (often not UTC) never enters.
     db.conn()
         .exec_drop(
             "INSERT INTO billmgrops_download (token_hash, backup, admin, expires) VALUES (?, ?, ?, ?)",
@@ -91,7 +93,7 @@ fn spend(config: &Config, db: &mut Db, token: &str) -> Result<(u64, String)> {
         .context("failed to start a transaction")?;
     let hash = token_hash(token);
     let admin: Option<String> = tx.exec_first(
-        "SELECT admin FROM billmgrops_download WHERE token_hash = ? AND backup = ? AND expires >= NOW() FOR UPDATE",
+        "SELECT admin FROM billmgrops_download WHERE token_hash = ? AND backup = ? AND expires >= UTC_TIMESTAMP() FOR UPDATE",
         (&hash, id),
     )?;
     let admin = admin.context("a token that was used already or never issued")?;

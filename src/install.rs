@@ -215,8 +215,9 @@ fn put(p: &Planned) -> Result<()> {
         .file_name()
         .context("no file name")?
         .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.bmo-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    // A name no one can guess, created exclusively: a link planted there
+    // is never written through.
+    let tmp = dir.join(format!(".{name}.bmo-{}", crate::fsutil::random_hex(6)?));
     let written = (|| -> Result<()> {
         match &p.content {
             Content::Link(target) => {
@@ -227,7 +228,7 @@ fn put(p: &Planned) -> Result<()> {
             Content::File(src) => {
                 let mut from = fs::File::open(src)
                     .with_context(|| format!("cannot read {}", src.display()))?;
-                let mut to = fs::File::create(&tmp)?;
+                let mut to = crate::fsutil::create_new(&tmp, 0o600)?;
                 std::io::copy(&mut from, &mut to)?;
                 to.sync_all()?;
             }
@@ -246,7 +247,7 @@ fn put(p: &Planned) -> Result<()> {
 }
 
 fn write_new(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path)?;
+    let mut f = crate::fsutil::create_new(path, 0o600)?;
     f.write_all(data)?;
     f.sync_all()?;
     Ok(())

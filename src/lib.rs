@@ -36,6 +36,7 @@ pub mod db;
 pub mod dev;
 pub mod download;
 pub mod engine;
+pub mod fsutil;
 pub mod functions;
 pub mod health;
 pub mod install;

@@ -26,6 +26,7 @@ impl ReopeningLog {
             .create(true)
             .append(true)
             .mode(0o640)
+            .custom_flags(crate::fsutil::libc_nofollow())
             .open(path)?;
         let inode = file.metadata()?.ino();
         Ok(ReopeningLog {

@@ -30,6 +30,15 @@ pub struct Element {
     pub children: Vec<Node>,
 }
 
+/// The deepest nesting a document may have. Panel documents are a few
+/// levels deep; the bound is checked while parsing, before anything
+/// deeper is built.
+pub const MAX_DEPTH: usize = 256;
+/// The most nodes (elements, attributes, text, CDATA and comments) a
+/// document may have: with the 16 MiB limit on its size, this keeps a
+/// parsed document within a few tens of megabytes.
+pub const MAX_NODES: usize = 100_000;
+
 /// Why a document could not be parsed; the message is for the log.
 #[derive(Debug)]
 pub struct ParseError(pub String);
@@ -132,22 +141,33 @@ impl Element {
         reader.config_mut().check_comments = true;
         let mut stack: Vec<Element> = Vec::new();
         let mut root: Option<Element> = None;
+        let mut nodes = 0usize;
         loop {
             let event = reader
                 .read_event()
                 .map_err(|e| ParseError(format!("{e} at byte {}", reader.error_position())))?;
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(ParseError(format!("more than {MAX_NODES} nodes")));
+            }
             match event {
                 Event::Start(start) => {
                     if root.is_some() {
                         return Err(ParseError("more than one root element".into()));
                     }
-                    stack.push(element_from(&start)?);
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(ParseError(format!("nested deeper than {MAX_DEPTH} levels")));
+                    }
+                    let el = element_from(&start)?;
+                    nodes += el.attrs.len();
+                    stack.push(el);
                 }
                 Event::Empty(start) => {
                     if root.is_some() {
                         return Err(ParseError("more than one root element".into()));
                     }
                     let el = element_from(&start)?;
+                    nodes += el.attrs.len();
                     match stack.last_mut() {
                         Some(parent) => parent.push(el),
                         None => root = Some(el),
@@ -221,45 +241,84 @@ impl Element {
     pub fn to_document(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         self.write_to(&mut out);
-        out.push('\n');
+        out.c('\n');
         out
     }
 
-    fn write_to(&self, out: &mut String) {
-        out.push('<');
-        out.push_str(&self.name);
-        for (name, value) in &self.attrs {
-            out.push(' ');
-            out.push_str(name);
-            out.push_str("=\"");
-            push_escaped(out, value, true);
-            out.push('"');
+    /// [`Element::to_document`] written straight to `w` (no copy of the
+    /// whole text in memory).
+    pub fn write_document(&self, w: impl std::io::Write) -> std::io::Result<()> {
+        let mut out = IoOut { w, err: None };
+        out.s("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        self.write_to(&mut out);
+        out.c('\n');
+        match out.err {
+            Some(e) => Err(e),
+            None => out.w.flush(),
         }
-        if self.children.is_empty() {
-            out.push_str("/>");
-            return;
+    }
+
+    /// Writes the tree without recursion (a deep tree cannot exhaust
+    /// the stack).
+    fn write_to(&self, out: &mut impl Out) {
+        enum Step<'a> {
+            Open(&'a Element),
+            Node(&'a Node),
+            Close(&'a str),
         }
-        out.push('>');
-        for child in &self.children {
-            match child {
-                Node::Element(e) => e.write_to(out),
-                Node::Text(t) => push_escaped(out, t, false),
-                Node::CData(t) => {
-                    // "]]>" cannot appear inside CDATA; split it across two sections.
-                    out.push_str("<![CDATA[");
-                    out.push_str(&sanitize(t).replace("]]>", "]]]]><![CDATA[>"));
-                    out.push_str("]]>");
+        let mut steps = vec![Step::Open(self)];
+        while let Some(step) = steps.pop() {
+            match step {
+                Step::Open(e) => {
+                    out.c('<');
+                    out.s(&e.name);
+                    for (name, value) in &e.attrs {
+                        out.c(' ');
+                        out.s(name);
+                        out.s("=\"");
+                        push_escaped(out, value, true);
+                        out.c('"');
+                    }
+                    if e.children.is_empty() {
+                        out.s("/>");
+                    } else {
+                        out.c('>');
+                        steps.push(Step::Close(&e.name));
+                        steps.extend(e.children.iter().rev().map(Step::Node));
+                    }
                 }
-                Node::Comment(t) => {
-                    out.push_str("<!--");
-                    out.push_str(&sanitize(t).replace("--", "- -"));
-                    out.push_str("-->");
+                Step::Close(name) => {
+                    out.s("</");
+                    out.s(name);
+                    out.c('>');
+                }
+                Step::Node(Node::Element(e)) => steps.push(Step::Open(e)),
+                Step::Node(Node::Text(t)) => push_escaped(out, t, false),
+                Step::Node(Node::CData(t)) => {
+                    // "]]>" cannot appear inside CDATA; split it across two sections.
+                    out.s("<![CDATA[");
+                    out.s(&sanitize(t).replace("]]>", "]]]]><![CDATA[>"));
+                    out.s("]]>");
+                }
+                Step::Node(Node::Comment(t)) => {
+                    out.s("<!--");
+                    out.s(&sanitize(t).replace("--", "- -"));
+                    out.s("-->");
                 }
             }
         }
-        out.push_str("</");
-        out.push_str(&self.name);
-        out.push('>');
+    }
+}
+
+/// Dropping a tree without recursion.
+impl Drop for Element {
+    fn drop(&mut self) {
+        let mut pending = std::mem::take(&mut self.children);
+        while let Some(node) = pending.pop() {
+            if let Node::Element(mut e) = node {
+                pending.append(&mut e.children);
+            }
+        }
     }
 }
 
@@ -287,6 +346,36 @@ fn push_text(parent: &mut Element, text: &str) {
     }
 }
 
+/// Where the writer puts text: a string, or a stream.
+trait Out {
+    fn s(&mut self, s: &str);
+    fn c(&mut self, c: char) {
+        self.s(c.encode_utf8(&mut [0; 4]));
+    }
+}
+
+impl Out for String {
+    fn s(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+/// A stream; the first error stops the writing and is kept.
+struct IoOut<W> {
+    w: W,
+    err: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> Out for IoOut<W> {
+    fn s(&mut self, s: &str) {
+        if self.err.is_none() {
+            if let Err(e) = self.w.write_all(s.as_bytes()) {
+                self.err = Some(e);
+            }
+        }
+    }
+}
+
 /// Is this character allowed in an XML 1.0 document?
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
@@ -304,19 +393,19 @@ fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn push_escaped(out: &mut String, s: &str, attribute: bool) {
+fn push_escaped(out: &mut impl Out, s: &str, attribute: bool) {
     for c in s.chars() {
         match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' if attribute => out.push_str("&quot;"),
+            '<' => out.s("&lt;"),
+            '>' => out.s("&gt;"),
+            '&' => out.s("&amp;"),
+            '"' if attribute => out.s("&quot;"),
             // Attribute values are normalised by parsers; keep line breaks.
-            '\n' if attribute => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
+            '\n' if attribute => out.s("&#10;"),
+            '\r' => out.s("&#13;"),
+            '\t' if attribute => out.s("&#9;"),
+            c if is_xml_char(c) => out.c(c),
+            _ => out.c('\u{FFFD}'),
         }
     }
 }
@@ -380,6 +469,36 @@ mod tests {
             back.find("t").unwrap().text_content(),
             "x\u{FFFD}y & </t> ]]>"
         );
+    }
+
+    #[test]
+    fn deep_and_wide_documents_are_refused_before_they_are_built() {
+        let deep = format!("{}{}", "<a>".repeat(50_000), "</a>".repeat(50_000));
+        let e = Element::parse(&deep).unwrap_err();
+        assert!(e.0.contains("deeper"), "{e}");
+        let ok = format!("{}{}", "<a>".repeat(MAX_DEPTH), "</a>".repeat(MAX_DEPTH));
+        let tree = Element::parse(&ok).unwrap();
+        assert!(Element::parse(&tree.to_document()).is_ok());
+        let wide = format!("<doc>{}</doc>", "<a/>".repeat(MAX_NODES));
+        assert!(Element::parse(&wide).unwrap_err().0.contains("nodes"));
+        let attrs = format!(
+            "<doc {}/>",
+            (0..MAX_NODES)
+                .map(|i| format!("a{i}=''"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        assert!(Element::parse(&attrs).is_err());
+    }
+
+    #[test]
+    fn a_deep_tree_built_in_code_writes_and_drops_without_recursion() {
+        let mut e = Element::new("a");
+        for _ in 0..200_000 {
+            e = Element::new("a").child(e);
+        }
+        assert_eq!(e.to_document().matches("<a>").count(), 200_000);
+        drop(e);
     }
 
     #[test]

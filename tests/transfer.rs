@@ -58,6 +58,14 @@ impl Fixture {
         self.panel.mgrdir().join("var/billmgr-ops/backup")
     }
 
+    /// Where the panel leaves uploaded files (`UploadDir`, `tmp` by
+    /// default): the only place `backups.upload` reads from.
+    fn uploads(&self, name: &str) -> PathBuf {
+        let dir = self.panel.mgrdir().join("tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
     /// backups.download for copy `id`: the token from the redirect.
     fn token(&self, id: &str) -> String {
         let out = self.panel.call("backups.download").param("elid", id).run();
@@ -206,7 +214,7 @@ fn a_downloaded_copy_uploads_verifies_and_restores() {
     let (id, name) = f.copy();
     let before = f.checksums();
     let got = f.cgi(&format!("token={}", f.token(&id)));
-    let file = f.panel.mgrdir().join("home.tar");
+    let file = f.uploads("home.tar");
     std::fs::write(&file, &got.body).unwrap();
     // The copy is gone from the server; bring it back from the file.
     let out = f
@@ -271,22 +279,34 @@ fn an_upload_streams_from_a_url() {
     crate::harness::wait_until(30, "the web server", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let out = f
-        .panel
-        .call("backups.upload")
-        .param("sok", "ok")
-        .param("type", "url")
-        .param("url", &format!("http://127.0.0.1:{port}/from-web.tar"))
-        .run();
-    let missing = f
-        .panel
-        .call("backups.upload")
-        .param("sok", "ok")
-        .param("type", "url")
-        .param("url", &format!("http://127.0.0.1:{port}/nothing-here.tar"))
-        .run();
+    let upload_url = |url: &str| {
+        f.panel
+            .call("backups.upload")
+            .param("sok", "ok")
+            .param("type", "url")
+            .param("url", url)
+            .run()
+    };
+    // Off by default: the panel cannot reach loopback, by address or name.
+    let refused = upload_url(&format!("http://127.0.0.1:{port}/from-web.tar"));
+    let by_name = upload_url(&format!("http://localhost:{port}/from-web.tar"));
+    f.panel.configure("UploadPrivateUrls on\n");
+    let out = upload_url(&format!("http://127.0.0.1:{port}/from-web.tar"));
+    let missing = upload_url(&format!("http://127.0.0.1:{port}/nothing-here.tar"));
     let _ = server.kill();
     let _ = server.wait();
+    assert_eq!(
+        refused.error_type(),
+        ("outside".into(), "url".into()),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        by_name.error_type(),
+        ("outside".into(), "url".into()),
+        "{}",
+        by_name.text()
+    );
     assert!(out.ok(), "{}", out.text());
     assert_eq!(
         f.db.scalar(
@@ -296,13 +316,7 @@ fn an_upload_streams_from_a_url() {
     );
     assert!(f.cli(&["backup", "verify", "from-web"]).status.success());
     assert_ne!(missing.error_type().0, "", "a missing file is an error");
-    let bad = f
-        .panel
-        .call("backups.upload")
-        .param("sok", "ok")
-        .param("type", "url")
-        .param("url", "file:///etc/passwd")
-        .run();
+    let bad = upload_url("file:///etc/passwd");
     assert_eq!(bad.error_type(), ("value".into(), "url".into()));
 }
 
@@ -328,7 +342,7 @@ fn damaged_and_foreign_files_are_refused_and_leave_nothing() {
     ];
     let before = f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup");
     for (what, bytes) in cases {
-        let file = f.panel.mgrdir().join(format!("{what}.bin"));
+        let file = f.uploads(&format!("{what}.bin"));
         std::fs::write(&file, &bytes).unwrap();
         let out = f.upload_file(&file, what);
         assert_eq!(
@@ -347,13 +361,26 @@ fn damaged_and_foreign_files_are_refused_and_leave_nothing() {
         f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup"),
         before
     );
-    // A path that is not a file, and a relative path, are refused as values.
-    let out = f.upload_file(Path::new("/etc"), "x");
+    // Outside the upload directory, a relative path, `..`: beyond reach.
+    for path in ["/etc", "relative.tar", "/etc/hostname"] {
+        let out = f.upload_file(Path::new(path), "x");
+        assert_eq!(
+            out.error_type(),
+            ("outside".into(), "file".into()),
+            "{path}"
+        );
+    }
+    let sneaky = format!("{}/../etc/billmgr.conf", f.uploads("").display());
+    let out = f.upload_file(Path::new(&sneaky), "x");
+    assert_eq!(out.error_type(), ("outside".into(), "file".into()));
+    // The directory itself, and a directory inside it, are no files.
+    let out = f.upload_file(&f.uploads(""), "x");
+    assert_eq!(out.error_type(), ("outside".into(), "file".into()));
+    std::fs::create_dir_all(f.uploads("sub")).unwrap();
+    let out = f.upload_file(&f.uploads("sub"), "x");
     assert_eq!(out.error_type(), ("value".into(), "file".into()));
-    let out = f.upload_file(Path::new("relative.tar"), "x");
-    assert_eq!(out.error_type(), ("value".into(), "file".into()));
-    let out = f.upload_file(Path::new("/etc/hostname"), "../../x");
-    assert_eq!(out.error_type().0, "badcopy");
+    let out = f.upload_file(&f.uploads("hostname"), "../../x");
+    assert_eq!(out.error_type().0, "value", "no such file");
     let _ = id;
 }
 
@@ -394,10 +421,10 @@ fn mysqldump_files_import_as_copies_and_restore() {
     // import must not touch it.
     let sql = dump_of(&f);
     assert!(String::from_utf8_lossy(&sql[..4000.min(sql.len())]).contains("USE `"));
-    let plain = f.panel.mgrdir().join("billing.sql");
+    let plain = f.uploads("billing.sql");
     std::fs::write(&plain, &sql).unwrap();
-    let gz = f.panel.mgrdir().join("billing-gz.sql.gz");
-    let zst = f.panel.mgrdir().join("billing-zst.sql.zst");
+    let gz = f.uploads("billing-gz.sql.gz");
+    let zst = f.uploads("billing-zst.sql.zst");
     for (cmd, target) in [("gzip", &gz), ("zstd", &zst)] {
         let ok = Command::new("sh")
             .arg("-c")
@@ -443,7 +470,7 @@ fn mysqldump_files_import_as_copies_and_restore() {
     );
     assert_eq!(f.checksums(), before, "the imported dump restores the data");
     // A dump that does not load is refused and leaves nothing.
-    let broken = f.panel.mgrdir().join("broken.sql");
+    let broken = f.uploads("broken.sql");
     std::fs::write(&broken, "-- MySQL dump\nCREATE TABLE x (a int;\n").unwrap();
     let out = f.upload_file(&broken, "");
     assert_eq!(out.error_type().0, "badcopy", "{}", out.text());
@@ -466,12 +493,12 @@ fn an_encrypted_copy_downloads_encrypted_to_the_passphrase() {
         got.header("Content-Disposition"),
         Some(format!("attachment; filename=\"{name}.tar.age\"").as_str())
     );
-    let file = f.panel.mgrdir().join("home.tar.age");
+    let file = f.uploads("home.tar.age");
     std::fs::write(&file, &got.body).unwrap();
     // The age tool asks for the passphrase on a terminal.
     let script = format!(
         "cd '{}' && printf 'correct horse battery\\n' | script -qec 'age -d -o home.tar home.tar.age' /dev/null >/dev/null 2>&1; tar -tf home.tar",
-        f.panel.mgrdir().display()
+        f.uploads("").display()
     );
     let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
     let list = String::from_utf8_lossy(&out.stdout);
@@ -501,12 +528,12 @@ fn an_encrypted_copy_downloads_encrypted_to_the_passphrase() {
     assert_eq!(f.checksums(), before);
     // The plain tar, decrypted by hand, is accepted too; a damaged
     // encrypted file is refused.
-    let up = f.upload_file(&f.panel.mgrdir().join("home.tar"), "by-hand");
+    let up = f.upload_file(&f.uploads("home.tar"), "by-hand");
     assert!(up.ok(), "{}", up.text());
     let mut damaged = got.body.clone();
     let at = damaged.len() / 2;
     damaged[at] ^= 1;
-    let bad = f.panel.mgrdir().join("damaged.tar.age");
+    let bad = f.uploads("damaged.tar.age");
     std::fs::write(&bad, &damaged).unwrap();
     assert_eq!(f.upload_file(&bad, "damaged").error_type().0, "badcopy");
     assert!(!f.dir().join("damaged.tar.age").exists() && !f.dir().join("damaged.key.age").exists());

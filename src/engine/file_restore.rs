@@ -1,18 +1,25 @@
 //! Restoring saved files (`backupdata.files.restore`): only files the copy
-//! lists, only inside the directories that were saved, never through a
-//! symbolic link or `..`; each file written to a temporary name beside it
-//! with its saved owner, mode and times, then renamed over (so a reader
+//! lists, and only below the directories this installation allows (the
+//! panel directory and `BackupFilesAllowed`, from the config: never a
+//! directory a copy names). The path is walked from the allowed directory
+//! one component at a time without following a symbolic link
+//! ([`crate::fsutil::Dir`]); each file is written to a new temporary file
+//! created exclusively beside it (so a link planted at that name is never
+//! written through), given its saved owner, mode and times, checked
+//! against the copy's SHA-256, and renamed over the target (so a reader
 //! never sees half a file). `skip` leaves an existing file alone.
 
+use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
+use sha2::{Digest, Sha256};
 
 use super::archive::listing::FileEntry;
-use super::archive::{sha256_hex, Copy, Listing};
+use super::archive::{Copy, Listing};
 use super::restore::Behavior;
+use crate::fsutil::{Dir, Found};
 
 /// What a files restore did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -21,120 +28,150 @@ pub struct FilesReport {
     pub kept: Vec<String>,
 }
 
-/// The saved directories: those the listing has whose parent it has not.
-fn roots(listing: &Listing) -> Vec<&str> {
-    let dirs: Vec<&str> = listing
-        .files
-        .iter()
-        .filter(|f| f.kind == "dir")
-        .map(|f| f.path.as_str())
-        .collect();
-    dirs.iter()
-        .copied()
-        .filter(|d| {
-            let parent = Path::new(d).parent().and_then(Path::to_str).unwrap_or("");
-            !dirs.contains(&parent)
-        })
-        .collect()
+/// A file to restore: its listing entry, the allowed directory it lies in
+/// and its directory and name below that.
+struct Target<'l> {
+    entry: &'l FileEntry,
+    root: &'l Path,
+    dir: &'l Path,
+    name: &'l OsStr,
 }
 
-/// Checks that `path` may be written: a file the copy lists, absolute,
-/// without `..`, inside a saved directory, with no symbolic link between
-/// the saved directory and the file.
-fn check_path<'l>(listing: &'l Listing, path: &str) -> Result<&'l FileEntry> {
-    let p = Path::new(path);
-    if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
-        bail!("`{path}` is not a plain absolute path");
-    }
+/// Checks that `path` may be written: a file the copy lists, below one of
+/// `roots`.
+fn target<'l>(
+    listing: &'l Listing,
+    roots: &'l [std::path::PathBuf],
+    path: &str,
+) -> Result<Target<'l>> {
     let entry = listing
         .files
         .iter()
         .find(|f| f.path == path && f.kind == "file")
         .ok_or_else(|| anyhow!("the copy has no file `{path}`"))?;
-    let root = roots(listing)
-        .into_iter()
-        .find(|r| p.starts_with(r))
-        .ok_or_else(|| anyhow!("`{path}` is outside the saved directories"))?;
-    // Every existing directory from the root down must be a real one.
-    let mut dir = PathBuf::from(root);
-    let rest = p
-        .parent()
-        .and_then(|parent| parent.strip_prefix(root).ok())
-        .context("a file outside its root")?
-        .to_path_buf();
-    for part in std::iter::once(None).chain(rest.components().map(Some)) {
-        if let Some(part) = part {
-            dir.push(part);
-        }
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                bail!(
-                    "`{}` is a symbolic link: refusing to write through it",
-                    dir.display()
-                )
-            }
-            Ok(m) if !m.is_dir() => bail!("`{}` is not a directory", dir.display()),
-            Ok(_) | Err(_) => {}
-        }
-    }
-    if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
-        bail!("`{path}` is a symbolic link now: refusing to write through it");
-    }
-    Ok(entry)
+    let full = Path::new(&entry.path);
+    let (root, rel) = roots
+        .iter()
+        .find_map(|r| crate::fsutil::below(r, full).map(|rel| (r.as_path(), rel)))
+        .ok_or_else(|| {
+            anyhow!(
+                "`{path}` is outside the directories files may be restored into (the panel directory and BackupFilesAllowed)"
+            )
+        })?;
+    let name = rel.file_name().context("a file without a name")?;
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    Ok(Target {
+        entry,
+        root,
+        dir,
+        name,
+    })
 }
 
-/// Restores `paths` from the copy. All are checked before any is written.
+/// The saved directory `path`'s owner and mode, if the copy has it.
+fn saved_dir<'l>(listing: &'l Listing, path: &Path) -> Option<&'l FileEntry> {
+    listing
+        .files
+        .iter()
+        .find(|f| f.kind == "dir" && Path::new(&f.path) == path)
+}
+
+/// Opens (creating what is missing, with the saved owner and mode) the
+/// directory of `t`, never through a link.
+fn open_dir(listing: &Listing, t: &Target<'_>) -> Result<Dir> {
+    let mut dir =
+        Dir::open(t.root).with_context(|| format!("cannot open `{}`", t.root.display()))?;
+    let mut path = t.root.to_path_buf();
+    for part in t.dir.iter() {
+        path.push(part);
+        let found = dir.find(part)?;
+        match found {
+            Found::Dir => {}
+            Found::Missing => {
+                let created = dir.walk(Path::new(part), Some(0o700))?;
+                match saved_dir(listing, &path) {
+                    Some(saved) => created.set_meta(
+                        Some((saved.uid as u32, saved.gid as u32)),
+                        saved.mode & 0o7777,
+                    )?,
+                    None => created.set_meta(None, 0o755)?,
+                }
+            }
+            Found::Symlink => bail!(
+                "`{}` is a symbolic link: refusing to write through it",
+                path.display()
+            ),
+            _ => bail!("`{}` is not a directory", path.display()),
+        }
+        dir = dir
+            .dir(part)
+            .with_context(|| format!("refusing to write through `{}`", path.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Restores `paths` from the copy into the allowed `roots`. All are
+/// checked before any is written.
 pub fn restore_files(
     copy: &Copy<'_>,
     listing: &Listing,
+    roots: &[std::path::PathBuf],
     paths: &[String],
     behavior: Behavior,
 ) -> Result<FilesReport> {
-    let entries: Vec<&FileEntry> = paths
+    let targets: Vec<Target<'_>> = paths
         .iter()
-        .map(|p| check_path(listing, p))
+        .map(|p| target(listing, roots, p))
         .collect::<Result<_>>()?;
     let mut report = FilesReport::default();
-    for f in entries {
-        let target = Path::new(&f.path);
-        if behavior == Behavior::Skip && target.exists() {
-            report.kept.push(f.path.clone());
-            continue;
+    for t in targets {
+        let f = t.entry;
+        let dir = open_dir(listing, &t)?;
+        match dir.find(t.name)? {
+            Found::Symlink => bail!(
+                "`{}` is a symbolic link now: refusing to write through it",
+                f.path
+            ),
+            Found::Dir | Found::Other => bail!("`{}` is not a regular file", f.path),
+            Found::File if behavior == Behavior::Skip => {
+                report.kept.push(f.path.clone());
+                continue;
+            }
+            Found::File | Found::Missing => {}
         }
-        let data = copy.read_range(f.entry.offset, f.entry.size)?;
-        anyhow::ensure!(
-            sha256_hex(&data) == f.entry.sha256,
-            "the copy's `{}` is corrupt",
-            f.path
-        );
-        let dir = target.parent().context("a file without a directory")?;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-        let temp = dir.join(format!(
-            ".{}.bmo-restore",
-            target
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("file")
-        ));
+        let (mut out, temp) = dir
+            .create_temp(t.name)
+            .with_context(|| format!("cannot write beside `{}`", f.path))?;
         let written = (|| -> Result<()> {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&temp)?;
-            out.write_all(&data)?;
+            // Read in pieces, hashing as it goes: a large file is never
+            // held whole, and a copy that does not match is never renamed in.
+            let mut hasher = Sha256::new();
+            let mut at = 0u64;
+            while at < f.entry.size {
+                let n = (f.entry.size - at).min(8 << 20);
+                let piece = copy.read_range(f.entry.offset + at, n)?;
+                anyhow::ensure!(piece.len() as u64 == n, "the copy's `{}` is short", f.path);
+                hasher.update(&piece);
+                out.write_all(&piece)?;
+                at += n;
+            }
+            anyhow::ensure!(
+                super::crypt::hex(&hasher.finalize()) == f.entry.sha256,
+                "the copy's `{}` is corrupt",
+                f.path
+            );
             out.sync_all()?;
-            std::os::unix::fs::chown(&temp, Some(f.uid as u32), Some(f.gid as u32))?;
-            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(f.mode & 0o7777))?;
+            std::os::unix::fs::fchown(&out, Some(f.uid as u32), Some(f.gid as u32))?;
+            out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
+                f.mode & 0o7777,
+            ))?;
             let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(f.mtime);
             out.set_modified(mtime)?;
-            std::fs::rename(&temp, target)?;
+            dir.rename(&temp, t.name)?;
             Ok(())
         })();
         if let Err(e) = written {
-            let _ = std::fs::remove_file(&temp);
+            let _ = dir.remove(&temp);
             return Err(e.context(format!("cannot restore `{}`", f.path)));
         }
         report.written.push(f.path.clone());

@@ -366,7 +366,8 @@ pub(crate) fn take_copy_locked(
         let result = settings
             .storage
             .clean_partials()
-            .and_then(|_| check_space(db, settings))
+            .and_then(|_| files_within_reach(config, settings))
+            .and_then(|()| check_space(db, settings))
             .and_then(|()| match (&key, &settings.passphrase) {
                 (Some(key), Some(passphrase)) => {
                     let mut w = settings.storage.create(&crypt::key_object(&name))?;
@@ -533,6 +534,19 @@ fn apply_retention(db: &mut Db, settings: &Settings, plan: &PlanRow) -> Result<(
     Ok(())
 }
 
+/// Refuses files outside the panel directory and `BackupFilesAllowed`
+/// (a setting saved before that limit existed, or a config file's).
+fn files_within_reach(config: &Config, settings: &Settings) -> Result<()> {
+    for path in &settings.dump.files {
+        anyhow::ensure!(
+            config.file_root_of(path).is_some(),
+            "`{}` is outside the directories whose files may be copied (the panel directory and BackupFilesAllowed in billmgr-ops.conf)",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses to start when the storage cannot hold the copy: the database's
 /// size divided by 3 is a safe guess of a compressed copy (billing data
 /// compresses about 3.7 times).
@@ -555,10 +569,17 @@ fn check_space(db: &mut Db, settings: &Settings) -> Result<()> {
 
 /// The replaced tables of the last restore are kept until a backup succeeds.
 fn drop_undo(db: &mut Db) -> Result<()> {
-    let (_, undo) = restore::side_databases(&db.name()?);
-    db.conn()
-        .query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&undo)))
-        .context("failed to drop the previous restore's safety copy")
+    let live = db.name()?;
+    let (_, undo) = restore::side_databases(&live);
+    for database in [undo, restore::next_undo_database(&live)] {
+        db.conn()
+            .query_drop(format!(
+                "DROP DATABASE IF EXISTS {}",
+                quote_ident(&database)
+            ))
+            .context("failed to drop the previous restore's safety copy")?;
+    }
+    Ok(())
 }
 
 /// Opens copy `name` on the settings' storage: an encrypted copy needs the
@@ -739,7 +760,13 @@ pub fn restore_files(
     locked(&mut db, |_| {
         let copy = open_copy(settings, name)?;
         let listing = copy.listing()?;
-        let report = super::file_restore::restore_files(&copy, &listing, paths, behavior)?;
+        let report = super::file_restore::restore_files(
+            &copy,
+            &listing,
+            &config.file_roots,
+            paths,
+            behavior,
+        )?;
         log::info!(
             "files restored from copy {name} ({behavior:?}): written {:?}, kept {:?}",
             report.written,

@@ -16,6 +16,7 @@
 
 pub mod archive;
 pub mod crypt;
+pub mod ddl;
 pub mod dump;
 pub mod file_restore;
 pub mod jobs;

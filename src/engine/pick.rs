@@ -53,7 +53,9 @@ pub fn read_chunk(copy: &Copy<'_>, chunk: &Chunk) -> Result<Vec<Vec<Cell>>> {
         "chunk `{}` is corrupt",
         entry.path
     );
-    let text = zstd::stream::decode_all(&data[..])
+    // At most the listed size (checked against a bound when the listing
+    // was read), so a forged frame cannot inflate memory.
+    let text = zstd::bulk::decompress(&data, chunk.text_size as usize)
         .with_context(|| format!("chunk `{}` does not decompress", entry.path))?;
     anyhow::ensure!(
         text.len() as u64 == chunk.text_size && sha256_hex(&text) == chunk.text_sha256,
@@ -81,6 +83,15 @@ pub fn rows_where(
     for chunk in candidate_chunks(table, column, keys) {
         read += chunk.entry.size;
         for row in read_chunk(copy, chunk)? {
+            // Rows are indexed by the listing's columns from here on.
+            anyhow::ensure!(
+                row.len() == table.columns.len(),
+                "chunk `{}` of `{}` holds a row of {} fields, the table has {} columns",
+                chunk.entry.path,
+                table.name,
+                row.len(),
+                table.columns.len()
+            );
             let key = row
                 .get(at)
                 .and_then(|c| c.as_deref())

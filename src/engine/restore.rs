@@ -15,6 +15,12 @@
 //!    `skip`: rows missing from the live tables are added from the staged
 //!    ones (`INSERT IGNORE`), all tables in one transaction.
 //!
+//! Nothing from the listing runs as it stands: every `CREATE` is checked
+//! and rebuilt by [`super::ddl`] before the staging database is even
+//! created, and runs as a prepared statement (one statement, whatever it
+//! holds). The previous restore's safety copy is replaced only once the new
+//! swap has succeeded.
+//!
 //! The plugin's own tables (`billmgrops_*`) are never in a copy and never
 //! touched.
 
@@ -29,6 +35,7 @@ use mysql::{Conn, LocalInfileHandler};
 
 use super::archive::Copy;
 use super::archive::{self, check_entry, listing::Chunk, Listing};
+use super::ddl::{self, ObjectKind, Scope};
 use super::verify::check_chunk;
 use crate::config::DbSource;
 use crate::db::{self, quote_ident, TABLE_PREFIX};
@@ -85,6 +92,103 @@ fn connect(source: &DbSource, timeout: Duration) -> Result<Conn> {
 /// The staging and undo database names of `live`.
 pub fn side_databases(live: &str) -> (String, String) {
     (format!("{live}_bmo_stage"), format!("{live}_bmo_undo"))
+}
+
+/// Where a swap puts the replaced tables until it has succeeded; only then
+/// do they replace the previous safety copy.
+pub fn next_undo_database(live: &str) -> String {
+    format!("{live}_bmo_undo_next")
+}
+
+/// A copy's statements, checked and rebuilt ([`ddl`]): nothing else runs.
+struct Checked {
+    /// (table, CREATE TABLE) in the listing's order.
+    tables: Vec<(String, String)>,
+    definitions: Vec<CheckedObject>,
+}
+
+struct CheckedObject {
+    kind: ObjectKind,
+    name: String,
+    sql_mode: String,
+    create: String,
+}
+
+impl Checked {
+    fn of(scope: &Scope, listing: &Listing) -> Result<Checked> {
+        let tables = listing
+            .tables
+            .iter()
+            .map(|t| Ok((t.name.clone(), ddl::table(scope, &t.create, &t.name)?)))
+            .collect::<Result<_, ddl::DdlError>>()?;
+        let definitions = listing
+            .definitions
+            .iter()
+            .map(|d| {
+                let kind = ObjectKind::parse(&d.kind).ok_or_else(|| {
+                    ddl::DdlError::Refused(format!("unknown object kind `{}` in the copy", d.kind))
+                })?;
+                // A view's text is the server's own rendering (backquoted
+                // names), valid under the default mode.
+                let sql_mode = if kind == ObjectKind::View {
+                    "NO_ENGINE_SUBSTITUTION".to_string()
+                } else {
+                    d.sql_mode.clone()
+                };
+                let create = ddl::definition(
+                    scope,
+                    &ddl::Object {
+                        kind,
+                        name: &d.name,
+                        table: &d.table,
+                        create: &d.create,
+                        sql_mode: &sql_mode,
+                        definer: None,
+                    },
+                )?;
+                Ok(CheckedObject {
+                    kind,
+                    name: d.name.clone(),
+                    sql_mode,
+                    create,
+                })
+            })
+            .collect::<Result<_, ddl::DdlError>>()?;
+        Ok(Checked {
+            tables,
+            definitions,
+        })
+    }
+
+    fn create_of(&self, table: &str) -> Option<&str> {
+        self.tables
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, c)| c.as_str())
+    }
+}
+
+/// Checks every statement of a copy as a restore into `live` would,
+/// changing nothing: an upload refuses a copy its restore would refuse.
+pub fn check_statements(conn: &mut Conn, live: &str, listing: &Listing) -> Result<()> {
+    let scope = Scope::read(
+        conn,
+        live,
+        &listing.database,
+        listing.tables.iter().map(|t| t.name.clone()),
+    )?;
+    Checked::of(&scope, listing).map(|_| ())
+}
+
+/// Runs one checked statement as a prepared statement, so that the server
+/// refuses anything after its end. MySQL cannot prepare some kinds of
+/// `CREATE` (error 1295): those run as they are, having passed the same
+/// checks.
+fn run_checked(c: &mut Conn, sql: &str) -> Result<()> {
+    match c.exec_drop(sql, ()) {
+        Err(mysql::Error::MySqlError(e)) if e.code == 1295 => c.query_drop(sql).map_err(Into::into),
+        other => other.map_err(Into::into),
+    }
 }
 
 /// Drops the staging database when the restore ends, however it ends.
@@ -227,6 +331,15 @@ pub fn restore(
         .flatten()
         .ok_or_else(|| anyhow!("the database address names no database"))?;
     let (stage, undo) = side_databases(&live);
+    // Every statement of the copy is checked before anything is created.
+    let scope = Scope::read(
+        &mut control,
+        &live,
+        &listing.database,
+        listing.tables.iter().map(|t| t.name.clone()),
+    )?;
+    let checked = Checked::of(&scope, listing)
+        .context("the copy's definitions are refused; nothing was changed")?;
     let charset: Option<String> = control.exec_first(
         "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
         (&live,),
@@ -246,13 +359,9 @@ pub fn restore(
     guard
         .conn
         .query_drop(format!("USE {}", quote_ident(&stage)))?;
-    for t in &listing.tables {
-        guard.conn.query_drop(&t.create).with_context(|| {
-            format!(
-                "failed to create table `{}` in the staging database",
-                t.name
-            )
-        })?;
+    for (name, create) in &checked.tables {
+        run_checked(guard.conn, create)
+            .with_context(|| format!("failed to create table `{name}` in the staging database"))?;
     }
     guard
         .conn
@@ -312,11 +421,11 @@ pub fn restore(
     progress("apply", 0);
     let undo_db = match opts.behavior {
         Behavior::Edit => {
-            swap(guard.conn, listing, &live, &stage, &undo)?;
+            swap(guard.conn, &checked, &live, &stage, &undo)?;
             Some(undo)
         }
         Behavior::Skip => {
-            merge(guard.conn, listing, &live, &stage)?;
+            merge(guard.conn, listing, &checked, &live, &stage)?;
             None
         }
     };
@@ -379,17 +488,20 @@ fn create_object(c: &mut Conn, database: &str, sql_mode: &str, create: &str) -> 
     result.map_err(Into::into)
 }
 
-/// edit: the atomic swap, then the copy's other objects; reversed on failure.
-fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) -> Result<()> {
+/// edit: the atomic swap, then the copy's other objects; reversed on
+/// failure. The replaced tables go to a database of their own and take
+/// the previous safety copy's place only once everything succeeded.
+fn swap(c: &mut Conn, checked: &Checked, live: &str, stage: &str, undo: &str) -> Result<()> {
+    let next = next_undo_database(live);
     let live_tables = base_tables(c, live)?;
-    let copy_tables: HashSet<String> = listing.tables.iter().map(|t| t.name.clone()).collect();
+    let copy_tables: HashSet<String> = checked.tables.iter().map(|t| t.0.clone()).collect();
     let moved: HashSet<String> = live_tables.intersection(&copy_tables).cloned().collect();
-    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(undo)))?;
-    c.query_drop(format!("CREATE DATABASE {}", quote_ident(undo)))?;
+    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&next)))?;
+    c.query_drop(format!("CREATE DATABASE {}", quote_ident(&next)))?;
     // What undo needs besides the tables: the live views, triggers,
     // routines and events as they are now.
     let live_objects = super::schema::objects(c, live)?;
-    save_definitions(c, undo, &live_objects)?;
+    save_definitions(c, &next, &live_objects)?;
     // RENAME TABLE cannot move a table with triggers to another database.
     let old_triggers = triggers(c, live, &moved)?;
     for (name, ..) in &old_triggers {
@@ -402,7 +514,7 @@ fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) ->
     let q = |db: &str, t: &str| format!("{}.{}", quote_ident(db), quote_ident(t));
     let mut renames: Vec<String> = moved
         .iter()
-        .map(|t| format!("{} TO {}", q(live, t), q(undo, t)))
+        .map(|t| format!("{} TO {}", q(live, t), q(&next, t)))
         .collect();
     renames.extend(
         copy_tables
@@ -413,11 +525,12 @@ fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) ->
         for (_, _, mode, create) in &old_triggers {
             let _ = create_object(c, live, mode, create);
         }
+        let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&next)));
         return Err(
             anyhow::Error::from(e).context("the swap of tables failed; nothing was changed")
         );
     }
-    let objects = create_definitions(c, listing, live);
+    let objects = create_definitions(c, checked, live);
     if let Err(e) = objects {
         // Put everything back as it was: the copy's triggers that were
         // created must go first, or the tables cannot move.
@@ -437,19 +550,24 @@ fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) ->
         back.extend(
             moved
                 .iter()
-                .map(|t| format!("{} TO {}", q(undo, t), q(live, t))),
+                .map(|t| format!("{} TO {}", q(&next, t), q(live, t))),
         );
         let undone = c.query_drop(format!("RENAME TABLE {}", back.join(", ")));
         for (_, _, mode, create) in &old_triggers {
             let _ = create_object(c, live, mode, create);
         }
         return match undone {
-            Ok(()) => Err(e.context("the copy's views, triggers or routines failed; the swap was reversed")),
+            Ok(()) => {
+                let _ = c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(&next)));
+                Err(e.context("the copy's views, triggers or routines failed; the swap was reversed"))
+            }
             Err(u) => Err(e.context(format!(
-                "the copy's objects failed AND reversing the swap failed ({u}); the old tables are in `{undo}`"
+                "the copy's objects failed AND reversing the swap failed ({u}); the old tables are in `{next}`"
             ))),
         };
     }
+    // The swap stands: its replaced tables become the safety copy.
+    promote_undo(c, &next, undo)?;
     c.query_drop(format!("USE {}", quote_ident(live)))?;
     log::info!(
         "restore swapped {} tables; the replaced ones are kept in `{undo}`",
@@ -458,34 +576,43 @@ fn swap(c: &mut Conn, listing: &Listing, live: &str, stage: &str, undo: &str) ->
     Ok(())
 }
 
+/// Moves every table of `next` into a fresh `undo` and drops `next`. Until
+/// the move, `undo` (see [`undo`]) falls back to `next`.
+fn promote_undo(c: &mut Conn, next: &str, undo: &str) -> Result<()> {
+    let tables: Vec<String> = c.exec(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
+        (next,),
+    )?;
+    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(undo)))?;
+    c.query_drop(format!("CREATE DATABASE {}", quote_ident(undo)))?;
+    let q = |db: &str, t: &str| format!("{}.{}", quote_ident(db), quote_ident(t));
+    let renames: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{} TO {}", q(next, t), q(undo, t)))
+        .collect();
+    if !renames.is_empty() {
+        c.query_drop(format!("RENAME TABLE {}", renames.join(", ")))
+            .with_context(|| format!("the replaced tables stay in `{next}`"))?;
+    }
+    c.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(next)))?;
+    Ok(())
+}
+
 /// The copy's views, triggers, routines and events, replacing live ones of
 /// the same name.
-fn create_definitions(c: &mut Conn, listing: &Listing, live: &str) -> Result<()> {
-    let q = |n: &str| format!("{}.{}", quote_ident(live), quote_ident(n));
-    for d in &listing.definitions {
-        let drop = match d.kind.as_str() {
-            "view" => format!("DROP VIEW IF EXISTS {}", q(&d.name)),
-            "trigger" => format!("DROP TRIGGER IF EXISTS {}", q(&d.name)),
-            "procedure" => format!("DROP PROCEDURE IF EXISTS {}", q(&d.name)),
-            "function" => format!("DROP FUNCTION IF EXISTS {}", q(&d.name)),
-            "event" => format!("DROP EVENT IF EXISTS {}", q(&d.name)),
-            other => bail!("unknown object kind `{other}` in the copy"),
-        };
-        c.query_drop(drop)?;
+fn create_definitions(c: &mut Conn, checked: &Checked, live: &str) -> Result<()> {
+    for d in &checked.definitions {
+        drop_object(c, live, d.kind.as_str(), &d.name)?;
     }
     // Views may depend on each other: create in passes until none is left.
-    let mut pending: Vec<_> = listing.definitions.iter().collect();
+    let mut pending: Vec<&CheckedObject> = checked.definitions.iter().collect();
     while !pending.is_empty() {
         let mut failed = Vec::new();
         let mut last_error = None;
         for d in pending.iter().copied() {
-            let mode = if d.kind == "view" {
-                "NO_ENGINE_SUBSTITUTION"
-            } else {
-                d.sql_mode.as_str()
-            };
-            if let Err(e) = create_object(c, live, mode, &d.create) {
-                last_error = Some(e.context(format!("failed to create {} `{}`", d.kind, d.name)));
+            if let Err(e) = create_checked(c, live, d) {
+                last_error =
+                    Some(e.context(format!("failed to create {} `{}`", d.kind.as_str(), d.name)));
                 failed.push(d);
             }
         }
@@ -497,13 +624,31 @@ fn create_definitions(c: &mut Conn, listing: &Listing, live: &str) -> Result<()>
     Ok(())
 }
 
+/// Runs a checked CREATE under its sql_mode, in `database`.
+fn create_checked(c: &mut Conn, database: &str, d: &CheckedObject) -> Result<()> {
+    c.query_drop(format!("USE {}", quote_ident(database)))?;
+    c.exec_drop("SET SESSION sql_mode = ?", (&d.sql_mode,))?;
+    let result = run_checked(c, &d.create);
+    c.query_drop("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'")?;
+    result
+}
+
 /// skip: add the copy's missing rows, all tables in one transaction.
-fn merge(c: &mut Conn, listing: &Listing, live: &str, stage: &str) -> Result<()> {
+fn merge(
+    c: &mut Conn,
+    listing: &Listing,
+    checked: &Checked,
+    live: &str,
+    stage: &str,
+) -> Result<()> {
     let live_tables = base_tables(c, live)?;
     c.query_drop(format!("USE {}", quote_ident(live)))?;
     for t in &listing.tables {
         if !live_tables.contains(&t.name) {
-            c.query_drop(&t.create)
+            let create = checked
+                .create_of(&t.name)
+                .context("a table of the copy was not checked")?;
+            run_checked(c, create)
                 .with_context(|| format!("failed to create missing table `{}`", t.name))?;
         }
     }
@@ -535,15 +680,10 @@ fn merge(c: &mut Conn, listing: &Listing, live: &str, stage: &str) -> Result<()>
         )?;
         rows.into_iter().collect()
     };
-    for d in &listing.definitions {
-        if !existing.contains(&(d.kind.clone(), d.name.clone())) {
-            let mode = if d.kind == "view" {
-                "NO_ENGINE_SUBSTITUTION"
-            } else {
-                d.sql_mode.as_str()
-            };
-            create_object(c, live, mode, &d.create)
-                .with_context(|| format!("failed to create {} `{}`", d.kind, d.name))?;
+    for d in &checked.definitions {
+        if !existing.contains(&(d.kind.as_str().to_string(), d.name.clone())) {
+            create_checked(c, live, d)
+                .with_context(|| format!("failed to create {} `{}`", d.kind.as_str(), d.name))?;
         }
     }
     c.query_drop(format!("USE {}", quote_ident(live)))?;
@@ -597,12 +737,22 @@ pub fn undo(source: &DbSource, timeout: Duration) -> Result<usize> {
         .ok_or_else(|| anyhow!("the database address names no database"))?;
     let (_, undo) = side_databases(&live);
     let swap_db = format!("{live}_bmo_swap");
-    let has: Option<String> = c.exec_first(
-        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-        (&undo, DEFINITIONS_TABLE),
-    )?;
+    let has = |c: &mut Conn, db: &str| -> Result<bool> {
+        let found: Option<String> = c.exec_first(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, DEFINITIONS_TABLE),
+        )?;
+        Ok(found.is_some())
+    };
+    // A swap that died while promoting its safety copy left it in `next`.
+    let next = next_undo_database(&live);
+    let undo = if !has(&mut c, &undo)? && has(&mut c, &next)? {
+        next
+    } else {
+        undo
+    };
     anyhow::ensure!(
-        has.is_some(),
+        has(&mut c, &undo)?,
         "there is no restore to undo (no `{undo}` database)"
     );
     let saved: Vec<(String, String, String, String, String)> = c.query(format!(

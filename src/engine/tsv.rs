@@ -65,8 +65,9 @@ pub type Cell = Option<Vec<u8>>;
 /// table goes through LOAD DATA instead).
 pub fn parse_rows(text: &[u8]) -> Vec<Vec<Cell>> {
     let mut rows = Vec::new();
+    let count = count_rows(text);
     for line in text.split(|&b| b == b'\n') {
-        if line.is_empty() && rows.len() as u64 == count_rows(text) {
+        if line.is_empty() && rows.len() as u64 == count {
             break;
         }
         rows.push(line.split(|&b| b == b'\t').map(unescape).collect());

@@ -338,25 +338,22 @@ pub fn upload(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             ],
         })),
         Mode::SubmitNew | Mode::SubmitEdit => {
+            let config = ctx.config;
             let from = match req.choice("type", &["file", "url"])?.unwrap_or("file") {
                 "url" => {
                     let url = req.required("url")?.trim();
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         return Err(PanelError::value("url", url).into());
                     }
-                    upload::Source::Url(url.to_string())
-                }
-                _ => {
-                    let path = std::path::PathBuf::from(req.required("file")?);
-                    if !path.is_absolute() || !path.is_file() {
-                        return Err(PanelError::value("file", &path.display().to_string()).into());
+                    upload::Source::Url {
+                        url: url.to_string(),
+                        allow_private: config.upload_private_urls,
                     }
-                    upload::Source::File(path)
                 }
+                _ => uploaded_file(config, req.required("file")?)?,
             };
             let name = req.text("name", 100)?.trim().to_string();
             let storage = req.opt_id("storage")?;
-            let config = ctx.config;
             let source = config
                 .db
                 .clone()
@@ -383,10 +380,37 @@ pub fn upload(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
 }
 
+/// The panel's uploaded file: below `UploadDir` (lexically, then walked
+/// without following a symbolic link), a regular file, opened now.
+fn uploaded_file(config: &crate::config::Config, file: &str) -> Result<upload::Source, PanelError> {
+    let path = std::path::PathBuf::from(file);
+    let outside = || PanelError::new(ErrorKind::Outside, "file", file);
+    let rel = crate::fsutil::below(&config.upload_dir, &path).ok_or_else(outside)?;
+    let name = rel.file_name().ok_or_else(outside)?;
+    let opened = crate::fsutil::Dir::open(&config.upload_dir)
+        .and_then(|d| d.walk(rel.parent().unwrap_or(std::path::Path::new("")), None))
+        .and_then(|d| d.open_file(name));
+    match opened {
+        Ok(f) => Ok(upload::Source::Opened(f, path)),
+        Err(e) => {
+            log::warn!("upload of `{file}` refused: {e}");
+            Err(PanelError::value("file", file))
+        }
+    }
+}
+
 /// A refused upload as the form shows it.
 fn upload_error(e: anyhow::Error) -> anyhow::Error {
     if let Some(refused) = e.downcast_ref::<upload::NotACopy>() {
         let value = refused.0.clone();
+        return e.context(PanelError::new(ErrorKind::BadCopy, "file", value));
+    }
+    if let Some(private) = e.downcast_ref::<crate::storage::fetch::PrivateAddress>() {
+        let value = private.0.clone();
+        return e.context(PanelError::new(ErrorKind::Outside, "url", value));
+    }
+    if let Some(bad) = e.downcast_ref::<crate::engine::archive::check::BadListing>() {
+        let value = bad.0.clone();
         return e.context(PanelError::new(ErrorKind::BadCopy, "file", value));
     }
     if e.downcast_ref::<jobs::Busy>().is_some() {
@@ -396,7 +420,11 @@ fn upload_error(e: anyhow::Error) -> anyhow::Error {
 }
 
 /// The plan fields of a form, checked.
-fn submitted_plan(req: &Request, storage: u64) -> Result<PlanRow, PanelError> {
+fn submitted_plan(
+    config: &crate::config::Config,
+    req: &Request,
+    storage: u64,
+) -> Result<PlanRow, PanelError> {
     let schedule = req
         .choice("schedule", &["daily", "weekly", "off"])?
         .unwrap_or("daily");
@@ -420,9 +448,29 @@ fn submitted_plan(req: &Request, storage: u64) -> Result<PlanRow, PanelError> {
         keep_count: req.number("keep_count", 1, 100_000)?,
         keep_size_mib: req.number("keep_size", 1, 1 << 40)?,
         exclude_tables: req.text("exclude_tables", 4096)?.to_string(),
-        files: req.text("files", 4096)?.to_string(),
+        files: within_reach(config, "files", req.text("files", 4096)?)?.to_string(),
         ..PlanRow::default()
     })
+}
+
+/// A `files` field, checked: every path (relative ones from the panel
+/// directory) inside the panel directory or `BackupFilesAllowed`; the
+/// panel cannot widen that reach.
+fn within_reach<'v>(
+    config: &crate::config::Config,
+    field: &str,
+    files: &'v str,
+) -> Result<&'v str, PanelError> {
+    for f in files.split_whitespace() {
+        let path = match std::path::Path::new(f) {
+            p if p.is_absolute() => p.to_path_buf(),
+            p => config.mgrdir.join(p),
+        };
+        if config.file_root_of(&path).is_none() {
+            return Err(PanelError::new(ErrorKind::Outside, field, f));
+        }
+    }
+    Ok(files)
 }
 
 /// The storage fields of the setup form, checked: its name, its fields
@@ -562,7 +610,7 @@ pub fn setup(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 check_storage(ctx, &storage_name, &params, secret.as_deref())?;
                 return Ok(Reply::Ok);
             }
-            let plan = submitted_plan(req, 0)?;
+            let plan = submitted_plan(ctx.config, req, 0)?;
             if plan.name.is_empty() {
                 return Err(PanelError::empty("plan_name").into());
             }
@@ -694,6 +742,10 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     "lock_timeout" => v.parse::<u32>().is_ok_and(|n| (1..=3600).contains(&n)),
                     "path" => !v.is_empty() && !v.contains(".."),
                     "keep_undo" => matches!(v.as_str(), "" | "on" | "off"),
+                    "files" => {
+                        within_reach(config, "files", &v)?;
+                        true
+                    }
                     "default_storage" | "default_plan" => v.is_empty() || v.parse::<u64>().is_ok(),
                     _ => true,
                 };

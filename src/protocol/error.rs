@@ -45,6 +45,8 @@ pub enum ErrorKind {
     BadCopy,
     /// Restoring objects failed; nothing was changed.
     RestoreFailed,
+    /// A file, upload or URL lies beyond what the panel may reach.
+    Outside,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -70,6 +72,7 @@ impl ErrorKind {
         ErrorKind::Storage,
         ErrorKind::BadCopy,
         ErrorKind::RestoreFailed,
+        ErrorKind::Outside,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -94,6 +97,7 @@ impl ErrorKind {
             ErrorKind::Storage => "storage",
             ErrorKind::BadCopy => "badcopy",
             ErrorKind::RestoreFailed => "restore_failed",
+            ErrorKind::Outside => "outside",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }

@@ -20,7 +20,6 @@ pub mod messages;
 pub mod request;
 pub mod response;
 
-use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 
 pub use error::{ErrorKind, PanelError};
@@ -35,13 +34,17 @@ use crate::logging;
 use crate::xml::Element;
 
 /// Runs one call and returns the document to print.
-pub fn handle(incoming: &Incoming, config: &Config) -> Element {
+pub fn handle(incoming: Incoming, config: &Config) -> Element {
     handle_with(functions::FUNCTIONS, incoming, config)
 }
 
 /// [`handle`] over a given registry.
-fn handle_with(registry: &[functions::Function], incoming: &Incoming, config: &Config) -> Element {
-    let req = match Request::parse(incoming) {
+fn handle_with(registry: &[functions::Function], incoming: Incoming, config: &Config) -> Element {
+    let parsed = Request::parse(&incoming);
+    // The raw bytes are not needed once parsed: a large request is not
+    // held twice.
+    drop(incoming);
+    let mut req = match parsed {
         Ok(req) => req,
         Err(rejected) => {
             let func = rejected.func.unwrap_or_default();
@@ -51,13 +54,29 @@ fn handle_with(registry: &[functions::Function], incoming: &Incoming, config: &C
         }
     };
     logging::set_function(req.func());
-    let fail =
-        |error: &PanelError| response::render_error(req.doc(), req.func(), req.lang(), error);
+    let outcome = run(registry, &req, config);
+    // The answer is built on the incoming document itself (moved, not
+    // copied: a large document is held once).
+    let (func, lang) = (req.func().to_string(), req.lang());
+    let doc = req.take_doc();
+    match outcome {
+        Ok(reply) => response::render(doc, &func, lang, &reply),
+        Err(error) => response::render_error(doc, &func, lang, &error),
+    }
+}
 
+/// Finds the function, checks the caller's level and runs it; every
+/// failure is a [`PanelError`] (anything untyped becomes `internal`, its
+/// detail logged).
+fn run(
+    registry: &[functions::Function],
+    req: &Request,
+    config: &Config,
+) -> Result<Reply, PanelError> {
     let Some(function) = registry.iter().find(|f| f.name == req.func()) else {
         let error = PanelError::new(ErrorKind::UnknownFunc, "func", req.func());
         log::warn!("{error}");
-        return fail(&error);
+        return Err(error);
     };
     let allowed = match function.access {
         Access::Admin => req.level().is_some_and(|l| l >= config.admin_level),
@@ -68,13 +87,13 @@ fn handle_with(registry: &[functions::Function], incoming: &Incoming, config: &C
             req.user().unwrap_or(""),
             req.level()
         );
-        return fail(&PanelError::access(function.name));
+        return Err(PanelError::access(function.name));
     }
 
     let mut ctx = Ctx::new(config);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| (function.run)(&req, &mut ctx)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| (function.run)(req, &mut ctx)));
     match outcome {
-        Ok(Ok(reply)) => response::render(req.doc(), req.func(), req.lang(), &reply),
+        Ok(Ok(reply)) => Ok(reply),
         // `anyhow::Error::downcast_ref` finds a PanelError both as the root
         // cause and as a context layer (a chain item would be the wrapper).
         Ok(Err(err)) => match err.downcast_ref::<PanelError>() {
@@ -84,16 +103,16 @@ fn handle_with(registry: &[functions::Function], incoming: &Incoming, config: &C
                 } else {
                     log::info!("{err:#}");
                 }
-                fail(panel)
+                Err(panel.clone())
             }
             None => {
                 log::error!("{err:#}");
-                fail(&PanelError::new(ErrorKind::Internal, req.func(), ""))
+                Err(PanelError::new(ErrorKind::Internal, req.func(), ""))
             }
         },
         Err(_) => {
             // The panic hook has logged the message and location.
-            fail(&PanelError::new(ErrorKind::Internal, req.func(), ""))
+            Err(PanelError::new(ErrorKind::Internal, req.func(), ""))
         }
     }
 }
@@ -109,10 +128,10 @@ pub fn install_panic_hook() {
 /// Writes the document to stdout in one piece. The only writer to stdout
 /// in panel mode.
 pub fn emit(doc: &Element) -> std::io::Result<()> {
-    let text = doc.to_document();
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()
+    // The tree is complete before the first byte goes out, so a failure
+    // cannot leave half a document; it is streamed, not copied whole.
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    doc.write_document(out)
 }
 
 #[cfg(test)]
@@ -181,7 +200,7 @@ mod tests {
             .collect();
         let doc = handle_with(
             REGISTRY,
-            &Incoming {
+            Incoming {
                 env,
                 stdin: Vec::new(),
             },

@@ -239,6 +239,11 @@ impl Request {
         self.doc.as_ref()
     }
 
+    /// The incoming document, moved out (for the answer built on it).
+    pub fn take_doc(&mut self) -> Option<Element> {
+        self.doc.take()
+    }
+
     /// A parameter's value; an empty value counts as absent.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params

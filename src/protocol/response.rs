@@ -101,8 +101,8 @@ const ANSWER_CHILDREN: &[&str] = &[
 ];
 
 /// The base of every answer: the incoming document, or a fresh `<doc>`.
-fn base(doc: Option<&Element>, func: &str, lang: Lang) -> Element {
-    let mut out = doc.cloned().unwrap_or_else(|| Element::new("doc"));
+fn base(doc: Option<Element>, func: &str, lang: Lang) -> Element {
+    let mut out = doc.unwrap_or_else(|| Element::new("doc"));
     if out.name != "doc" {
         out = Element::new("doc");
     }
@@ -121,7 +121,7 @@ fn value(name: &str, text: &str) -> Element {
 }
 
 /// Renders a successful answer.
-pub fn render(doc: Option<&Element>, func: &str, lang: Lang, reply: &Reply) -> Element {
+pub fn render(doc: Option<Element>, func: &str, lang: Lang, reply: &Reply) -> Element {
     let mut out = base(doc, func, lang);
     match reply {
         Reply::List(page) => {
@@ -178,7 +178,7 @@ pub fn render(doc: Option<&Element>, func: &str, lang: Lang, reply: &Reply) -> E
 }
 
 /// Renders a typed error with its localized message.
-pub fn render_error(doc: Option<&Element>, func: &str, lang: Lang, error: &PanelError) -> Element {
+pub fn render_error(doc: Option<Element>, func: &str, lang: Lang, error: &PanelError) -> Element {
     let mut out = base(doc, func, lang);
     let kind = error.kind.as_str();
     let text = messages::error_text(lang, kind, &error.object, &error.value);
@@ -227,7 +227,7 @@ mod tests {
             total: 11,
             paging: paging(),
         });
-        let out = render(Some(&incoming), "runningoperation", Lang::En, &reply);
+        let out = render(Some(incoming), "runningoperation", Lang::En, &reply);
         assert_eq!(out.get_attr("binary"), Some("/billmgr"));
         assert!(out.find("metadata").is_some() && out.find("messages").is_some());
         let elems: Vec<_> = out.find_all("elem").collect();

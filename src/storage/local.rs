@@ -6,7 +6,7 @@
 //! complete object. Leftover `.part` files are invisible to `list` and
 //! removed by [`LocalStorage::clean_partials`].
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -105,11 +105,11 @@ impl Storage for LocalStorage {
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("failed to create `{}`", self.dir.display()))?;
         let temp = self.dir.join(format!(".{name}.part"));
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
+        // A leftover of a dead job goes first; the new one is created
+        // exclusively, so a link planted at that name is never written
+        // through.
+        let _ = fs::remove_file(&temp);
+        let file = crate::fsutil::create_new(&temp, 0o600)
             .with_context(|| format!("failed to create `{}`", temp.display()))?;
         Ok(Box::new(LocalWriter {
             file,
@@ -196,6 +196,7 @@ impl Storage for LocalStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     fn dir(name: &str) -> PathBuf {
         let d =

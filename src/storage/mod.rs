@@ -7,6 +7,7 @@
 //! trait. Ranged reads are part of the contract because per-object restore
 //! reads only the chunks it needs.
 
+pub mod fetch;
 pub mod local;
 pub mod params;
 pub mod remote;
@@ -163,6 +164,7 @@ pub fn replicate(from: &dyn Storage, to: &dyn Storage, name: &str) -> Result<u64
 /// An object name is a plain file name: no directories, nothing hidden.
 pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
+        && name.len() <= 255
         && !name.starts_with('.')
         && name
             .bytes()

@@ -43,10 +43,10 @@ pub(super) static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| 
 const PART_SIZE: usize = 16 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 /// One request may take this long before it is retried.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// A failed request is retried this many times, waiting 1 s, 2 s, 4 s ...
 /// up to 30 s between tries.
-const RETRIES: usize = 5;
+pub(super) const RETRIES: usize = 5;
 
 pub struct RemoteStorage {
     op: blocking::Operator,
@@ -192,7 +192,7 @@ fn explain(e: opendal::Error) -> anyhow::Error {
 }
 
 /// Adds our context to an OpenDAL result.
-trait Explain<T> {
+pub(super) trait Explain<T> {
     fn explained(self, context: impl FnOnce() -> String) -> Result<T>;
 }
 
@@ -406,35 +406,10 @@ pub fn open(params: &Params, secret: Option<&str>) -> Result<Box<dyn Storage>> {
 /// file). The FTP library offers no way to drain or to pick the version
 /// for its connections alone. TLS 1.2 with the provider's AEAD suites is
 /// what every S3 and FTPS service accepts.
-fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     provider
         .cipher_suites
         .retain(|s| s.version() == &rustls::version::TLS12);
     let _ = provider.install_default();
-}
-
-/// Streams a file from an http(s) URL (for uploads), through OpenDAL's
-/// HTTP service with the same timeouts and retries as the storages.
-pub fn open_url(url: &str) -> Result<Box<dyn Read + Send>> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .filter(|(s, _)| matches!(*s, "http" | "https"))
-        .with_context(|| format!("`{url}` is not an http or https URL"))?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    anyhow::ensure!(!host.is_empty(), "`{url}` names no server");
-    opendal::install_default();
-    install_tls_provider();
-    let op =
-        opendal::Operator::new(services::Http::default().endpoint(&format!("{scheme}://{host}")))
-            .explained(|| format!("cannot fetch {url}"))?
-            .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
-            .layer(RetryLayer::new().with_jitter().with_max_times(RETRIES));
-    let _guard = RUNTIME.enter();
-    let op = blocking::Operator::new(op).explained(|| format!("cannot fetch {url}"))?;
-    let reader = op
-        .reader(&format!("/{path}"))
-        .and_then(|r| r.into_std_read(..))
-        .explained(|| format!("cannot fetch {url}"))?;
-    Ok(Box::new(reader))
 }

@@ -176,8 +176,13 @@ impl Listing {
         v
     }
 
-    /// Reads a listing, refusing formats and versions this build cannot read.
+    /// Reads a listing, refusing formats and versions this build cannot
+    /// read and anything [`Listing::check`] refuses.
     pub fn from_json(data: &[u8]) -> anyhow::Result<Listing> {
+        anyhow::ensure!(
+            data.len() as u64 <= super::check::MAX_LISTING,
+            super::check::BadListing(format!("{} bytes of listing", data.len()))
+        );
         let l: Listing = serde_json::from_slice(data)
             .map_err(|e| anyhow::anyhow!("the listing is not valid JSON of a copy: {e}"))?;
         anyhow::ensure!(
@@ -190,6 +195,7 @@ impl Listing {
             "copy format version {} is newer than this billmgr-ops reads ({VERSION}); upgrade billmgr-ops",
             l.version
         );
+        l.check()?;
         Ok(l)
     }
 }
@@ -204,6 +210,7 @@ mod tests {
             format: FORMAT.into(),
             version: VERSION,
             name: "c".into(),
+            created: "2026-12-01 00:00:00".into(),
             ..Listing::default()
         };
         assert_eq!(Listing::from_json(&l.to_json()).unwrap(), l);

@@ -13,6 +13,7 @@
 //!
 //! The full specification is docs/archive-format.md.
 
+pub mod check;
 pub mod listing;
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -60,8 +61,14 @@ pub fn read_objects(copy: &Copy<'_>, listing: &mut Listing) -> Result<()> {
         sha256_hex(&data) == entry.sha256,
         "the copy's object index is corrupt"
     );
-    let text =
-        zstd::stream::decode_all(&data[..]).context("the object index does not decompress")?;
+    let mut text = Vec::new();
+    zstd::stream::read::Decoder::new(&data[..])
+        .and_then(|d| d.take(check::MAX_OBJECTS + 1).read_to_end(&mut text))
+        .context("the object index does not decompress")?;
+    anyhow::ensure!(
+        text.len() as u64 <= check::MAX_OBJECTS,
+        "the copy's object index is larger than any copy's"
+    );
     let cell = |c: &Option<Vec<u8>>| {
         c.as_deref()
             .map(|b| String::from_utf8_lossy(b).into_owned())
@@ -113,7 +120,8 @@ impl<'a> Copy<'a> {
         archive_object(&self.name, self.key.is_some())
     }
 
-    /// The listing beside the archive.
+    /// The listing beside the archive, checked ([`check`]), also against
+    /// the archive's size on the storage.
     pub fn listing(&self) -> Result<Listing> {
         let object = listing_object(&self.name, self.key.is_some());
         let mut data = Vec::new();
@@ -124,16 +132,17 @@ impl<'a> Copy<'a> {
                 self.storage.describe()
             )
         })?;
-        match &self.key {
-            None => {
-                let mut r = reader;
-                r.read_to_end(&mut data)?;
-            }
-            Some(key) => {
-                key.decrypt(reader)?.read_to_end(&mut data)?;
-            }
-        }
-        Listing::from_json(&data)
+        let reader: Box<dyn Read + '_> = match &self.key {
+            None => reader,
+            Some(key) => Box::new(key.decrypt(reader)?),
+        };
+        reader.take(check::MAX_LISTING + 1).read_to_end(&mut data)?;
+        let listing = Listing::from_json(&data)?;
+        // The stored archive bounds every entry (an encrypted one is a
+        // little larger than the tar it holds).
+        let size = self.storage.size(&self.archive())?;
+        listing.check_within(size)?;
+        Ok(listing)
     }
 
     /// The archive from its start (plain tar bytes).
@@ -329,8 +338,9 @@ pub struct ReadEntry {
 }
 
 /// Reads every entry of an archive in order, passing each to `visit`.
-/// Entries are read whole; every entry of this format is small (a chunk is
-/// a few megabytes).
+/// Entries are read whole: a chunk is a few megabytes, and no entry over
+/// [`check::MAX_FILE`] is read at all (the size in a tar header is
+/// checked before anything is allocated for it).
 pub fn read_entries(
     reader: impl Read,
     mut visit: impl FnMut(ReadEntry) -> Result<()>,
@@ -344,10 +354,22 @@ pub fn read_entries(
             .to_string_lossy()
             .into_owned();
         let offset = entry.raw_file_position();
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry
+        let size = entry.size();
+        anyhow::ensure!(
+            size <= check::MAX_FILE,
+            check::BadListing(format!(
+                "archive entry `{path}` claims {size} bytes, more than any entry of a copy"
+            ))
+        );
+        let mut data = Vec::with_capacity(size.min(8 << 20) as usize);
+        (&mut entry)
+            .take(size)
             .read_to_end(&mut data)
             .with_context(|| format!("the archive is damaged in `{path}`"))?;
+        anyhow::ensure!(
+            data.len() as u64 == size,
+            "the archive is damaged in `{path}`: it ends early"
+        );
         visit(ReadEntry { path, offset, data })?;
     }
     Ok(())

@@ -8,20 +8,25 @@
 //!   against its own listing; only then is the listing written beside it
 //!   and the copy added to the catalog;
 //! - a SQL dump made by mysqldump or mariadb-dump, plain, gzip or zstd:
-//!   loaded by the `mariadb` (or `mysql`) client into a scratch database
-//!   on the same server (`<db>_bmo_import`; `USE` and `CREATE DATABASE`
-//!   lines are dropped so nothing else is touched), a copy is taken of it
-//!   like any other, and the scratch database is dropped.
+//!   loaded into a scratch database on the same server by the `mariadb`
+//!   (or `mysql`) client logged in as a temporary account whose grants
+//!   cover that database alone ([`sql`]), so nothing in the dump can reach
+//!   another; a copy is taken of it like any other, and the scratch
+//!   database and the account are dropped.
+//!
+//! Where it comes from is bounded too: a panel upload reads only below
+//! `UploadDir`, never through a symbolic link; a URL reaches only public
+//! addresses unless `UploadPrivateUrls` is on ([`crate::storage::fetch`]).
 //!
 //! Anything else, or a copy that fails verification, is refused with
 //! [`NotACopy`] and leaves nothing behind.
 
+mod sql;
+
 use std::fmt;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::io::{BufReader, Read, Write};
 
 use anyhow::{Context, Result};
-use mysql::prelude::Queryable;
 
 use super::archive::{self, listing::ArchiveSummary, Copy, Listing};
 use super::crypt::{self, CopyKey, Sink};
@@ -29,7 +34,7 @@ use super::jobs::{self, Settings};
 use super::verify;
 use crate::config::{Config, DbSource};
 use crate::db::backups::{self, CopyRow, Found};
-use crate::db::{quote_ident, Db};
+use crate::db::Db;
 use crate::storage::{check_name, check_stored, Counted, StorageWriter, Tally};
 
 /// The file is not a valid copy nor a SQL dump. Callers branch on it.
@@ -48,10 +53,23 @@ fn refuse(why: impl Into<String>) -> anyhow::Error {
     NotACopy(why.into()).into()
 }
 
+/// A failed read of the source: a URL that led to an address the panel
+/// may not reach says so; anything else refuses the file.
+fn read_failure(what: &str, e: std::io::Error) -> anyhow::Error {
+    match crate::storage::fetch::private_in(&e) {
+        Some(private) => private.into(),
+        None => refuse(format!("{what}: {e}")),
+    }
+}
+
 /// Where an upload comes from.
 pub enum Source {
+    /// A file named at the command line (root at a shell).
     File(std::path::PathBuf),
-    Url(String),
+    /// A file opened already (a panel upload, opened below `UploadDir`).
+    Opened(std::fs::File, std::path::PathBuf),
+    /// An http(s) URL; `allow_private` is `UploadPrivateUrls`.
+    Url { url: String, allow_private: bool },
 }
 
 impl Source {
@@ -59,11 +77,11 @@ impl Source {
     /// its extensions, made a valid object name.
     pub fn default_name(&self) -> String {
         let raw = match self {
-            Source::File(p) => p
+            Source::File(p) | Source::Opened(_, p) => p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            Source::Url(u) => u
+            Source::Url { url: u, .. } => u
                 .split(['?', '#'])
                 .next()
                 .unwrap_or("")
@@ -103,7 +121,16 @@ impl Source {
                 let size = file.metadata().ok().map(|m| m.len());
                 Ok((Box::new(file), size))
             }
-            Source::Url(url) => Ok((crate::storage::remote::open_url(url)?, None)),
+            Source::Opened(file, p) => {
+                let file = file
+                    .try_clone()
+                    .with_context(|| format!("cannot read `{}`", p.display()))?;
+                let size = file.metadata().ok().map(|m| m.len());
+                Ok((Box::new(file), size))
+            }
+            Source::Url { url, allow_private } => {
+                Ok((crate::storage::fetch::open_url(url, *allow_private)?, None))
+            }
         }
     }
 }
@@ -155,14 +182,18 @@ fn shape(head: &[u8]) -> Option<Shape> {
 }
 
 /// A dump by mysqldump or mariadb-dump starts with a comment, a
-/// conditional comment or a statement, in text.
+/// conditional comment or a statement, in text (UTF-8; a character cut by
+/// the end of the head is fine).
 fn looks_like_sql(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(&head[..head.len().min(512)]);
+    let text = String::from_utf8_lossy(head);
     let start = text.trim_start().to_ascii_uppercase();
-    std::str::from_utf8(&head[..head.len().min(256)]).is_ok()
-        && ["--", "/*", "CREATE ", "DROP ", "SET ", "INSERT ", "LOCK "]
-            .iter()
-            .any(|p| start.starts_with(p))
+    let utf8 = match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    utf8 && ["--", "/*", "CREATE ", "DROP ", "SET ", "INSERT ", "LOCK "]
+        .iter()
+        .any(|p| start.starts_with(p))
 }
 
 /// Brings a copy in. `db` is the catalog's connection; the job lock is
@@ -197,28 +228,22 @@ pub fn upload_with_progress(
         crate::protocol::PanelError::new(crate::protocol::ErrorKind::Exists, "name", &name)
     );
     let (inner, size) = from.open()?;
-    let observed: Box<dyn Read + Send> = Box::new(Observed {
+    let mut observed: Box<dyn Read + Send> = Box::new(Observed {
         inner,
         read: 0,
         size,
         report: progress,
     });
-    let mut input = BufReader::with_capacity(1 << 20, observed);
-    let head = input.fill_buf()?.to_vec();
-    let head = if head.len() < 512 {
-        // A short first read (a slow URL): read on up to 512 bytes.
-        let mut more = head;
-        let mut rest = Vec::new();
-        (&mut input).take(512).read_to_end(&mut rest)?;
-        more.extend_from_slice(&rest);
-        let joined: Box<dyn Read + Send> =
-            Box::new(std::io::Cursor::new(more.clone()).chain(input));
-        input = BufReader::with_capacity(1 << 20, joined);
-        more
-    } else {
-        head
-    };
-    let mut input: Box<dyn Read + Send> = Box::new(input);
+    // The first 512 bytes tell the shape: read until there are that many
+    // or the source ends (a slow URL gives them in pieces), then put them
+    // back in front of the rest, once.
+    let mut head = Vec::with_capacity(512);
+    (&mut observed)
+        .take(512)
+        .read_to_end(&mut head)
+        .map_err(|e| read_failure("the upload cannot be read", e))?;
+    let joined: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head.clone()).chain(observed));
+    let mut input: Box<dyn Read + Send> = Box::new(BufReader::with_capacity(1 << 20, joined));
     match shape(&head) {
         Some(Shape::Tar) => {
             jobs::with_job_lock(&mut db, |db| store_archive(db, settings, &name, &mut input))
@@ -238,13 +263,13 @@ pub fn upload_with_progress(
         }
         Some(Shape::Gzip) => {
             let sql = flate2::read::MultiGzDecoder::new(input);
-            import_sql(config, &mut db, source_db, settings, &name, Box::new(sql))
+            sql::import(config, &mut db, source_db, settings, &name, Box::new(sql))
         }
         Some(Shape::Zstd) => {
             let sql = zstd::stream::read::Decoder::new(input)?;
-            import_sql(config, &mut db, source_db, settings, &name, Box::new(sql))
+            sql::import(config, &mut db, source_db, settings, &name, Box::new(sql))
         }
-        Some(Shape::Sql) => import_sql(config, &mut db, source_db, settings, &name, input),
+        Some(Shape::Sql) => sql::import(config, &mut db, source_db, settings, &name, input),
         None => Err(refuse("neither a copy made by billmgr-ops nor a SQL dump")),
     }
 }
@@ -279,7 +304,7 @@ fn store_archive(
         // The plaintext's size and hash, for the listing.
         let mut plain = HashingWriter::new(&mut sink);
         std::io::copy(input, &mut plain)
-            .map_err(|e| refuse(format!("the upload cannot be read to its end: {e}")))?;
+            .map_err(|e| read_failure("the upload cannot be read to its end", e))?;
         let (size, sha256) = plain.finish();
         sink.commit()?;
         Ok((tally, size, sha256))
@@ -323,6 +348,10 @@ fn store_archive(
         });
         verify::verify(&copy, &listing)
             .map_err(|e| refuse(format!("the archive does not match its listing: {e:#}")))?;
+        // What a restore of it would run is checked now, not at 3 a.m.
+        let live = db.name()?;
+        super::restore::check_statements(db.conn(), &live, &listing)
+            .map_err(|e| refuse(format!("{e:#}")))?;
         archive::read_objects(&copy, &mut listing)?;
         let beside = storage.create(&archive::listing_object(name, encrypted))?;
         let mut beside = match &key {
@@ -398,133 +427,6 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Loads a SQL dump into a scratch database, takes a copy of it, drops it.
-fn import_sql(
-    config: &Config,
-    db: &mut Db,
-    source_db: &DbSource,
-    settings: &Settings,
-    name: &str,
-    sql: Box<dyn Read + Send>,
-) -> Result<CopyRow> {
-    let live = db.name()?;
-    let scratch = format!("{live}_bmo_import");
-    jobs::with_job_lock(db, |db| {
-        let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
-        db.conn().query_drop(&drop)?;
-        db.conn().query_drop(format!(
-            "CREATE DATABASE {} CHARACTER SET utf8mb4",
-            quote_ident(&scratch)
-        ))?;
-        let result = load_sql(config, source_db, &scratch, sql).and_then(|()| {
-            jobs::take_copy_locked(
-                config,
-                db,
-                &source_db.sibling(&scratch),
-                Some(name),
-                settings,
-                &mut |_, _| {},
-            )
-        });
-        if let Err(e) = db.conn().query_drop(&drop) {
-            log::warn!("cannot drop the import database {scratch}: {e}");
-        }
-        result
-    })
-}
-
-/// Streams `sql` into the command-line client, connected to `database`.
-fn load_sql(
-    config: &Config,
-    source: &DbSource,
-    database: &str,
-    sql: Box<dyn Read + Send>,
-) -> Result<()> {
-    let opts = crate::db::options(source, config.db_connect_timeout)?;
-    let client = ["mariadb", "mysql"]
-        .into_iter()
-        .find(|c| {
-            Command::new(c)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok()
-        })
-        .context("importing a SQL dump needs the mariadb or mysql client")?;
-    let mut cmd = Command::new(client);
-    cmd.arg("--no-defaults")
-        .arg("--batch")
-        .arg("--binary-mode")
-        .arg(format!("--user={}", opts.get_user().unwrap_or("root")))
-        .arg(format!("--database={database}"));
-    match opts.get_socket() {
-        Some(socket) => cmd.arg(format!("--socket={socket}")),
-        None => cmd
-            .arg("--protocol=tcp")
-            .arg(format!("--host={}", opts.get_ip_or_hostname()))
-            .arg(format!("--port={}", opts.get_tcp_port())),
-    };
-    // The password goes by the environment, not the command line.
-    if let Some(pass) = opts.get_pass() {
-        cmd.env("MYSQL_PWD", pass);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {client}"))?;
-    let mut stdin = child.stdin.take().context("no stdin")?;
-    let mut stderr = child.stderr.take().context("no stderr")?;
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut text);
-        text
-    });
-    let fed = feed_sql(sql, &mut stdin);
-    drop(stdin);
-    let status = child.wait()?;
-    let errors = errors.join().unwrap_or_default();
-    if let Err(e) = fed {
-        if status.success() {
-            return Err(e);
-        }
-    }
-    if !status.success() {
-        return Err(refuse(format!(
-            "the SQL dump does not load: {}",
-            errors.trim().lines().next().unwrap_or("the client failed")
-        )));
-    }
-    Ok(())
-}
-
-/// Copies the dump line by line, leaving out the lines that would switch
-/// to or create another database.
-fn feed_sql(sql: Box<dyn Read + Send>, out: &mut dyn Write) -> Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, sql);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| refuse(format!("the dump cannot be read: {e}")))?;
-        if n == 0 {
-            return Ok(());
-        }
-        let upper: Vec<u8> = line.iter().take(24).map(u8::to_ascii_uppercase).collect();
-        if upper.starts_with(b"USE ")
-            || upper.starts_with(b"CREATE DATABASE")
-            || upper.starts_with(b"/*!40000 DROP DATABASE")
-            || upper.starts_with(b"DROP DATABASE")
-        {
-            continue;
-        }
-        out.write_all(&line)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,18 +446,17 @@ mod tests {
 
     #[test]
     fn names_come_from_the_file() {
-        let url = Source::Url("https://x.example/a/billing-2026.sql.gz?sig=1".into());
+        let url = Source::Url {
+            url: "https://x.example/a/billing-2026.sql.gz?sig=1".into(),
+            allow_private: false,
+        };
         assert_eq!(url.default_name(), "billing-2026");
         let file = Source::File("/tmp/My Copy.tar".into());
         assert_eq!(file.default_name(), "My-Copy");
-        assert_eq!(Source::Url("https://x/".into()).default_name(), "upload");
-    }
-
-    #[test]
-    fn other_databases_are_left_out_of_a_dump() {
-        let dump = b"CREATE DATABASE /*!32312 IF NOT EXISTS*/ `live`;\nUSE `live`;\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n";
-        let mut out = Vec::new();
-        feed_sql(Box::new(&dump[..]), &mut out).unwrap();
-        assert_eq!(out, b"CREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n");
+        let bare = Source::Url {
+            url: "https://x/".into(),
+            allow_private: false,
+        };
+        assert_eq!(bare.default_name(), "upload");
     }
 }
