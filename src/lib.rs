@@ -38,6 +38,8 @@ pub mod download;
 pub mod engine;
 pub mod fsutil;
 pub mod functions;
+#[cfg(test)]
+mod fuzz;
 pub mod health;
 pub mod install;
 pub mod logging;

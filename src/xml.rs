@@ -146,7 +146,9 @@ impl Element {
             let event = reader
                 .read_event()
                 .map_err(|e| ParseError(format!("{e} at byte {}", reader.error_position())))?;
-            nodes += 1;
+            if !matches!(event, Event::End(_) | Event::Eof) {
+                nodes += 1;
+            }
             if nodes > MAX_NODES {
                 return Err(ParseError(format!("more than {MAX_NODES} nodes")));
             }

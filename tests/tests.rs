@@ -11,6 +11,7 @@ mod backup;
 mod backupdata;
 mod cli;
 mod health;
+mod hostile;
 mod install;
 mod object_restore;
 mod operations;

@@ -41,17 +41,7 @@ impl Fixture {
     }
 
     fn copy(&self) -> (String, String) {
-        let out = self.cli(&["backup", "create"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let id = self.db.scalar("SELECT MAX(id) FROM billmgrops_backup");
-        let name = self.db.scalar(&format!(
-            "SELECT name FROM billmgrops_backup WHERE id = {id}"
-        ));
-        (id, name)
+        self.panel.take_copy(&self.db)
     }
 
     fn dir(&self) -> PathBuf {

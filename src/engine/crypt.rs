@@ -55,7 +55,7 @@ impl CopyKey {
 
     /// The key as an age identity file, encrypted with `passphrase`.
     pub fn seal(&self, passphrase: &SecretString) -> Result<Vec<u8>> {
-        let encryptor = age::Encryptor::with_user_passphrase(passphrase.clone());
+        let encryptor = passphrase_encryptor(passphrase)?;
         let mut out = Vec::new();
         let mut w = encryptor.wrap_output(&mut out)?;
         writeln!(
@@ -70,7 +70,7 @@ impl CopyKey {
     /// Opens a sealed key.
     pub fn open(sealed: &[u8], passphrase: &SecretString) -> Result<CopyKey> {
         let decryptor = age::Decryptor::new(sealed).context("the copy's key file is damaged")?;
-        let identity = age::scrypt::Identity::new(passphrase.clone());
+        let identity = passphrase_identity(passphrase);
         let mut reader = decryptor
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|_| WrongPassphrase)?;
@@ -203,6 +203,27 @@ pub fn signing_key(mgrdir: &Path, purpose: &str) -> Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
+/// The scrypt work factor (log2 N) of what this plugin encrypts to a
+/// passphrase: age's recommended 18 (256 MiB, about a second), fixed
+/// rather than measured, so every server can open what any other wrote.
+const SCRYPT_LOG_N: u8 = 18;
+/// The highest work factor accepted from a file: a forged file must not
+/// make a decryption take gigabytes (N = 2^20 needs 1 GiB).
+const MAX_SCRYPT_LOG_N: u8 = 20;
+
+fn passphrase_encryptor(passphrase: &SecretString) -> Result<age::Encryptor> {
+    let mut recipient = age::scrypt::Recipient::new(passphrase.clone());
+    recipient.set_work_factor(SCRYPT_LOG_N);
+    age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+        .map_err(|e| anyhow!("cannot encrypt to the passphrase: {e}"))
+}
+
+fn passphrase_identity(passphrase: &SecretString) -> age::scrypt::Identity {
+    let mut identity = age::scrypt::Identity::new(passphrase.clone());
+    identity.set_max_work_factor(MAX_SCRYPT_LOG_N);
+    identity
+}
+
 /// Decrypts a stream encrypted to a passphrase (what a download of an
 /// encrypted copy gives).
 pub fn decrypt_with_passphrase<R: Read>(
@@ -210,7 +231,7 @@ pub fn decrypt_with_passphrase<R: Read>(
     passphrase: &SecretString,
 ) -> Result<age::stream::StreamReader<BufReader<R>>> {
     let decryptor = age::Decryptor::new(BufReader::new(input)).context("not an age file")?;
-    let identity = age::scrypt::Identity::new(passphrase.clone());
+    let identity = passphrase_identity(passphrase);
     decryptor
         .decrypt(std::iter::once(&identity as &dyn age::Identity))
         .map_err(|_| WrongPassphrase.into())
@@ -222,7 +243,7 @@ pub fn encrypt_to_passphrase<W: Write>(
     passphrase: &SecretString,
     out: W,
 ) -> Result<age::stream::StreamWriter<W>> {
-    let encryptor = age::Encryptor::with_user_passphrase(passphrase.clone());
+    let encryptor = passphrase_encryptor(passphrase)?;
     Ok(encryptor.wrap_output(out)?)
 }
 

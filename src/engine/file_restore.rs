@@ -7,7 +7,8 @@
 //! created exclusively beside it (so a link planted at that name is never
 //! written through), given its saved owner, mode and times, checked
 //! against the copy's SHA-256, and renamed over the target (so a reader
-//! never sees half a file). `skip` leaves an existing file alone.
+//! never sees half a file). A restored file never keeps a set-user-ID or
+//! set-group-ID bit. `skip` leaves an existing file alone.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -162,8 +163,10 @@ pub fn restore_files(
             );
             out.sync_all()?;
             std::os::unix::fs::fchown(&out, Some(f.uid as u32), Some(f.gid as u32))?;
+            // Never set-user-ID or set-group-ID: a copy cannot hand out
+            // the rights of the owner it names.
             out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(
-                f.mode & 0o7777,
+                f.mode & 0o1777,
             ))?;
             let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(f.mtime);
             out.set_modified(mtime)?;

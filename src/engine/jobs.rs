@@ -595,8 +595,11 @@ pub fn open_copy<'a>(settings: &'a Settings, name: &str) -> Result<Copy<'a>> {
                 )
             })?;
             let mut sealed = Vec::new();
+            // A key file is a few hundred bytes; a forged one is not read
+            // past 64 KiB.
             storage
                 .open(&crypt::key_object(name))?
+                .take(64 << 10)
                 .read_to_end(&mut sealed)?;
             Some(
                 CopyKey::open(&sealed, passphrase)

@@ -24,6 +24,7 @@ pub struct Server {
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
+static MOSCOW: OnceLock<Server> = OnceLock::new();
 
 /// The server for this test process.
 pub fn server() -> &'static Server {
@@ -32,8 +33,16 @@ pub fn server() -> &'static Server {
             base_url: url.trim_end_matches('/').to_string(),
             _watchdog: None,
         },
-        _ => start_private(),
+        _ => start_private(None),
     })
+}
+
+/// A private server whose clock runs in UTC+3 (`default-time-zone`), as
+/// on most BILLmanager servers: `NOW()` there is three hours ahead of
+/// `UTC_TIMESTAMP()`. Started on first use, whatever BILLMGR_OPS_TEST_DB
+/// says.
+pub fn server_utc3() -> &'static Server {
+    MOSCOW.get_or_init(|| start_private(Some("+03:00")))
 }
 
 fn find(names: &[&str]) -> Option<PathBuf> {
@@ -56,7 +65,7 @@ fn free_port() -> u16 {
         .expect("no free TCP port on 127.0.0.1")
 }
 
-fn start_private() -> Server {
+fn start_private(zone: Option<&str>) -> Server {
     let (Some(mariadbd), Some(install)) = (
         find(&["mariadbd", "mysqld"]),
         find(&["mariadb-install-db", "mysql_install_db"]),
@@ -66,7 +75,11 @@ fn start_private() -> Server {
              or point BILLMGR_OPS_TEST_DB at a server (mysql://root@127.0.0.1:3306)"
         );
     };
-    let dir = std::env::temp_dir().join(format!("billmgr-ops-mariadb-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "billmgr-ops-mariadb-{}{}",
+        std::process::id(),
+        if zone.is_some() { "-tz" } else { "" }
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("cannot create the server directory");
     let data = dir.join("data");
@@ -114,6 +127,7 @@ fn start_private() -> Server {
             "--max-connections=500",
             "--character-set-server=utf8mb4",
         ])
+        .args(zone.map(|z| format!("--default-time-zone={z}")))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -144,13 +158,18 @@ fn start_private() -> Server {
 pub struct TestDb {
     pub name: String,
     pub url: String,
+    server: &'static Server,
 }
 
 impl TestDb {
     /// A new, empty database.
     pub fn empty() -> TestDb {
+        TestDb::empty_on(server())
+    }
+
+    /// A new, empty database on `server`.
+    pub fn empty_on(server: &'static Server) -> TestDb {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let server = server();
         let name = format!(
             "t{}_{}",
             std::process::id(),
@@ -163,7 +182,7 @@ impl TestDb {
         ))
         .expect("cannot create the test database");
         let url = format!("{}/{name}", server.base_url);
-        TestDb { name, url }
+        TestDb { name, url, server }
     }
 
     /// A connection to this database, for setting up and checking.
@@ -214,7 +233,7 @@ impl Drop for TestDb {
             eprintln!("kept database {} for inspection ({})", self.name, self.url);
             return;
         }
-        if let Ok(mut c) = mysql::Conn::new(mysql::Opts::from_url(&server().base_url).unwrap()) {
+        if let Ok(mut c) = mysql::Conn::new(mysql::Opts::from_url(&self.server.base_url).unwrap()) {
             let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
         }
     }

@@ -6,6 +6,7 @@
 //! assert_eq!(out.rows().len(), 5);
 //! ```
 
+pub mod forge;
 pub mod mariadb;
 pub mod servers;
 
@@ -35,7 +36,12 @@ impl TestDb {
     /// A database with the BILLmanager schema and `clients` seeded clients
     /// (seed 1), made by the real `billmgr-ops dev seed`.
     pub fn seeded(clients: u64) -> TestDb {
-        let db = TestDb::empty();
+        TestDb::seeded_on(mariadb::server(), clients)
+    }
+
+    /// [`TestDb::seeded`] on a given server (see `mariadb::server_utc3`).
+    pub fn seeded_on(server: &'static mariadb::Server, clients: u64) -> TestDb {
+        let db = TestDb::empty_on(server);
         let out = Command::new(binary())
             .args([
                 "dev",
@@ -104,6 +110,22 @@ impl Panel {
         )
         .expect("cannot write billmgr.conf");
         panel
+    }
+
+    /// Takes a copy with `billmgr-ops backup create`; returns its catalog
+    /// id and name.
+    pub fn take_copy(&self, db: &TestDb) -> (String, String) {
+        let out = self.command(&["backup", "create"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = db.scalar("SELECT MAX(id) FROM billmgrops_backup");
+        let name = db.scalar(&format!(
+            "SELECT name FROM billmgrops_backup WHERE id = {id}"
+        ));
+        (id, name)
     }
 
     /// Turns backup encryption on with `passphrase` through the settings
