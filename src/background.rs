@@ -10,11 +10,43 @@ use anyhow::{Context, Result};
 
 use crate::config::Config;
 
+/// What the panel hands a handler about the web request; a background job
+/// is no part of that request, so none of it is passed on.
+const REQUEST_VARIABLES: &[&str] = &[
+    "GATEWAY_INTERFACE",
+    "REQUEST_METHOD",
+    "QUERY_STRING",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "SCRIPT_NAME",
+    "SCRIPT_FILENAME",
+    "PATH_INFO",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "SERVER_SOFTWARE",
+    "REQUEST_URI",
+    "DOCUMENT_ROOT",
+    "HTTPS",
+];
+
 /// Starts `billmgr-ops <args>` in the background and returns at once.
 pub fn spawn(config: &Config, args: &[String]) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the billmgr-ops executable")?;
-    Command::new(&exe)
-        .arg("--mgrdir")
+    let mut cmd = Command::new(&exe);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if REQUEST_VARIABLES.contains(&name.as_ref())
+            || name.starts_with("HTTP_")
+            || name.starts_with("PARAM_")
+            || name.starts_with("AUTH_")
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    cmd.arg("--mgrdir")
         .arg(&config.mgrdir)
         .arg("--config")
         .arg(&config.path)

@@ -120,6 +120,12 @@ struct InstallArgs {
     /// tests).
     #[arg(long, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
+    /// companion: the functions under names of their own (billmgrops.*)
+    /// beside BILLmanager's, which keeps running the processing modules;
+    /// replace: under BILLmanager's own names. Default: the installed
+    /// mode, or companion on a first install.
+    #[arg(long, value_parser = ["companion", "replace"])]
+    mode: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,8 +286,10 @@ pub fn main() -> ExitCode {
             )
         })
         .collect();
-    // Run by the web server as the download CGI program.
-    if env.contains_key("GATEWAY_INTERFACE") {
+    // Run by the web server as the download CGI program: told by the
+    // name it was installed and started under (`<mgrdir>/cgi/billmgr-ops-download`),
+    // never by CGI variables, which the panel also hands its addon handlers.
+    if invoked_as_cgi() {
         return match Config::load(None, None, &env) {
             Ok(config) => {
                 logging::set_function("download");
@@ -320,6 +328,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Whether this process was started as the download CGI program: its
+/// program name is [`crate::download::CGI_NAME`].
+fn invoked_as_cgi() -> bool {
+    std::env::args_os().next().is_some_and(|argv0| {
+        std::path::Path::new(&argv0)
+            .file_name()
+            .is_some_and(|name| name == crate::download::CGI_NAME)
+    })
+}
+
 fn fail(e: anyhow::Error) -> ExitCode {
     log::error!("{e:#}");
     eprintln!("billmgr-ops: {e:#}");
@@ -336,6 +354,8 @@ fn panel_mode(config: Result<Config>, env: &BTreeMap<String, String>) -> ExitCod
     let incoming = Incoming {
         env: env.clone(),
         stdin,
+        // The panel pages an addon's lists itself, unless told otherwise.
+        whole_lists: config.as_ref().is_ok_and(|c| !c.plugin_paging),
     };
     let doc = match config {
         Ok(config) => {
@@ -389,7 +409,14 @@ fn call(config: &Config, args: CallArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let doc = protocol::handle(Incoming { env, stdin }, config);
+    let doc = protocol::handle(
+        Incoming {
+            env,
+            stdin,
+            whole_lists: false,
+        },
+        config,
+    );
     if let Err(e) = protocol::emit(&doc) {
         eprintln!("billmgr-ops: failed to write the document: {e}");
         return ExitCode::FAILURE;
@@ -529,6 +556,10 @@ fn install_target(config: &Config, args: &InstallArgs) -> Result<install::Target
         sysroot: args.sysroot.clone(),
         binary: std::env::current_exe().context("cannot find the running binary")?,
         log_file: config.log_file.clone(),
+        mode: args
+            .mode
+            .as_deref()
+            .and_then(crate::config::InstallMode::parse),
     })
 }
 

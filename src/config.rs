@@ -72,6 +72,16 @@ pub const KEYS: &[Key] = &[
         help: "how many operations the scheduler runs at once",
     },
     Key {
+        name: "RunModules",
+        default: "auto",
+        help: "on: billmgr-ops starts processing modules for running operations; off: it only shows and manages them; auto: on, except when installed in companion mode, where BILLmanager's own scheduler runs them and both would run an operation twice",
+    },
+    Key {
+        name: "ListPaging",
+        default: "panel",
+        help: "panel: a list called by the panel returns every row (up to 10000) and the panel pages it; plugin: the plugin pages lists itself, as for `billmgr-ops call`",
+    },
+    Key {
         name: "OutputLimit",
         default: "65536",
         help: "bytes of a module's stdout and of its stderr kept per attempt (the tail)",
@@ -152,6 +162,45 @@ pub const KEYS: &[Key] = &[
         help: "error, warn, info, debug or trace (RUST_LOG overrides it)",
     },
 ];
+
+/// How the plugin is installed into the panel (see
+/// [`crate::protocol::naming`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallMode {
+    /// Functions under names of their own (`billmgrops.*`), beside
+    /// BILLmanager's own: nothing built in is shadowed. The default.
+    Companion,
+    /// Functions under BILLmanager's own names.
+    Replace,
+}
+
+impl InstallMode {
+    pub fn parse(s: &str) -> Option<InstallMode> {
+        match s {
+            "companion" => Some(InstallMode::Companion),
+            "replace" => Some(InstallMode::Replace),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallMode::Companion => "companion",
+            InstallMode::Replace => "replace",
+        }
+    }
+}
+
+/// Whether this plugin's runner starts processing modules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunModules {
+    /// On, except when installed in companion mode (where BILLmanager's
+    /// own scheduler runs the operations).
+    Auto,
+    On,
+    Off,
+}
 
 /// Where the billing database is and how to log in.
 #[derive(Clone, PartialEq, Eq)]
@@ -259,6 +308,10 @@ pub struct Config {
     pub upload_dir: PathBuf,
     /// `UploadPrivateUrls`: URL uploads may reach internal addresses.
     pub upload_private_urls: bool,
+    /// `RunModules`.
+    pub run_modules: RunModules,
+    /// `ListPaging plugin`: lists are paged here even for the panel.
+    pub plugin_paging: bool,
     /// Problems worth a log line that do not stop the plugin (unknown keys).
     pub warnings: Vec<String>,
     /// Every value from the file, for keys later issues add.
@@ -389,7 +442,26 @@ impl Config {
                 path.display()
             ),
         };
+        let run_modules = match get("RunModules").as_str() {
+            "auto" | "" => RunModules::Auto,
+            "on" => RunModules::On,
+            "off" => RunModules::Off,
+            other => bail!(
+                "{}: RunModules is auto, on or off, not `{other}`",
+                path.display()
+            ),
+        };
+        let plugin_paging = match get("ListPaging").as_str() {
+            "panel" | "" => false,
+            "plugin" => true,
+            other => bail!(
+                "{}: ListPaging is panel or plugin, not `{other}`",
+                path.display()
+            ),
+        };
         Ok(Config {
+            run_modules,
+            plugin_paging,
             file_roots,
             upload_dir,
             upload_private_urls,
@@ -408,6 +480,30 @@ impl Config {
             path,
             values,
         })
+    }
+
+    /// How the plugin was installed into this panel, as `install` recorded
+    /// it (`<mgrdir>/etc/billmgr-ops.installed`); `None` when it was not
+    /// (a development tree, the tests).
+    pub fn install_mode(&self) -> Option<InstallMode> {
+        let text = std::fs::read(self.mgrdir.join("etc/billmgr-ops.installed")).ok()?;
+        let record: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        match record.get("mode").and_then(|m| m.as_str()) {
+            Some(mode) => InstallMode::parse(mode),
+            // A record from before modes existed: the BILLmanager names.
+            None => Some(InstallMode::Replace),
+        }
+    }
+
+    /// Whether this plugin's runner may start processing modules: not in
+    /// companion mode unless `RunModules on`, because BILLmanager's own
+    /// scheduler restarts the same operations every 5 minutes.
+    pub fn runs_modules(&self) -> bool {
+        match self.run_modules {
+            RunModules::On => true,
+            RunModules::Off => false,
+            RunModules::Auto => self.install_mode() != Some(InstallMode::Companion),
+        }
     }
 
     /// The allowed directory `path` lies in, and its place below it: files

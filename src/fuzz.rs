@@ -112,6 +112,7 @@ fn fuzz_the_request_parser() {
         let incoming = Incoming {
             env: env.clone(),
             stdin: doc,
+            whole_lists: rng.below(2) == 0,
         };
         if let Ok(req) = Request::parse(&incoming) {
             if let Some(doc) = req.doc() {

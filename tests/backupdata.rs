@@ -111,7 +111,8 @@ fn objects_are_listed_across_copies_with_owners_and_versions() {
         .iter()
         .all(|r| cell(r, "owner") == "Renamed Client"));
 
-    // Paging and sorting.
+    // Paging and sorting (where the plugin pages).
+    f.panel.configure("ListPaging plugin\n");
     let page = f.names(
         "account",
         &[
@@ -131,7 +132,15 @@ fn objects_are_listed_across_copies_with_owners_and_versions() {
     );
 
     // Deleting a copy takes its objects out.
-    let out = f.panel.call("backups.delete").param("elid", &first).run();
+    // Without `sok`, the form (whether the storages' files go too).
+    let form = f.panel.call("backups.delete").param("elid", &first).run();
+    assert_eq!(form.value("clean_storages"), "off", "{}", form.text());
+    let out = f
+        .panel
+        .call("backups.delete")
+        .param("elid", &first)
+        .param("sok", "ok")
+        .run();
     assert!(out.ok(), "{}", out.text());
     let after = f.names("account", &[("search", "Renamed Client")]).rows();
     assert_eq!(cell(&after[0], "versions"), "1");

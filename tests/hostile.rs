@@ -568,7 +568,7 @@ fn downloads_and_status_work_on_a_server_in_utc_plus_3() {
     let issued = panel.call("backups.download").param("elid", &id).run();
     let url = issued.doc().find("ok").expect("a redirect").text_content();
     let token = url.split_once("token=").unwrap().1.to_string();
-    let got = Command::new(binary())
+    let got = Command::new(panel.cgi_program())
         .env_clear()
         .env("GATEWAY_INTERFACE", "CGI/1.1")
         .env("REQUEST_METHOD", "GET")

@@ -175,27 +175,26 @@ fn install_places_every_file_with_its_mode_and_a_second_install_changes_nothing(
         let meta = std::fs::metadata(&handler).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (0, 0));
     }
-    for name in [
-        "billmgr_mod_billmgrops.xml",
-        "billmgr_mod_billmgrops_backup.xml",
-        "billmgr_mod_billmgrops_runningoperation.xml",
-    ] {
+    // A first install is a companion: the manifests generated from xml/.
+    let companion =
+        billmgr_ops::protocol::naming::manifests(billmgr_ops::config::InstallMode::Companion);
+    assert_eq!(companion.len(), 3);
+    for (name, text) in &companion {
         let path = mgr.join("etc/xml").join(name);
         assert_eq!(mode(&path), 0o644, "{name}");
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("xml").join(name);
-        assert_eq!(
-            std::fs::read(&path).unwrap(),
-            std::fs::read(shipped).unwrap()
-        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), *text, "{name}");
+        assert!(text.contains("=\"billmgrops."), "{name}");
     }
+    // The download CGI is the binary itself, a regular file under its name.
     let cgi = mgr.join("cgi/billmgr-ops-download");
+    assert!(!std::fs::symlink_metadata(&cgi)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(mode(&cgi), 0o755);
     assert_eq!(
-        std::fs::read_link(&cgi).unwrap(),
-        PathBuf::from("../addon/billmgr-ops")
-    );
-    assert_eq!(
-        std::fs::canonicalize(&cgi).unwrap(),
-        std::fs::canonicalize(&handler).unwrap()
+        sha256(&std::fs::read(&cgi).unwrap()),
+        sha256(&std::fs::read(binary()).unwrap())
     );
     let config = mgr.join("etc/billmgr-ops.conf");
     assert_eq!(
@@ -361,13 +360,15 @@ fn upgrade_keeps_a_modified_config_and_replaces_what_changed() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(
-        std::fs::read(&manifest).unwrap(),
-        std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("xml/billmgr_mod_billmgrops_backup.xml")
-        )
+    // The installed mode (companion) is kept across the upgrade.
+    let companion =
+        billmgr_ops::protocol::naming::manifests(billmgr_ops::config::InstallMode::Companion);
+    let expected = &companion
+        .iter()
+        .find(|(f, _)| *f == "billmgr_mod_billmgrops_backup.xml")
         .unwrap()
-    );
+        .1;
+    assert!(std::fs::read_to_string(&manifest).unwrap() == *expected);
     assert_eq!(mode(&mgr.join("addon/billmgr-ops")), 0o750);
     assert!(
         !retired.exists(),

@@ -52,7 +52,9 @@ fn function_comes_from_action_name_or_the_document() {
 #[test]
 fn values_only_under_tparams_count() {
     let db = TestDb::seeded(30);
-    let out = Panel::new(&db)
+    let panel = Panel::new(&db);
+    panel.configure("ListPaging plugin\n");
+    let out = panel
         .call("runningoperation")
         .stdin("<doc><tparams><p_cnt>2</p_cnt></tparams></doc>")
         .run();

@@ -137,7 +137,7 @@ fn every_function_has_metadata_and_texts_in_both_languages() {
         };
         assert_eq!(meta.get_attr("type"), Some(kind), "{}", f.name);
         match f.access {
-            Access::Admin => assert_eq!(meta.get_attr("level"), Some("admin"), "{}", f.name),
+            Access::Admin => assert_eq!(meta.get_attr("level"), Some("admin+"), "{}", f.name),
         }
         for lang in ["en", "ru"] {
             assert!(
@@ -225,7 +225,7 @@ fn menu_items_are_registered_functions_with_labels() {
     let messages = messages();
     for (_, doc) in manifests() {
         for menu in doc.find_all("mainmenu") {
-            assert_eq!(menu.get_attr("level"), Some("admin"));
+            assert_eq!(menu.get_attr("level"), Some("admin+"));
             for group in menu.find_all("node") {
                 for lang in ["en", "ru"] {
                     let key = format!("menu_{}", group.get_attr("name").unwrap());

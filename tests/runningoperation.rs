@@ -111,9 +111,40 @@ fn status_is_a_message_and_rows_are_coloured_by_state() {
 }
 
 #[test]
+fn the_panel_gets_every_row_and_pages_them_itself() {
+    let db = TestDb::seeded(60);
+    let panel = Panel::new(&db);
+    let out = panel
+        .call("runningoperation")
+        .param("p_cnt", "5")
+        .param("p_num", "2")
+        .run();
+    let total: usize = db
+        .scalar("SELECT COUNT(*) FROM runningoperation")
+        .parse()
+        .unwrap();
+    assert!(total > 10);
+    assert_eq!(out.rows().len(), total, "every row the filter selects");
+    assert_eq!(out.value("p_elems"), total.to_string());
+    assert_eq!(
+        (out.value("p_num"), out.value("p_cnt")),
+        ("2".into(), "5".into()),
+        "echoed"
+    );
+    // Without paging asked, none is echoed.
+    let out = panel.call("runningoperation").run();
+    assert!(out.doc().find("p_num").is_none() && out.doc().find("p_cnt").is_none());
+    // At a terminal, `call` pages.
+    let out = panel.cli(&["runningoperation", "p_cnt=5", "p_num=2"]).run();
+    assert_eq!(out.rows().len(), 5);
+}
+
+#[test]
 fn page_two_of_five() {
     let db = TestDb::seeded(60);
     let panel = Panel::new(&db);
+    // The plugin pages when the config says so (a panel that does not).
+    panel.configure("ListPaging plugin\n");
     let all = ids(&panel
         .call("runningoperation")
         .param("p_cnt", "10000")
@@ -230,7 +261,9 @@ fn errorhistory_lists_attempts_newest_first() {
             db.scalar(&format!("SELECT item FROM runningoperation WHERE id={op}"))
         );
     }
-    // Sorted by date ascending when asked; paging applies.
+    // Sorted by date ascending when asked; paging applies (where the
+    // plugin pages).
+    panel.configure("ListPaging plugin\n");
     let out = panel
         .call("runningoperation.errorhistory")
         .param("elid", &op)

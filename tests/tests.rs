@@ -10,6 +10,7 @@ mod harness;
 mod backup;
 mod backupdata;
 mod cli;
+mod coexistence;
 mod health;
 mod hostile;
 mod install;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::harness::{binary, Panel, TestDb};
+use crate::harness::{Panel, TestDb};
 
 struct Fixture {
     db: TestDb,
@@ -72,7 +72,7 @@ impl Fixture {
 
     /// Runs the binary as the web server runs a CGI program.
     fn cgi(&self, query: &str) -> Answer {
-        let out = Command::new(binary())
+        let out = Command::new(self.panel.cgi_program())
             .env_clear()
             .env("GATEWAY_INTERFACE", "CGI/1.1")
             .env("REQUEST_METHOD", "GET")

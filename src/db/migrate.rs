@@ -206,6 +206,21 @@ pub const MIGRATIONS: &[Migration] = &[
              SELECT CONCAT('backup:', id), NOW(), 'before' FROM billmgrops_backup WHERE state = 'failed'",
         ],
     },
+    Migration {
+        version: 6,
+        name: "errors processing modules report through the panel API",
+        statements: &[
+            // The error document a module sent with `runningoperation.edit
+            // errorxml=` during an attempt (one per attempt, the last one).
+            "CREATE TABLE IF NOT EXISTS billmgrops_report (
+            attempt BIGINT NOT NULL PRIMARY KEY,
+            runningoperation INT NOT NULL,
+            reported DATETIME NOT NULL,
+            errorxml MEDIUMTEXT NOT NULL,
+            KEY operation (runningoperation)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 const LOCK_NAME: &str = "billmgrops.migrate";

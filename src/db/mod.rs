@@ -13,6 +13,7 @@ pub mod filter;
 pub mod health;
 pub mod migrate;
 pub mod operations;
+pub mod reports;
 pub mod runstate;
 
 use std::time::Duration;

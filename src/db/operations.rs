@@ -270,6 +270,35 @@ pub fn update(db: &mut Db, id: u64, f: &OperationFields) -> Result<()> {
     Ok(())
 }
 
+/// Switches an operation back to automatic processing (`manual=off`).
+pub fn set_automatic(db: &mut Db, id: u64) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "UPDATE runningoperation SET manual = 'off' WHERE id = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to make operation {id} automatic"))?;
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_operation SET status = IF(status = 'stopped', 'wait', status),
+                next_try = IF(status = 'stopped', NULL, next_try)
+             WHERE runningoperation = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to update the state of operation {id}"))
+}
+
+/// Sets the staff comment of an operation.
+pub fn set_comment(db: &mut Db, id: u64, comment: &str) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, 'wait', ?)
+             ON DUPLICATE KEY UPDATE comment = VALUES(comment)",
+            (id, comment),
+        )
+        .with_context(|| format!("failed to set the comment of operation {id}"))
+}
+
 /// Removes operations and their runner state; their history stays.
 pub fn delete(db: &mut Db, ids: &[u64]) -> Result<()> {
     let mut tx = db

@@ -150,6 +150,14 @@ pub fn request_stop(db: &mut Db, operation: u64) -> Result<(Option<String>, Opti
 
 /// Switches operations to manual and marks them stopped.
 pub fn mark_stopped(db: &mut Db, ids: &[u64]) -> Result<()> {
+    make_manual(db, ids, true)
+}
+
+/// Switches operations to manual: no more automatic attempts. `stopped`
+/// (an administrator's stop) also marks them stopped; otherwise (a
+/// module's `runningoperation.setmanual`) an attempt in progress finishes,
+/// and the time is kept for `status` and the notices.
+pub fn make_manual(db: &mut Db, ids: &[u64], stopped: bool) -> Result<()> {
     let mut tx = db
         .conn()
         .start_transaction(mysql::TxOpts::default())
@@ -160,14 +168,23 @@ pub fn mark_stopped(db: &mut Db, ids: &[u64]) -> Result<()> {
             (id,),
         )
         .with_context(|| format!("failed to make operation {id} manual"))?;
-        tx.exec_drop(
+        let state = if stopped {
             "INSERT INTO billmgrops_operation (runningoperation, status) VALUES (?, 'stopped')
-             ON DUPLICATE KEY UPDATE status = 'stopped', next_try = NULL",
-            (id,),
-        )
-        .with_context(|| format!("failed to mark operation {id} stopped"))?;
+             ON DUPLICATE KEY UPDATE status = 'stopped', next_try = NULL"
+        } else {
+            "UPDATE billmgrops_operation SET next_try = NULL WHERE runningoperation = ?"
+        };
+        tx.exec_drop(state, (id,))
+            .with_context(|| format!("failed to settle the state of operation {id}"))?;
+        if !stopped {
+            tx.exec_drop(
+                "REPLACE INTO billmgrops_manual (runningoperation, since) VALUES (?, NOW())",
+                (id,),
+            )
+            .with_context(|| format!("failed to record when operation {id} turned manual"))?;
+        }
     }
-    tx.commit().context("failed to commit the stop")
+    tx.commit().context("failed to commit the manual switch")
 }
 
 /// How an attempt ended, as recorded.
@@ -187,6 +204,10 @@ pub struct AttemptEnd<'a> {
     pub retry_in: u64,
     /// The attempt count at which the operation turns manual.
     pub max_attempts: u32,
+    /// Whether the operation was manual when the attempt began (an
+    /// administrator's start): only a switch during the attempt is the
+    /// module's doing.
+    pub manual_before: bool,
 }
 
 /// The module's reported error, split.
@@ -208,6 +229,9 @@ pub enum Settled {
     TurnedManual,
     /// Stopped by an administrator.
     Stopped,
+    /// Failed, and the module switched the operation to manual itself
+    /// (`runningoperation.setmanual`): no retry, no task of ours.
+    ManualByModule,
 }
 
 /// Completes the attempt record and settles the operation, in one
@@ -270,13 +294,16 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
             Settled::Stopped
         }
         _ => {
-            let tries: Option<u32> = tx
+            let row: Option<(u32, String)> = tx
                 .exec_first(
-                    "SELECT trycount FROM runningoperation WHERE id = ? FOR UPDATE",
+                    "SELECT trycount, manual FROM runningoperation WHERE id = ? FOR UPDATE",
                     (e.operation,),
                 )
                 .context("failed to read the attempt count")?;
-            let last = tries.unwrap_or(0) >= e.max_attempts;
+            let (tries, manual) = row.unwrap_or((0, "off".into()));
+            // Made manual during the attempt, by its module through the API.
+            let by_module = manual == "on" && !e.manual_before;
+            let last = by_module || tries >= e.max_attempts;
             tx.exec_drop(
                 "UPDATE runningoperation SET errorxml = ?, manual = IF(?, 'on', manual) WHERE id = ?",
                 (e.errorxml, last, e.operation),
@@ -290,7 +317,9 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
                 (last, e.retry_in, e.operation),
             )
             .context("failed to schedule the retry")?;
-            if last {
+            if by_module {
+                Settled::ManualByModule
+            } else if last {
                 tx.exec_drop(
                     "REPLACE INTO billmgrops_manual (runningoperation, since) VALUES (?, NOW())",
                     (e.operation,),

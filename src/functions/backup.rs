@@ -274,7 +274,19 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 /// also off their storages.
 pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ids = req.elids()?;
-    let clean = req.choice("clean_storages", &["on", "off"])? == Some("on");
+    let clean = req.choice("clean_storages", &["on", "off"])?;
+    if req.mode() == Mode::View && clean.is_none() {
+        // The form (BILLmanager's own shape): whether the storages' files
+        // go too. A call that already says so deletes at once.
+        for id in &ids {
+            backups::get(ctx.db()?, *id)?.ok_or_else(|| PanelError::missed("backup", id))?;
+        }
+        return Ok(Reply::Form(Form {
+            values: vec![("clean_storages", "off".into())],
+            slists: Vec::new(),
+        }));
+    }
+    let clean = clean == Some("on");
     let config = ctx.config;
     let db = ctx.db()?;
     let mut rows = Vec::new();

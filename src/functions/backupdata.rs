@@ -213,6 +213,9 @@ pub fn files(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             .into_iter()
             .map(|o| {
                 Row::default()
+                    // The list's key is `name` (BILLmanager's); `id` kept
+                    // for callers of earlier versions.
+                    .cell("name", o.key.clone())
                     .cell("id", o.key)
                     .cell("dname", o.name)
                     .cell("versions", o.versions.to_string())

@@ -43,7 +43,9 @@ pub fn errorhistory(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 /// how it ended, the module's error and its output.
 pub fn showlog(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let id = req.elid()?;
-    let a = operations::attempt(ctx.db()?, id)?.ok_or_else(|| PanelError::missed("attempt", id))?;
+    let db = ctx.db()?;
+    let a = operations::attempt(db, id)?.ok_or_else(|| PanelError::missed("attempt", id))?;
+    let reported = crate::db::reports::reported(db, id)?.unwrap_or_default();
     let duration = a
         .duration_ms
         .parse::<f64>()
@@ -67,6 +69,7 @@ pub fn showlog(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             ("error_object", a.error_object),
             ("error_value", a.error_value),
             ("error_msg", a.error_msg),
+            ("reported", reported),
             ("stdout", a.stdout),
             ("stderr", a.stderr),
         ],

@@ -119,6 +119,12 @@ pub const FUNCTIONS: &[Function] = &[
         run: runningoperation::su,
     },
     Function {
+        name: "runningoperation.setmanual",
+        access: Access::Admin,
+        kind: Kind::Action,
+        run: runningoperation::setmanual,
+    },
+    Function {
         name: "billmgr.backup",
         access: Access::Admin,
         kind: Kind::List,
@@ -139,7 +145,7 @@ pub const FUNCTIONS: &[Function] = &[
     Function {
         name: "backups.delete",
         access: Access::Admin,
-        kind: Kind::Action,
+        kind: Kind::Form,
         run: backup::delete,
     },
     Function {
@@ -212,7 +218,7 @@ fn sort_keys(sorts: &[(&'static str, &'static str)]) -> Vec<&'static str> {
 fn db_page(paging: &Paging) -> Page<'_> {
     Page {
         offset: paging.offset(),
-        limit: paging.count,
+        limit: paging.limit(),
         sort: paging.sort.as_deref(),
         descending: paging.descending,
     }

@@ -129,6 +129,11 @@ pub fn edit(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             );
             Ok(Reply::Ok)
         }
+        Mode::SubmitEdit if req.param("intname").is_none() => {
+            // Not the form: a processing module (or the panel) setting
+            // some fields through the API, most often `errorxml`.
+            report(req, ctx, req.elid()?)
+        }
         Mode::SubmitEdit => {
             let id = req.elid()?;
             let fields = submitted_fields(req)?;
@@ -153,6 +158,72 @@ pub fn edit(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     }
 }
 
+/// `runningoperation.edit sok=ok elid=ID errorxml=...` as every processing
+/// module calls it on failure (and `manual=on|off`, `comment=` as some
+/// do): the error goes on the operation and the attempt in progress; the
+/// fields given are set; nothing else is demanded, and fields this plugin
+/// does not keep are accepted and left alone. Allowed while the operation
+/// runs: that is when its module reports.
+fn report(req: &Request, ctx: &mut Ctx<'_>, id: u64) -> Result<Reply> {
+    let errorxml = req.param("errorxml").unwrap_or_default().trim().to_string();
+    let manual = req.choice("manual", &["on", "off"])?;
+    let comment = match req.param("comment") {
+        Some(_) => Some(req.text("comment", COMMENT_MAX)?.to_string()),
+        None => None,
+    };
+    let db = ctx.db()?;
+    if !operations::exists(db, id)? {
+        return Err(PanelError::missed("runningoperation", id).into());
+    }
+    if !errorxml.is_empty() {
+        let error = crate::runner::attempt::module_error(&errorxml).unwrap_or_else(|| {
+            crate::runner::attempt::ModuleError {
+                kind: "error".into(),
+                object: "processingmodule".into(),
+                value: String::new(),
+                message: errorxml.chars().take(1000).collect(),
+            }
+        });
+        crate::db::reports::report_error(
+            db,
+            id,
+            &errorxml,
+            &crate::db::runstate::ModuleErrorFields {
+                kind: &error.kind,
+                object: &error.object,
+                value: &error.value,
+                message: &error.message,
+            },
+        )?;
+        log::warn!(
+            "operation {id}: its module reported an error ({}: {})",
+            error.kind,
+            error.message
+        );
+    }
+    match manual {
+        Some("on") => crate::db::runstate::make_manual(db, &[id], false)?,
+        Some(_) => operations::set_automatic(db, id)?,
+        None => {}
+    }
+    if let Some(comment) = comment {
+        operations::set_comment(db, id, &comment)?;
+    }
+    Ok(Reply::Ok)
+}
+
+/// `runningoperation.setmanual`: no more automatic attempts (vendor
+/// modules call it after their last failure, then open a staff task).
+pub fn setmanual(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
+    let ids = existing_ids(req, ctx)?;
+    crate::db::runstate::make_manual(ctx.db()?, &ids, false)?;
+    log::info!(
+        "operations {ids:?} switched to manual by {}",
+        req.user().unwrap_or("?")
+    );
+    Ok(Reply::Ok)
+}
+
 /// The ids of a group action, all of them existing.
 fn existing_ids(req: &Request, ctx: &mut Ctx<'_>) -> Result<Vec<u64>> {
     let ids = req.elids()?;
@@ -166,6 +237,13 @@ fn existing_ids(req: &Request, ctx: &mut Ctx<'_>) -> Result<Vec<u64>> {
 pub fn start(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ids = existing_ids(req, ctx)?;
     let config = ctx.config;
+    if !config.runs_modules() {
+        // Companion mode: BILLmanager's own scheduler runs these; starting
+        // one here as well could run it twice.
+        return Err(
+            PanelError::new(ErrorKind::CoreRuns, "runningoperation", ids[0].to_string()).into(),
+        );
+    }
     let db = ctx.db()?;
     if let Some(id) = control::first_running(db, &ids)? {
         return Err(PanelError::new(ErrorKind::Running, "runningoperation", id.to_string()).into());

@@ -47,6 +47,8 @@ pub enum ErrorKind {
     RestoreFailed,
     /// A file, upload or URL lies beyond what the panel may reach.
     Outside,
+    /// BILLmanager's own scheduler runs processing modules (companion mode).
+    CoreRuns,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -73,6 +75,7 @@ impl ErrorKind {
         ErrorKind::BadCopy,
         ErrorKind::RestoreFailed,
         ErrorKind::Outside,
+        ErrorKind::CoreRuns,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -98,6 +101,7 @@ impl ErrorKind {
             ErrorKind::BadCopy => "badcopy",
             ErrorKind::RestoreFailed => "restore_failed",
             ErrorKind::Outside => "outside",
+            ErrorKind::CoreRuns => "core_runs",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }

@@ -17,6 +17,7 @@
 
 pub mod error;
 pub mod messages;
+pub mod naming;
 pub mod request;
 pub mod response;
 
@@ -60,6 +61,12 @@ fn handle_with(registry: &[functions::Function], incoming: Incoming, config: &Co
     let (func, lang) = (req.func().to_string(), req.lang());
     let doc = req.take_doc();
     match outcome {
+        Ok(Reply::Redirect(kind, target)) if naming::is_companion(&func) => {
+            // Called by its companion name: so is where it sends the user.
+            let ours = |f: &str| registry.iter().any(|r| r.name == f);
+            let target = naming::redirect_target(&target, ours);
+            response::render(doc, &func, lang, &Reply::Redirect(kind, target))
+        }
         Ok(reply) => response::render(doc, &func, lang, &reply),
         Err(error) => response::render_error(doc, &func, lang, &error),
     }
@@ -73,7 +80,9 @@ fn run(
     req: &Request,
     config: &Config,
 ) -> Result<Reply, PanelError> {
-    let Some(function) = registry.iter().find(|f| f.name == req.func()) else {
+    // Either name: the BILLmanager one, or the companion one.
+    let name = naming::canonical(req.func());
+    let Some(function) = registry.iter().find(|f| f.name == name) else {
         let error = PanelError::new(ErrorKind::UnknownFunc, "func", req.func());
         log::warn!("{error}");
         return Err(error);
@@ -203,6 +212,7 @@ mod tests {
             Incoming {
                 env,
                 stdin: Vec::new(),
+                whole_lists: false,
             },
             &config,
         );

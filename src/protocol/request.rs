@@ -35,6 +35,9 @@ pub const MAX_VALUE: usize = 64 * 1024;
 pub const MAX_PAGE: u64 = 10_000;
 /// The page size when the request names none.
 pub const DEFAULT_PAGE: u64 = 100;
+/// The most rows a list gives the panel when the panel pages (the total is
+/// in `p_elems` all the same; a search narrows a longer list).
+pub const PANEL_ROWS: u64 = 10_000;
 
 /// What the call asks of a form or list function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +59,10 @@ pub struct Incoming {
     pub env: BTreeMap<String, String>,
     /// The bytes on stdin.
     pub stdin: Vec<u8>,
+    /// Lists answer with every row (up to [`PANEL_ROWS`]) and the caller
+    /// pages them: the panel does, for an addon's list (see
+    /// docs/real-panel-checks.md). `billmgr-ops call` pages here.
+    pub whole_lists: bool,
 }
 
 impl Incoming {
@@ -87,6 +94,7 @@ pub struct Request {
     level: Option<u32>,
     lang: Lang,
     doc: Option<Element>,
+    whole_lists: bool,
 }
 
 /// Paging and sorting of a list, validated against the list's columns.
@@ -99,11 +107,31 @@ pub struct Paging {
     /// Sort column, one of the list's sortable columns.
     pub sort: Option<String>,
     pub descending: bool,
+    /// Every row (up to [`PANEL_ROWS`]) for a caller that pages itself;
+    /// `page` and `count` are then only echoed.
+    pub whole: bool,
+    /// The paging parameters the request gave, echoed as they came when
+    /// `whole`.
+    pub given: Vec<&'static str>,
 }
 
 impl Paging {
+    /// The first row to return.
     pub fn offset(&self) -> u64 {
-        (self.page - 1) * self.count
+        if self.whole {
+            0
+        } else {
+            (self.page - 1) * self.count
+        }
+    }
+
+    /// How many rows to return at most.
+    pub fn limit(&self) -> u64 {
+        if self.whole {
+            PANEL_ROWS
+        } else {
+            self.count
+        }
     }
 }
 
@@ -215,6 +243,7 @@ impl Request {
             level,
             lang,
             doc,
+            whole_lists: incoming.whole_lists,
         })
     }
 
@@ -400,11 +429,17 @@ impl Request {
                 Some(name.to_string())
             }
         };
+        let given = ["p_num", "p_cnt", "p_sort", "p_order"]
+            .into_iter()
+            .filter(|p| self.param(p).is_some())
+            .collect();
         Ok(Paging {
             page,
             count,
             sort,
             descending,
+            whole: self.whole_lists,
+            given,
         })
     }
 }
@@ -443,6 +478,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             stdin: stdin.as_bytes().to_vec(),
+            whole_lists: false,
         }
     }
 
@@ -572,7 +608,9 @@ mod tests {
                 page: 2,
                 count: 5,
                 sort: Some("cdate".into()),
-                descending: true
+                descending: true,
+                whole: false,
+                given: vec!["p_num", "p_cnt", "p_sort", "p_order"],
             }
         );
         assert!(p(&[("PARAM_p_sort", "-id")]).unwrap().descending);

@@ -136,6 +136,22 @@ pub fn render(doc: Option<Element>, func: &str, lang: Lang, reply: &Reply) -> El
                 out.push(elem);
             }
             out.push(value("p_elems", &page.total.to_string()));
+            let p = &page.paging;
+            if p.whole {
+                // Every row: the panel pages and sorts; what it asked is
+                // echoed as it asked it.
+                for name in ["p_num", "p_cnt"] {
+                    if p.given.contains(&name) {
+                        let v = if name == "p_num" { p.page } else { p.count };
+                        out.push(value(name, &v.to_string()));
+                    }
+                }
+                if let Some(sort) = &p.sort {
+                    out.push(value("p_sort", sort));
+                    out.push(value("p_order", if p.descending { "desc" } else { "asc" }));
+                }
+                return out;
+            }
             out.push(value("p_num", &page.paging.page.to_string()));
             out.push(value("p_cnt", &page.paging.count.to_string()));
             if let Some(sort) = &page.paging.sort {
@@ -213,6 +229,8 @@ mod tests {
             count: 5,
             sort: Some("id".into()),
             descending: true,
+            whole: false,
+            given: Vec::new(),
         }
     }
 

@@ -180,7 +180,19 @@ fn settle(
 ) -> Result<Outcome> {
     let stdout = result.stdout.text();
     let stderr = result.stderr.text();
-    let reported = module_error(&stdout);
+    // An error the module reported through the panel API during the
+    // attempt counts as one printed on stdout (vendor modules do both).
+    let via_api = crate::db::reports::reported(db, attempt)?;
+    let reported = module_error(&stdout).or_else(|| {
+        via_api.as_deref().map(|doc| {
+            module_error(doc).unwrap_or_else(|| ModuleError {
+                kind: "error".into(),
+                object: "processingmodule".into(),
+                value: String::new(),
+                message: "the module reported an error through runningoperation.edit".into(),
+            })
+        })
+    });
     let outcome = match (&result.ending, &reported) {
         (Ending::Stopped, _) => "stopped",
         (Ending::TimedOut, _) => "timeout",
@@ -220,6 +232,9 @@ fn settle(
         }),
     };
     let errorxml = match (&reported, &error) {
+        (Some(_), _) if via_api.is_some() && module_error(&stdout).is_none() => {
+            via_api.clone().unwrap_or_default()
+        }
         (Some(_), _) => stdout.trim().to_string(),
         (None, Some(e)) => Element::new("doc")
             .child(
@@ -261,6 +276,7 @@ fn settle(
             errorxml: &errorxml,
             retry_in: delay.as_secs(),
             max_attempts: config.runner.max_attempts,
+            manual_before: op.manual,
         },
     )
     .with_context(|| format!("failed to record attempt {attempt} of operation {}", op.id))?;
@@ -291,6 +307,17 @@ fn settle(
             }
         }
         Settled::Stopped => log::warn!("operation {}: stopped by an administrator", op.id),
+        Settled::ManualByModule => {
+            // The module made it manual itself (`runningoperation.setmanual`)
+            // and makes its own staff task: none is added here.
+            log::error!(
+                "operation {} failed and its module switched it to manual",
+                op.id
+            );
+            if let Err(e) = crate::health::notify::sweep(config, db) {
+                log::error!("notifications: {e:#}");
+            }
+        }
     }
     Ok(Outcome::Settled(settled))
 }

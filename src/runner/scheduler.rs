@@ -75,6 +75,11 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
         }
     }
     let free = (config.runner.concurrency as usize).saturating_sub(running);
+    if !config.runs_modules() {
+        // Companion mode: BILLmanager's own scheduler runs the operations.
+        report.running = running;
+        return Ok(());
+    }
     if free > 0 {
         let due = runstate::due(db, free as u32)?;
         if !due.is_empty() {

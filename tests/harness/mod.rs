@@ -128,6 +128,19 @@ impl Panel {
         (id, name)
     }
 
+    /// The download CGI program as the web server finds it: the binary
+    /// under the name `cgi/billmgr-ops-download` (it tells its role by that
+    /// name, as `install` places it).
+    pub fn cgi_program(&self) -> PathBuf {
+        let dir = self.mgrdir.join("cgi");
+        std::fs::create_dir_all(&dir).unwrap();
+        let program = dir.join("billmgr-ops-download");
+        if !program.exists() {
+            std::os::unix::fs::symlink(binary(), &program).unwrap();
+        }
+        program
+    }
+
     /// Turns backup encryption on with `passphrase` through the settings
     /// form (the other settings at their defaults).
     pub fn set_backup_passphrase(&self, passphrase: &str) -> Output {

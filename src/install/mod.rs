@@ -15,16 +15,18 @@ use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+mod panel;
+
+use crate::config::{Config, InstallMode};
 use crate::db::{migrate, Db};
 use crate::download::CGI_NAME;
-use crate::protocol::messages::MANIFESTS;
+use crate::protocol::naming;
+use panel::reload_panel;
 
 /// The handler's file name in `<mgrdir>/addon/`, as the manifests name it.
 pub const HANDLER: &str = "billmgr-ops";
@@ -33,7 +35,7 @@ pub const RECORD: &str = "etc/billmgr-ops.installed";
 /// The plugin's config, relative to the panel directory.
 pub const CONFIG: &str = "etc/billmgr-ops.conf";
 /// The annotated example config, shipped and refreshed by every install.
-pub const CONFIG_EXAMPLE_TEXT: &str = include_str!("../etc/billmgr-ops.conf.example");
+pub const CONFIG_EXAMPLE_TEXT: &str = include_str!("../../etc/billmgr-ops.conf.example");
 
 /// Where to install.
 #[derive(Clone, Debug)]
@@ -47,6 +49,9 @@ pub struct Target {
     pub binary: PathBuf,
     /// The log file, for the logrotate rules.
     pub log_file: PathBuf,
+    /// Companion or replace (`--mode`); `None`: keep the installed mode, or
+    /// companion on a first install.
+    pub mode: Option<InstallMode>,
 }
 
 /// What one install or uninstall did, line by line, for the administrator.
@@ -69,8 +74,6 @@ enum Content {
     Text(String),
     /// A file copied as it is (the binary).
     File(PathBuf),
-    /// A symbolic link to this target.
-    Link(PathBuf),
 }
 
 /// One file install places.
@@ -91,6 +94,10 @@ struct Record {
     /// SHA-256 of the config as install created it; absent when the config
     /// existed before.
     config_sha256: Option<String>,
+    /// companion or replace; absent in records of versions before modes
+    /// (which installed the BILLmanager names: replace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode: Option<InstallMode>,
 }
 
 /// The cron line's file: one tick a minute.
@@ -118,24 +125,27 @@ fn logrotate_text(log_file: &Path) -> String {
     )
 }
 
-/// Everything install places, in order.
-fn planned_files(t: &Target) -> Vec<Planned> {
+/// Everything install places for `mode`, in order.
+fn planned_files(t: &Target, mode: InstallMode) -> Vec<Planned> {
     let mut files = vec![Planned {
         path: t.mgrdir.join("addon").join(HANDLER),
         content: Content::File(t.binary.clone()),
         mode: 0o750,
     }];
-    for (name, text) in MANIFESTS {
+    for (name, text) in naming::manifests(mode) {
         files.push(Planned {
             path: t.mgrdir.join("etc/xml").join(name),
-            content: Content::Text(text.to_string()),
+            content: Content::Text(text),
             mode: 0o644,
         });
     }
+    // The download CGI: the same binary as a regular file under the name
+    // it tells its role by (vendor CGIs are regular files; whether the web
+    // server follows a link is not documented).
     files.push(Planned {
         path: t.mgrdir.join("cgi").join(CGI_NAME),
-        content: Content::Link(PathBuf::from("../addon").join(HANDLER)),
-        mode: 0o777,
+        content: Content::File(t.binary.clone()),
+        mode: 0o755,
     });
     files.push(Planned {
         path: t.mgrdir.join("etc/billmgr-ops.conf.example"),
@@ -187,9 +197,6 @@ fn is_current(p: &Planned) -> Result<bool> {
     let Ok(meta) = fs::symlink_metadata(&p.path) else {
         return Ok(false);
     };
-    if let Content::Link(target) = &p.content {
-        return Ok(meta.file_type().is_symlink() && fs::read_link(&p.path)? == *target);
-    }
     if !meta.is_file()
         || meta.mode() & 0o7777 != p.mode
         || (as_root() && (meta.uid() != 0 || meta.gid() != 0))
@@ -203,7 +210,6 @@ fn is_current(p: &Planned) -> Result<bool> {
         Content::File(src) => {
             meta.len() == fs::metadata(src)?.len() && file_sha256(&p.path)? == file_sha256(src)?
         }
-        Content::Link(_) => unreachable!(),
     })
 }
 
@@ -220,10 +226,6 @@ fn put(p: &Planned) -> Result<()> {
     let tmp = dir.join(format!(".{name}.bmo-{}", crate::fsutil::random_hex(6)?));
     let written = (|| -> Result<()> {
         match &p.content {
-            Content::Link(target) => {
-                std::os::unix::fs::symlink(target, &tmp)?;
-                return Ok(());
-            }
             Content::Text(text) => write_new(&tmp, text.as_bytes())?,
             Content::File(src) => {
                 let mut from = fs::File::open(src)
@@ -327,14 +329,32 @@ pub fn install(config: &Config, t: &Target) -> Result<Report> {
                 .into(),
         );
     }
-    let old = read_record(&t.mgrdir)?.unwrap_or_default();
+    let previous = read_record(&t.mgrdir)?;
+    // The mode asked for; else the one installed (a record from before
+    // modes installed the BILLmanager names); else companion.
+    let mode = t.mode.unwrap_or(match &previous {
+        Some(r) => r.mode.unwrap_or(InstallMode::Replace),
+        None => InstallMode::Companion,
+    });
+    let old = previous.unwrap_or_default();
     let mut record = Record {
         version: env!("CARGO_PKG_VERSION").to_string(),
         dirs: old.dirs.clone(),
         config_sha256: old.config_sha256.clone(),
         files: Vec::new(),
+        mode: Some(mode),
     };
-    for p in planned_files(t) {
+    if old.mode != Some(mode) {
+        report.notices.push(format!(
+            "mode: {} ({})",
+            mode.as_str(),
+            match mode {
+                InstallMode::Companion => "functions under billmgrops.* names beside BILLmanager's own; BILLmanager runs the processing modules",
+                InstallMode::Replace => "functions under BILLmanager's own names; billmgr-ops runs the processing modules",
+            }
+        ));
+    }
+    for p in planned_files(t, mode) {
         let dir = p.path.parent().context("no parent directory")?;
         if !dir.exists() {
             fs::create_dir_all(dir)
@@ -419,7 +439,10 @@ pub fn uninstall(config: &Config, t: &Target, removal: Removal) -> Result<Report
                 t.mgrdir.join(RECORD).display()
             ));
             Record {
-                files: planned_files(t).into_iter().map(|p| p.path).collect(),
+                files: planned_files(t, InstallMode::Companion)
+                    .into_iter()
+                    .map(|p| p.path)
+                    .collect(),
                 ..Record::default()
             }
         }
@@ -504,58 +527,6 @@ fn remove_file(path: &Path) -> Result<bool> {
     }
 }
 
-/// Makes the panel read the manifests again: clears its XML cache and asks
-/// it to restart (`mgrctl -m billmgr exit`; it starts again on the next
-/// request).
-fn reload_panel(mgrdir: &Path, report: &mut Report) {
-    let cache = mgrdir.join("var/.xmlcache");
-    if let Ok(entries) = fs::read_dir(&cache) {
-        let mut cleared = 0;
-        for entry in entries.filter_map(|e| e.ok()) {
-            let path = entry.path();
-            let removed = if path.is_dir() && !path.is_symlink() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            match removed {
-                Ok(()) => cleared += 1,
-                Err(e) => report
-                    .notices
-                    .push(format!("could not clear {}: {e}", path.display())),
-            }
-        }
-        if cleared > 0 {
-            report.change("cleared the panel's XML cache", &cache);
-        }
-    }
-    let mgrctl = mgrdir.join("sbin/mgrctl");
-    if !mgrctl.exists() {
-        report.notices.push(format!(
-            "{} not found: restart the panel yourself to load the new menus",
-            mgrctl.display()
-        ));
-        return;
-    }
-    match Command::new(&mgrctl)
-        .args(["-m", "billmgr", "exit"])
-        .output()
-    {
-        Ok(out) if out.status.success() => report
-            .changed
-            .push("asked the panel to reload (mgrctl -m billmgr exit)".into()),
-        Ok(out) => report.notices.push(format!(
-            "`mgrctl -m billmgr exit` failed ({}): {}; restart the panel yourself",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => report.notices.push(format!(
-            "could not run {}: {e}; restart the panel yourself",
-            mgrctl.display()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,12 +550,16 @@ mod tests {
             sysroot: PathBuf::from("/"),
             binary: PathBuf::from("/b"),
             log_file: PathBuf::from("/m/var/billmgr-ops.log"),
+            mode: None,
         };
-        let paths: Vec<_> = planned_files(&t).into_iter().map(|p| p.path).collect();
+        let paths: Vec<_> = planned_files(&t, InstallMode::Companion)
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
         assert!(paths.contains(&PathBuf::from("/m/addon/billmgr-ops")));
         assert!(paths.contains(&PathBuf::from("/m/cgi").join(CGI_NAME)));
         assert!(paths.contains(&PathBuf::from("/etc/cron.d/billmgr-ops")));
-        for (name, _) in MANIFESTS {
+        for (name, _) in crate::protocol::messages::MANIFESTS {
             assert!(paths.contains(&PathBuf::from("/m/etc/xml").join(name)));
         }
     }
