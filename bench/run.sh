@@ -17,7 +17,7 @@ command -v mydumper >/dev/null || apt_install mydumper
 clients=${1:-90000}
 runs=${RUNS:-1}
 threads=${THREADS:-2}
-cargo build --release --quiet
+cargo build --release --quiet --features dev
 bin=$PWD/target/release/billmgr-ops
 work=$PWD/target/bench
 run_dir=$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)

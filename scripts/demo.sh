@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ensure_deps
 
 say "building (release)"
-cargo build --release --quiet
+cargo build --release --quiet --features dev
 bin=$PWD/target/release/billmgr-ops
 demo=$PWD/target/demo
 mkdir -p "$demo/mgr/etc" "$demo/mgr/var" "$demo/sys/etc/cron.d" "$demo/sys/etc/logrotate.d"

@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ensure_deps
 ensure_test_servers
 say "cargo test"
-exec cargo test --all-targets "$@"
+exec cargo test --all-targets --features dev "$@"

@@ -6,8 +6,11 @@
 //! for a document without `<error>`, 1 for one with it, so scripts can
 //! branch. Other commands exit 0 on success and 1 on failure, with the error
 //! chain on stderr; `run-operation` exits 3 when the operation is already
-//! running and 4 when it does not exist; `status` exits 1 when something
-//! needs attention.
+//! running and 4 when it does not exist; every `backup` subcommand exits 3
+//! when another backup, restore or upload holds the job lock, and `backup
+//! upload` 2 when the file is refused; `status` exits 1 when something
+//! needs attention. Output cut short by its reader (`| head`) ends quietly
+//! with 0, as ripgrep and cargo do.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -19,14 +22,17 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::db::health;
+use crate::db::runstate::Settled;
 use crate::db::{backupconf, backups};
 use crate::db::{migrate, Db};
+#[cfg(feature = "dev")]
+use crate::dev;
 use crate::engine::{jobs, restore, upload};
 use crate::health::{notify, status};
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
 use crate::runner::{attempt, scheduler};
 use crate::storage::params::{Kind, Params};
-use crate::{dev, install, logging};
+use crate::{install, logging};
 
 /// Backup and running-operations plugin for BILLmanager 6.
 ///
@@ -39,7 +45,7 @@ pub struct Cli {
     /// The panel directory [env: MGR_DIR] [default: /usr/local/mgr5]
     #[arg(long, global = true, value_name = "DIR")]
     mgrdir: Option<PathBuf>,
-    /// The plugin's config file [env: BILLMGR_OPS_CONFIG] [default: <mgrdir>/etc/billmgr-ops.conf]
+    /// The plugin's config file (env: BILLMGR_OPS_CONFIG; default: MGRDIR/etc/billmgr-ops.conf)
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -88,7 +94,9 @@ enum Command {
     /// Backup copies: take, list, verify, restore, delete, rescan.
     #[command(subcommand)]
     Backup(BackupCommand),
-    /// Developer tools: demo data.
+    /// Developer tools: demo data (built with the `dev` feature only; the
+    /// shipped binary has none, so it can never touch a live database).
+    #[cfg(feature = "dev")]
     #[command(subcommand)]
     Dev(DevCommand),
 }
@@ -270,6 +278,7 @@ struct StorageArgs {
     secret_stdin: bool,
 }
 
+#[cfg(feature = "dev")]
 #[derive(Subcommand, Debug)]
 enum DevCommand {
     /// Fill the BILLmanager schema with realistic, deterministic demo data.
@@ -339,6 +348,15 @@ fn invoked_as_cgi() -> bool {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
+    // The reader of our output went away (`billmgr-ops backup list | head
+    // -1`): nothing is wrong, and there is no one to tell.
+    let broken_pipe = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
     log::error!("{e:#}");
     eprintln!("billmgr-ops: {e:#}");
     ExitCode::FAILURE
@@ -364,7 +382,7 @@ fn panel_mode(config: Result<Config>, env: &BTreeMap<String, String>) -> ExitCod
             if let Err(e) = read {
                 log::error!("failed to read stdin: {e}");
             }
-            protocol::handle(incoming, &config)
+            protocol::handle(crate::functions::FUNCTIONS, incoming, &config)
         }
         Err(e) => {
             // No config means no log file: stderr is all there is.
@@ -410,6 +428,7 @@ fn call(config: &Config, args: CallArgs) -> ExitCode {
         }
     }
     let doc = protocol::handle(
+        crate::functions::FUNCTIONS,
         Incoming {
             env,
             stdin,
@@ -418,6 +437,9 @@ fn call(config: &Config, args: CallArgs) -> ExitCode {
         config,
     );
     if let Err(e) = protocol::emit(&doc) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return ExitCode::SUCCESS;
+        }
         eprintln!("billmgr-ops: failed to write the document: {e}");
         return ExitCode::FAILURE;
     }
@@ -437,6 +459,7 @@ impl Command {
             Command::Cron => "cron",
             Command::RunOperation { .. } => "run-operation",
             Command::Backup(_) => "backup",
+            #[cfg(feature = "dev")]
             Command::Dev(_) => "dev",
             Command::Install(_) => "install",
             Command::Uninstall { .. } => "uninstall",
@@ -492,7 +515,16 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
         }
         Command::RunOperation { id } => {
             let db = open_db(config)?;
-            match attempt::run(config, db, id)? {
+            let outcome = attempt::run(config, db, id)?;
+            // An operation that turned manual is news: told at once.
+            if let attempt::Outcome::Settled(Settled::TurnedManual | Settled::ManualByModule) =
+                outcome
+            {
+                if let Err(e) = crate::health::notify::sweep(config, &mut open_db(config)?) {
+                    log::error!("notifications: {e:#}");
+                }
+            }
+            match outcome {
                 attempt::Outcome::Busy => {
                     eprintln!("operation {id} is already running");
                     return Ok(ExitCode::from(3));
@@ -532,6 +564,7 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        #[cfg(feature = "dev")]
         Command::Dev(DevCommand::Seed(opts)) => {
             let mut db = open_db(config)?;
             let mut bar = crate::progress::Progress::new("seed");
@@ -581,7 +614,8 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
     let result = match command {
         BackupCommand::Create { plan, storage } => {
             let mut db = open_db(config)?;
-            let settings = jobs::Settings::resolve(config, &mut db, plan, storage)?;
+            let settings =
+                crate::engine::settings::Settings::resolve(config, &mut db, plan, storage)?;
             drop(db);
             let mut bar = crate::progress::Progress::new("backup");
             let result = jobs::take_copy(config, &source, &settings, &mut |p, n| bar.update(p, n));
@@ -624,7 +658,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Verify { copy } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
-            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
             let mut bar = crate::progress::Progress::new("verify");
             let result = jobs::verify_copy(&settings, &row.name, &mut |p, n| bar.update(p, n));
             bar.finish();
@@ -638,7 +672,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Restore { copy, behavior } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
-            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
             drop(db);
             let behavior =
                 restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
@@ -666,7 +700,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
-            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
             jobs::delete_copy(&mut db, &settings, &row, clean_storage)
         }
         BackupCommand::Undo => jobs::undo_restore(config, &source).map(|n| {
@@ -681,8 +715,13 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
-            anyhow::ensure!(row.state == "ok", "copy {} is {}", row.name, row.state);
-            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            anyhow::ensure!(
+                row.state == crate::db::backups::CopyState::Ok,
+                "copy {} is {}",
+                row.name,
+                row.state
+            );
+            let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
             drop(db);
             let behavior =
                 restore::Behavior::parse(&behavior).context("behavior is edit or skip")?;
@@ -708,7 +747,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Show { copy, kind, id } => {
             let mut db = open_db(config)?;
             let row = jobs::find(&mut db, &copy)?;
-            let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+            let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
             let opened = jobs::open_copy(&settings, &row.name)?;
             let listing = opened.listing()?;
             let view = crate::engine::pick::show_object(&opened, &listing, &kind, id)?;
@@ -728,7 +767,8 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             storage,
         } => {
             let mut db = open_db(config)?;
-            let settings = jobs::Settings::resolve(config, &mut db, None, storage)?;
+            let settings =
+                crate::engine::settings::Settings::resolve(config, &mut db, None, storage)?;
             drop(db);
             let from = match (file, url) {
                 (Some(file), _) => upload::Source::File(file),
@@ -776,7 +816,7 @@ fn backup(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         }
         BackupCommand::Rescan => {
             let mut db = open_db(config)?;
-            let settings = jobs::Settings::resolve(config, &mut db, None, None)?;
+            let settings = crate::engine::settings::Settings::resolve(config, &mut db, None, None)?;
             let mut bar = crate::progress::Progress::new("rescan");
             let result = jobs::rescan(&mut db, &settings, &mut |p, n| bar.update(p, n));
             bar.finish();
@@ -868,7 +908,7 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
         }
         StorageCommand::Check { storage } => {
             let row = find(&mut db, &storage)?;
-            let opened = jobs::open_storage(config, &row)?;
+            let opened = crate::engine::settings::open_storage(&config.mgrdir, &row)?;
             match crate::storage::probe(opened.as_ref()) {
                 Ok(()) => eprintln!("storage {} ({}): ok", row.name, opened.describe()),
                 Err(e) => {

@@ -1,10 +1,101 @@
-//! Wall-clock time as text, without a calendar dependency.
+//! Time, without a calendar dependency: [`Timestamp`], the one type a
+//! time has once it is read (from the database, a listing or the system
+//! clock), with the civil-date arithmetic in one place.
 //!
 //! Scheduling decisions use the database's clock (`NOW()`), so all hosts
-//! sharing one database agree; this module only formats times for logs and
-//! file names.
+//! sharing one database agree; a `Timestamp` carries no zone: it is the
+//! clock it was read from (the server's, or UTC for copies and logs).
 
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A civil date and time to the second, `YYYY-MM-DD HH:MM:SS` as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// From seconds since 1970-01-01 00:00:00 of its clock.
+    pub fn from_unix(secs: i64) -> Timestamp {
+        Timestamp(secs)
+    }
+
+    /// Now, by the system clock, in UTC.
+    pub fn now_utc() -> Timestamp {
+        Timestamp(now_unix())
+    }
+
+    /// `YYYY-MM-DD HH:MM:SS` (or `YYYY-MM-DD`, at midnight); `None` for
+    /// anything else.
+    pub fn parse(text: &str) -> Option<Timestamp> {
+        let days = days_since_epoch(text)?;
+        let secs = match text.len() {
+            10 => 0,
+            19 if text.as_bytes()[10] == b' ' => {
+                let part = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+                let (h, m, s) = (part(11..13)?, part(14..16)?, part(17..19)?);
+                if h > 23 || m > 59 || s > 59 {
+                    return None;
+                }
+                h * 3600 + m * 60 + s
+            }
+            _ => return None,
+        };
+        Some(Timestamp(days * 86_400 + secs))
+    }
+
+    /// Seconds since 1970-01-01 00:00:00 of its clock.
+    pub fn unix(self) -> i64 {
+        self.0
+    }
+
+    /// The same day at `hour:minute:00`.
+    pub fn at(self, hour: u32, minute: u32) -> Timestamp {
+        Timestamp(
+            self.0.div_euclid(86_400) * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60,
+        )
+    }
+
+    /// `days` later (or earlier).
+    pub fn add_days(self, days: i64) -> Timestamp {
+        Timestamp(self.0 + days * 86_400)
+    }
+
+    /// Seconds from `self` to `later` (negative when it is earlier).
+    pub fn seconds_until(self, later: Timestamp) -> i64 {
+        later.0 - self.0
+    }
+
+    /// 1 = Monday ... 7 = Sunday.
+    pub fn weekday(self) -> u32 {
+        // 1970-01-01 was a Thursday.
+        ((self.0.div_euclid(86_400) + 3).rem_euclid(7) + 1) as u32
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        let (y, m, d) = civil_from_days(self.0.div_euclid(86_400));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+
+    /// `YYYYMMDD-HHMMSS`, for names.
+    pub fn compact(self) -> String {
+        self.to_string().replace(['-', ':'], "").replace(' ', "-")
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.rem_euclid(86_400);
+        write!(
+            f,
+            "{} {:02}:{:02}:{:02}",
+            self.date(),
+            secs / 3600,
+            secs % 3600 / 60,
+            secs % 60
+        )
+    }
+}
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
@@ -15,21 +106,7 @@ pub fn now_unix() -> i64 {
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC.
 pub fn utc_datetime(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-/// `YYYY-MM-DD` moved by `days` (either way); `None` for a malformed date.
-pub fn add_days(date: &str, days: i64) -> Option<String> {
-    let (y, m, d) = civil_from_days(days_since_epoch(date)? + days);
-    Some(format!("{y:04}-{m:02}-{d:02}"))
+    Timestamp::from_unix(unix).to_string()
 }
 
 /// Days from 1970-01-01 to the date a `YYYY-MM-DD[ ...]` text starts with.
@@ -77,13 +154,27 @@ mod tests {
         assert_eq!(utc_datetime(951_782_400), "2000-02-29 00:00:00");
         assert_eq!(utc_datetime(1_795_441_445), "2026-11-23 13:44:05");
         assert_eq!(utc_datetime(-1), "1969-12-31 23:59:59");
-        assert_eq!(add_days("2026-11-23", 1).as_deref(), Some("2026-11-24"));
-        assert_eq!(add_days("2028-02-28", 1).as_deref(), Some("2028-02-29"));
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        assert_eq!(t("2026-11-23").add_days(1).date(), "2026-11-24");
+        assert_eq!(t("2028-02-28").add_days(1).date(), "2028-02-29");
         assert_eq!(
-            add_days("2026-12-31 10:00:00", 1).as_deref(),
-            Some("2027-01-01")
+            t("2026-12-31 10:00:00").add_days(1).to_string(),
+            "2027-01-01 10:00:00"
         );
-        assert_eq!(add_days("2026-03-01", -1).as_deref(), Some("2026-02-28"));
-        assert_eq!(add_days("bad", 1), None);
+        assert_eq!(t("2026-03-01").add_days(-1).date(), "2026-02-28");
+        assert_eq!(Timestamp::parse("bad"), None);
+        assert_eq!(Timestamp::parse("2026-11-23 24:00:00"), None);
+        assert_eq!(t("2026-11-23 13:44:05").unix(), 1_795_441_445);
+        assert_eq!(
+            t("2026-11-23 13:44:05").at(3, 0).to_string(),
+            "2026-11-23 03:00:00"
+        );
+        assert_eq!(t("2026-11-23 13:44:05").compact(), "20261123-134405");
+        assert_eq!(t("2026-11-23").weekday(), 1, "a Monday");
+        assert_eq!(t("2026-11-29").weekday(), 7);
+        assert_eq!(
+            t("2026-11-23 00:00:10").seconds_until(t("2026-11-23 00:01:00")),
+            50
+        );
     }
 }

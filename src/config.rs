@@ -20,6 +20,9 @@ use anyhow::{bail, Context, Result};
 
 /// The default panel directory.
 pub const DEFAULT_MGRDIR: &str = "/usr/local/mgr5";
+/// The record `install` keeps of what it placed (relative to the panel
+/// directory): its version and mode are read here too.
+pub const INSTALL_RECORD: &str = "etc/billmgr-ops.installed";
 
 /// One configuration key of billmgr-ops.conf.
 pub struct Key {
@@ -486,13 +489,20 @@ impl Config {
     /// it (`<mgrdir>/etc/billmgr-ops.installed`); `None` when it was not
     /// (a development tree, the tests).
     pub fn install_mode(&self) -> Option<InstallMode> {
-        let text = std::fs::read(self.mgrdir.join("etc/billmgr-ops.installed")).ok()?;
+        let text = std::fs::read(self.mgrdir.join(INSTALL_RECORD)).ok()?;
         let record: serde_json::Value = serde_json::from_slice(&text).ok()?;
         match record.get("mode").and_then(|m| m.as_str()) {
             Some(mode) => InstallMode::parse(mode),
             // A record from before modes existed: the BILLmanager names.
             None => Some(InstallMode::Replace),
         }
+    }
+
+    /// The version `install` last placed into this panel, if it did.
+    pub fn installed_version(&self) -> Option<String> {
+        let text = std::fs::read(self.mgrdir.join(INSTALL_RECORD)).ok()?;
+        let record: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        Some(record.get("version")?.as_str()?.to_string())
     }
 
     /// Whether this plugin's runner may start processing modules: not in

@@ -7,8 +7,7 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::db::Db;
-use crate::protocol::{ErrorKind, PanelError};
+use crate::db::{Db, Unavailable};
 
 pub struct Ctx<'a> {
     pub config: &'a Config,
@@ -23,11 +22,11 @@ impl<'a> Ctx<'a> {
     /// The database, connected and migrated on first use.
     ///
     /// # Errors
-    /// A `db` [`PanelError`] when no database is configured or reachable.
+    /// [`Unavailable`] when no database is configured or reachable.
     pub fn db(&mut self) -> Result<&mut Db> {
         if self.db.is_none() {
             let source = self.config.db.as_ref().ok_or_else(|| {
-                anyhow::Error::new(PanelError::new(ErrorKind::Db, "database", "")).context(
+                anyhow::Error::new(Unavailable).context(
                     "no database configured: set BILLMGR_OPS_DB, DBUrl in billmgr-ops.conf, \
                      or DBHost/DBName in billmgr.conf",
                 )

@@ -160,10 +160,10 @@ fn serve(
     let mut db = Db::open(&source, config.db_connect_timeout)?;
     let (id, admin) = spend(config, &mut db, token)?;
     let row = backups::get(&mut db, id)?.context("the copy is gone")?;
-    if row.state != "ok" {
+    if row.state != backups::CopyState::Ok {
         return Err(anyhow::anyhow!("copy {} is {}", row.name, row.state).into());
     }
-    let settings = jobs::Settings::for_copy(config, &mut db, &row)?;
+    let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
     drop(db);
     let copy = jobs::open_copy(&settings, &row.name)?;
     log::info!("copy {} downloaded by {admin}", row.name);

@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod db;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod download;
 pub mod engine;
@@ -41,6 +42,7 @@ pub mod functions;
 #[cfg(test)]
 mod fuzz;
 pub mod health;
+pub mod host;
 pub mod install;
 pub mod logging;
 pub mod progress;

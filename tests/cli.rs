@@ -75,3 +75,31 @@ fn a_broken_config_still_answers_the_panel_with_a_document() {
     assert_eq!(out.error_type(), ("internal".into(), "config".into()));
     assert!(out.stderr.contains("AdminLevel lots"), "{}", out.stderr);
 }
+
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly() {
+    use std::process::Stdio;
+    let db = TestDb::seeded(60);
+    let panel = Panel::new(&db);
+    for args in [
+        &["status", "--no-probe"][..],
+        &["call", "runningoperation", "p_cnt=1000"][..],
+    ] {
+        // `| head -c 0`: the reader is gone before the first byte.
+        let mut child = panel
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+        assert!(
+            out.status.success() || args[0] == "status",
+            "{args:?}: {:?}",
+            out.status
+        );
+    }
+}

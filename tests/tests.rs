@@ -5,6 +5,9 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+#[cfg(not(feature = "dev"))]
+compile_error!("the integration tests seed their databases with `billmgr-ops dev seed`: run them with `--features dev` (scripts/test.sh does)");
+
 mod harness;
 
 mod backup;
@@ -14,6 +17,7 @@ mod coexistence;
 mod health;
 mod hostile;
 mod install;
+mod layers;
 mod object_restore;
 mod operations;
 mod protocol;

@@ -5,8 +5,51 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::{cell_text, Db};
-use crate::engine::archive::Listing;
-use crate::engine::objects;
+
+/// Where a copy, a restore from it, or one further place of it stands.
+/// Stored as its name (`running`, `ok`, `failed`); converted here, at the
+/// db boundary, and nowhere else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    #[default]
+    Running,
+    Ok,
+    Failed,
+}
+
+/// The state of a copy.
+pub type CopyState = JobState;
+/// The state of a further place of a copy.
+pub type PlaceState = JobState;
+/// The state of the last restore from a copy.
+pub type RestoreState = JobState;
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Ok => "ok",
+            JobState::Failed => "failed",
+        }
+    }
+
+    /// The stored name; `None` for anything else (an empty column).
+    pub fn parse(s: &str) -> Option<JobState> {
+        match s {
+            "running" => Some(JobState::Running),
+            "ok" => Some(JobState::Ok),
+            "failed" => Some(JobState::Failed),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One copy in the catalog.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -14,8 +57,7 @@ pub struct CopyRow {
     pub id: u64,
     pub name: String,
     pub storage: String,
-    /// running, ok or failed.
-    pub state: String,
+    pub state: CopyState,
     pub phase: String,
     pub percent: u32,
     pub reason: String,
@@ -25,8 +67,8 @@ pub struct CopyRow {
     pub encrypted: bool,
     pub plan: Option<u64>,
     pub storage_id: Option<u64>,
-    /// The last restore from this copy: running, ok or failed; empty if none.
-    pub restore_state: String,
+    /// The last restore from this copy, if any.
+    pub restore_state: Option<RestoreState>,
     pub restore_phase: String,
     pub restore_percent: u32,
     pub restore_reason: String,
@@ -40,7 +82,8 @@ fn row(r: &mysql::Row) -> CopyRow {
         id: num(0),
         name: cell_text(r, 1),
         storage: cell_text(r, 2),
-        state: cell_text(r, 3),
+        // An unknown stored state reads as failed: never as good.
+        state: JobState::parse(&cell_text(r, 3)).unwrap_or(JobState::Failed),
         phase: cell_text(r, 4),
         percent: num(5) as u32,
         reason: cell_text(r, 6),
@@ -50,7 +93,7 @@ fn row(r: &mysql::Row) -> CopyRow {
         encrypted: num(10) != 0,
         plan: cell_text(r, 11).parse().ok(),
         storage_id: cell_text(r, 12).parse().ok(),
-        restore_state: cell_text(r, 13),
+        restore_state: JobState::parse(&cell_text(r, 13)),
         restore_phase: cell_text(r, 14),
         restore_percent: num(15) as u32,
         restore_reason: cell_text(r, 16),
@@ -122,7 +165,7 @@ pub fn set_origin(
 pub fn restore_progress(
     db: &mut Db,
     id: u64,
-    state: &str,
+    state: RestoreState,
     phase: &str,
     percent: u32,
     reason: &str,
@@ -131,7 +174,7 @@ pub fn restore_progress(
         .exec_drop(
             "UPDATE billmgrops_backup SET restore_state = ?, restore_phase = ?, restore_percent = ?, restore_reason = NULLIF(?, '')
              WHERE id = ?",
-            (state, phase, percent, reason, id),
+            (state.as_str(), phase, percent, reason, id),
         )
         .context("failed to record the restore's progress")
 }
@@ -187,7 +230,6 @@ pub fn fail_abandoned(db: &mut Db) -> Result<u64> {
 }
 
 /// Registers a copy found on a storage (rescan), unless known.
-/// Registers a copy found on a storage (rescan), unless known.
 pub fn register(db: &mut Db, c: &Found<'_>) -> Result<bool> {
     db.conn()
         .exec_drop(
@@ -224,73 +266,20 @@ pub fn delete(db: &mut Db, id: u64) -> Result<()> {
         .with_context(|| format!("failed to delete copy {id} from the catalog"))
 }
 
-/// Records the objects copy `backup` holds, from its listing (see
-/// `engine::objects`): the rows `backupdata.names` lists.
-pub fn index_objects(db: &mut Db, backup: u64, listing: &Listing) -> Result<usize> {
-    let clients: std::collections::HashMap<i64, &str> = listing
-        .saved
-        .iter()
-        .filter(|o| o.0 == "account")
-        .map(|o| (o.1, o.2.as_str()))
-        .collect();
-    let cut = |s: &str| s.chars().take(255).collect::<String>();
-    let mut rows: Vec<(String, String, String, String, Option<i64>)> = listing
-        .saved
-        .iter()
-        .map(|o| {
-            let owner = o.3.map(|id| {
-                clients
-                    .get(&id)
-                    .map_or_else(|| format!("#{id}"), |n| n.to_string())
-            });
-            let name = if o.2.is_empty() {
-                format!("#{}", o.1)
-            } else {
-                cut(&o.2)
-            };
-            (
-                o.0.clone(),
-                o.1.to_string(),
-                name,
-                owner.unwrap_or_default(),
-                o.3,
-            )
-        })
-        .collect();
-    let mut dirs: Vec<String> = listing
-        .files
-        .iter()
-        .filter(|f| f.kind == "file")
-        .map(|f| objects::directory_of(&f.path))
-        .collect();
-    dirs.sort();
-    dirs.dedup();
-    rows.extend(dirs.into_iter().map(|d| {
-        (
-            objects::FILES.to_string(),
-            cut(&d),
-            cut(&d),
-            String::new(),
-            None,
-        )
-    }));
-    // Each file, named by its path, owned by its directory.
-    rows.extend(
-        listing
-            .files
-            .iter()
-            .filter(|f| f.kind == "file" && f.path.len() <= 255)
-            .map(|f| {
-                let name = f.path.rsplit('/').next().unwrap_or(&f.path).to_string();
-                (
-                    objects::FILE.to_string(),
-                    f.path.clone(),
-                    cut(&name),
-                    cut(&objects::directory_of(&f.path)),
-                    None,
-                )
-            }),
-    );
+/// One row of the object index: an object a copy holds (see
+/// `engine::objects::index_rows`, which builds them from a listing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexRow {
+    pub kind: String,
+    pub key: String,
+    pub name: String,
+    pub owner: String,
+    pub owner_id: Option<i64>,
+}
+
+/// Replaces the object index of copy `backup` with `rows`, in one
+/// transaction: the rows `backupdata.names` lists.
+pub fn replace_index(db: &mut Db, backup: u64, rows: &[IndexRow]) -> Result<usize> {
     let mut tx = db
         .conn()
         .start_transaction(mysql::TxOpts::default())
@@ -299,14 +288,14 @@ pub fn index_objects(db: &mut Db, backup: u64, listing: &Listing) -> Result<usiz
     for batch in rows.chunks(500) {
         let marks = vec!["(?, ?, ?, ?, ?, ?)"; batch.len()].join(", ");
         let mut params: Vec<mysql::Value> = Vec::with_capacity(batch.len() * 6);
-        for (kind, key, name, owner, owner_id) in batch {
+        for r in batch {
             params.extend([
                 backup.into(),
-                kind.as_str().into(),
-                key.as_str().into(),
-                name.as_str().into(),
-                owner.as_str().into(),
-                (*owner_id).into(),
+                r.kind.as_str().into(),
+                r.key.as_str().into(),
+                r.name.as_str().into(),
+                r.owner.as_str().into(),
+                r.owner_id.into(),
             ]);
         }
         tx.exec_drop(
@@ -425,8 +414,7 @@ pub fn copies_holding(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Place {
     pub storage_id: u64,
-    /// running, ok or failed.
-    pub state: String,
+    pub state: PlaceState,
     pub reason: String,
 }
 
@@ -435,7 +423,7 @@ pub fn set_place(db: &mut Db, backup: u64, place: &Place) -> Result<()> {
     db.conn()
         .exec_drop(
             "REPLACE INTO billmgrops_copy_place (backup, storage_id, state, reason) VALUES (?, ?, ?, ?)",
-            (backup, place.storage_id, &place.state, &place.reason),
+            (backup, place.storage_id, place.state.as_str(), &place.reason),
         )
         .context("failed to record where the copy went")
 }
@@ -453,7 +441,7 @@ pub fn places(db: &mut Db, backup: u64) -> Result<Vec<Place>> {
         .into_iter()
         .map(|(storage_id, state, reason)| Place {
             storage_id,
-            state,
+            state: JobState::parse(&state).unwrap_or(JobState::Failed),
             reason: reason.unwrap_or_default(),
         })
         .collect())

@@ -8,15 +8,17 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 
 use super::{cell_text, Db};
+use crate::clock::Timestamp;
 
 const CRON_TICK: &str = "cron.last_tick";
 
-/// The database server's clock: `YYYY-MM-DD HH:MM:SS` and the weekday
-/// (1 = Monday). Schedules use it, so every host agrees.
-pub fn server_clock(db: &mut Db) -> Result<(String, u32)> {
-    db.conn()
-        .query_first("SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s'), WEEKDAY(NOW()) + 1")?
-        .context("the database server did not tell the time")
+/// The database server's clock. Schedules use it, so every host agrees.
+pub fn server_clock(db: &mut Db) -> Result<Timestamp> {
+    let now: String = db
+        .conn()
+        .query_first("SELECT DATE_FORMAT(NOW(), '%Y-%m-%d %H:%i:%s')")?
+        .context("the database server did not tell the time")?;
+    Timestamp::parse(&now).with_context(|| format!("the database server's time `{now}`"))
 }
 
 /// Notes that a cron tick ran now.

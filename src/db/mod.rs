@@ -23,7 +23,13 @@ use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder};
 
 use crate::config::DbSource;
-use crate::protocol::{ErrorKind, PanelError};
+
+/// The billing database cannot be reached (no address, a refused or
+/// silent server). Callers branch on it: the panel shows "database
+/// unavailable" while the log gets the cause.
+#[derive(Debug, thiserror::Error)]
+#[error("the billing database is unavailable")]
+pub struct Unavailable;
 
 /// Every table the plugin owns starts with this.
 pub const TABLE_PREFIX: &str = "billmgrops_";
@@ -38,15 +44,14 @@ impl Db {
     /// Connects, failing within `timeout` when the server does not answer.
     ///
     /// # Errors
-    /// The error chain holds a [`PanelError`] of kind `db`, so the panel
-    /// shows "database unavailable" while the log gets the cause.
+    /// The error chain holds [`Unavailable`].
     pub fn connect(source: &DbSource, timeout: Duration) -> Result<Db> {
         let opts = options(source, timeout)
             .with_context(|| format!("bad database address `{source}`"))
-            .context(PanelError::new(ErrorKind::Db, "database", ""))?;
+            .context(Unavailable)?;
         let conn = connect_within(opts, timeout)
             .with_context(|| format!("cannot connect to the database {source}"))
-            .context(PanelError::new(ErrorKind::Db, "database", ""))?;
+            .context(Unavailable)?;
         let mut db = Db { conn, name: None };
         db.conn
             .query_drop("SET NAMES utf8mb4")

@@ -187,14 +187,38 @@ pub fn make_manual(db: &mut Db, ids: &[u64], stopped: bool) -> Result<()> {
     tx.commit().context("failed to commit the manual switch")
 }
 
+/// What an attempt came to, as `billmgrops_attempt.outcome` keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Exit 0 and no error reported.
+    Ok,
+    /// A failure: exit status, `<error>` on stdout or through the API,
+    /// a crash, a module that could not start.
+    Error,
+    /// Stopped at `OperationTimeout`.
+    Timeout,
+    /// Stopped by an administrator.
+    Stopped,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Error => "error",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::Stopped => "stopped",
+        }
+    }
+}
+
 /// How an attempt ended, as recorded.
 pub struct AttemptEnd<'a> {
     pub attempt: u64,
     pub operation: u64,
     pub duration_ms: u64,
     pub exit_status: &'a str,
-    /// ok, error, timeout or stopped.
-    pub outcome: &'a str,
+    pub outcome: AttemptOutcome,
     pub error: Option<ModuleErrorFields<'a>>,
     pub stdout: &'a str,
     pub stderr: &'a str,
@@ -252,7 +276,7 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
         (
             e.duration_ms,
             e.exit_status,
-            e.outcome,
+            e.outcome.as_str(),
             kind,
             object,
             value,
@@ -264,7 +288,7 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
     )
     .context("failed to complete the attempt record")?;
     let settled = match e.outcome {
-        "ok" => {
+        AttemptOutcome::Ok => {
             tx.exec_drop("DELETE FROM runningoperation WHERE id = ?", (e.operation,))
                 .context("failed to remove the finished operation")?;
             tx.exec_drop(
@@ -279,7 +303,7 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
             .context("failed to remove the finished operation's state")?;
             Settled::Finished
         }
-        "stopped" => {
+        AttemptOutcome::Stopped => {
             tx.exec_drop(
                 "UPDATE runningoperation SET manual = 'on', errorxml = ? WHERE id = ?",
                 (e.errorxml, e.operation),
@@ -293,7 +317,7 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
             .context("failed to mark the operation stopped")?;
             Settled::Stopped
         }
-        _ => {
+        AttemptOutcome::Error | AttemptOutcome::Timeout => {
             let row: Option<(u32, String)> = tx
                 .exec_first(
                     "SELECT trycount, manual FROM runningoperation WHERE id = ? FOR UPDATE",

@@ -38,7 +38,7 @@ use mysql::prelude::Queryable;
 use mysql::Conn;
 
 use super::archive::listing::{
-    self, Chunk, Definition, FileEntry, Listing, SavedObject, TableEntry,
+    self, Chunk, Definition, FileEntry, FileKind, Listing, SavedObject, TableEntry,
 };
 use super::archive::{self, ArchiveWriter, FileMeta};
 use super::crypt::{CopyKey, Sink};
@@ -89,6 +89,18 @@ pub enum Phase {
     Data,
     Files,
     Finish,
+}
+
+impl Phase {
+    /// The name shown and recorded in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Snapshot => "snapshot",
+            Phase::Data => "data",
+            Phase::Files => "files",
+            Phase::Finish => "finish",
+        }
+    }
 }
 
 /// One unit of work: a table, or a key range of one.
@@ -409,7 +421,12 @@ fn dump_unit(
                     _ => String::new(),
                 };
                 let owner = at.owner.and_then(|o| int_cell(&values[o]));
-                saved.push(SavedObject(kind.to_string(), id, name, owner));
+                saved.push(SavedObject {
+                    kind: kind.to_string(),
+                    id,
+                    name,
+                    owner,
+                });
             }
         }
         tsv::push_row(&mut text, &values);
@@ -643,10 +660,10 @@ pub fn dump(
         let (kind, target, entry) = if meta.file_type().is_symlink() {
             let target = std::fs::read_link(&path)?.to_string_lossy().into_owned();
             let e = writer.append_special(&entry_path, Some(&target), &fm)?;
-            ("symlink", target, e)
+            (FileKind::Symlink, target, e)
         } else if meta.is_dir() {
             (
-                "dir",
+                FileKind::Dir,
                 String::new(),
                 writer.append_special(&entry_path, None, &fm)?,
             )
@@ -654,7 +671,7 @@ pub fn dump(
             let data = std::fs::read(&path)
                 .with_context(|| format!("failed to read `{}`", path.display()))?;
             (
-                "file",
+                FileKind::File,
                 String::new(),
                 writer.append_file(&entry_path, &data, &fm)?,
             )
@@ -663,7 +680,7 @@ pub fn dump(
         };
         files.push(FileEntry {
             path: path.to_string_lossy().into_owned(),
-            kind: kind.into(),
+            kind,
             mode: fm.mode & 0o7777,
             uid: fm.uid,
             gid: fm.gid,
@@ -676,7 +693,7 @@ pub fn dump(
     progress(Phase::Finish, 0);
     // Objects in kind order (clients first), then by id.
     let rank = |k: &str| objects::kinds().position(|x| x == k).unwrap_or(usize::MAX);
-    saved.sort_by_key(|o| (rank(&o.0), o.1));
+    saved.sort_by_key(|o| (rank(&o.kind), o.id));
     let mut listing = Listing {
         format: listing::FORMAT.into(),
         version: listing::VERSION,

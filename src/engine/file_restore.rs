@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::archive::listing::FileEntry;
+use super::archive::listing::{FileEntry, FileKind};
 use super::archive::{Copy, Listing};
 use super::restore::Behavior;
 use crate::fsutil::{Dir, Found};
@@ -48,7 +48,7 @@ fn target<'l>(
     let entry = listing
         .files
         .iter()
-        .find(|f| f.path == path && f.kind == "file")
+        .find(|f| f.path == path && f.kind == FileKind::File)
         .ok_or_else(|| anyhow!("the copy has no file `{path}`"))?;
     let full = Path::new(&entry.path);
     let (root, rel) = roots
@@ -74,7 +74,7 @@ fn saved_dir<'l>(listing: &'l Listing, path: &Path) -> Option<&'l FileEntry> {
     listing
         .files
         .iter()
-        .find(|f| f.kind == "dir" && Path::new(&f.path) == path)
+        .find(|f| f.kind == FileKind::Dir && Path::new(&f.path) == path)
 }
 
 /// Opens (creating what is missing, with the saved owner and mode) the

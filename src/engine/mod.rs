@@ -27,6 +27,7 @@ pub mod restore;
 pub mod retention;
 pub mod schedule;
 pub mod schema;
+pub mod settings;
 pub mod tsv;
 pub mod upload;
 pub mod verify;

@@ -5,6 +5,9 @@
 //! rows stream past during the dump, so that objects can be listed across
 //! copies without opening an archive.
 
+use super::archive::listing::{FileKind, Listing};
+use crate::db::backups::IndexRow;
+
 /// A kind of object kept in one table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ObjectKind {
@@ -90,6 +93,61 @@ impl ObjectKind {
             },
         })
     }
+}
+
+/// The rows of the object index (`billmgrops_object`) for a copy's
+/// listing: every object it holds with its name and owning client's name,
+/// every directory of saved files, and every saved file.
+pub fn index_rows(listing: &Listing) -> Vec<IndexRow> {
+    let clients: std::collections::HashMap<i64, &str> = listing
+        .saved
+        .iter()
+        .filter(|o| o.kind == "account")
+        .map(|o| (o.id, o.name.as_str()))
+        .collect();
+    let cut = |s: &str| s.chars().take(255).collect::<String>();
+    let mut rows: Vec<IndexRow> = listing
+        .saved
+        .iter()
+        .map(|o| IndexRow {
+            kind: o.kind.clone(),
+            key: o.id.to_string(),
+            name: if o.name.is_empty() {
+                format!("#{}", o.id)
+            } else {
+                cut(&o.name)
+            },
+            owner: o
+                .owner
+                .map(|id| {
+                    clients
+                        .get(&id)
+                        .map_or_else(|| format!("#{id}"), |n| n.to_string())
+                })
+                .unwrap_or_default(),
+            owner_id: o.owner,
+        })
+        .collect();
+    let files = || listing.files.iter().filter(|f| f.kind == FileKind::File);
+    let mut dirs: Vec<String> = files().map(|f| directory_of(&f.path)).collect();
+    dirs.sort();
+    dirs.dedup();
+    rows.extend(dirs.into_iter().map(|d| IndexRow {
+        kind: FILES.to_string(),
+        key: cut(&d),
+        name: cut(&d),
+        owner: String::new(),
+        owner_id: None,
+    }));
+    // Each file, named by its path, owned by its directory.
+    rows.extend(files().filter(|f| f.path.len() <= 255).map(|f| IndexRow {
+        kind: FILE.to_string(),
+        key: f.path.clone(),
+        name: cut(f.path.rsplit('/').next().unwrap_or(&f.path)),
+        owner: cut(&directory_of(&f.path)),
+        owner_id: None,
+    }));
+    rows
 }
 
 /// The directory a saved file (by its absolute path) belongs to.

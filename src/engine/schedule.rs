@@ -1,6 +1,8 @@
 //! When a plan is due: a pure function of the plan's schedule, its last run
 //! and the database server's clock (so every host agrees).
 
+use crate::clock::Timestamp;
+
 /// A plan's schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Schedule {
@@ -46,26 +48,23 @@ impl Schedule {
         }
     }
 
-    /// Is a run due? `now` and `last_run` are `YYYY-MM-DD HH:MM:SS` of the
-    /// server's clock, `weekday` today's day (1 = Monday).
-    pub fn is_due(&self, last_run: Option<&str>, now: &str, weekday: u32) -> bool {
+    /// Is a run due? `now` and `last_run` are read off the server's clock.
+    pub fn is_due(&self, last_run: Option<Timestamp>, now: Timestamp) -> bool {
         let (at, allowed) = match self {
             Schedule::Off => return false,
             Schedule::Daily { at } => (*at, true),
-            Schedule::Weekly { at, days } => (*at, days.contains(&weekday)),
+            Schedule::Weekly { at, days } => (*at, days.contains(&now.weekday())),
         };
-        let slot = format!("{} {:02}:{:02}:00", &now[..10.min(now.len())], at.0, at.1);
-        allowed && now >= slot.as_str() && last_run.is_none_or(|l| l < slot.as_str())
+        let slot = now.at(at.0, at.1);
+        allowed && now >= slot && last_run.is_none_or(|l| l < slot)
     }
-}
 
-impl Schedule {
     /// When the next run is due: `now` itself when a run is due now (or
     /// overdue), else the next slot; `None` for a plan that runs only by
-    /// hand. Same clock and arguments as [`Schedule::is_due`].
-    pub fn next_run(&self, last_run: Option<&str>, now: &str, weekday: u32) -> Option<String> {
-        if self.is_due(last_run, now, weekday) {
-            return Some(now.to_string());
+    /// hand. Same clock as [`Schedule::is_due`].
+    pub fn next_run(&self, last_run: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+        if self.is_due(last_run, now) {
+            return Some(now);
         }
         let (at, days) = match self {
             Schedule::Off => return None,
@@ -73,20 +72,34 @@ impl Schedule {
             Schedule::Weekly { at, days } => (*at, Some(days)),
         };
         (0..8).find_map(|ahead: i64| {
-            let day = (weekday as i64 - 1 + ahead).rem_euclid(7) as u32 + 1;
-            if days.is_some_and(|d| !d.contains(&day)) {
+            let slot = now.add_days(ahead).at(at.0, at.1);
+            if days.is_some_and(|d| !d.contains(&slot.weekday())) {
                 return None;
             }
-            let date = crate::clock::add_days(now, ahead)?;
-            let slot = format!("{date} {:02}:{:02}:00", at.0, at.1);
-            (slot.as_str() > now).then_some(slot)
+            (slot > now).then_some(slot)
         })
+    }
+
+    /// The slot of today a due run is due for (for "overdue by").
+    pub fn slot_of(&self, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            Schedule::Off => None,
+            Schedule::Daily { at } | Schedule::Weekly { at, .. } => Some(now.at(at.0, at.1)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    fn some(s: &str) -> Option<Timestamp> {
+        Some(t(s))
+    }
 
     #[test]
     fn parsing() {
@@ -103,35 +116,38 @@ mod tests {
     #[test]
     fn daily_runs_once_after_its_time() {
         let s = Schedule::from_plan("daily", "03:00", "").unwrap();
-        let now = "2026-11-23 03:00:05";
-        assert!(!s.is_due(None, "2026-11-23 02:59:59", 1));
-        assert!(s.is_due(None, now, 1));
-        assert!(s.is_due(Some("2026-11-22 03:00:10"), now, 1));
-        assert!(!s.is_due(Some("2026-11-23 03:00:01"), "2026-11-23 23:00:00", 1));
+        let now = t("2026-11-23 03:00:05");
+        assert!(!s.is_due(None, t("2026-11-23 02:59:59")));
+        assert!(s.is_due(None, now));
+        assert!(s.is_due(some("2026-11-22 03:00:10"), now));
+        assert!(!s.is_due(some("2026-11-23 03:00:01"), t("2026-11-23 23:00:00")));
         // Missed while the server was down: runs at the next tick.
-        assert!(s.is_due(Some("2026-11-20 03:00:00"), "2026-11-23 17:00:00", 1));
+        assert!(s.is_due(some("2026-11-20 03:00:00"), t("2026-11-23 17:00:00")));
     }
 
     #[test]
     fn next_runs() {
         let daily = Schedule::from_plan("daily", "03:00", "").unwrap();
-        let done_today = Some("2026-11-23 03:00:04");
+        let done_today = some("2026-11-23 03:00:04");
         assert_eq!(
             daily
-                .next_run(done_today, "2026-11-23 10:00:00", 1)
+                .next_run(done_today, t("2026-11-23 10:00:00"))
+                .map(|x| x.to_string())
                 .as_deref(),
             Some("2026-11-24 03:00:00")
         );
         assert_eq!(
             daily
-                .next_run(done_today, "2026-11-23 02:00:00", 1)
+                .next_run(done_today, t("2026-11-23 02:00:00"))
+                .map(|x| x.to_string())
                 .as_deref(),
             Some("2026-11-23 03:00:00")
         );
         // Due now (missed): now.
         assert_eq!(
             daily
-                .next_run(Some("2026-11-20 03:00:00"), "2026-11-23 10:00:00", 1)
+                .next_run(some("2026-11-20 03:00:00"), t("2026-11-23 10:00:00"))
+                .map(|x| x.to_string())
                 .as_deref(),
             Some("2026-11-23 10:00:00")
         );
@@ -139,26 +155,28 @@ mod tests {
         let weekly = Schedule::from_plan("weekly", "01:15", "1,4").unwrap();
         assert_eq!(
             weekly
-                .next_run(Some("2026-11-23 01:15:00"), "2026-11-23 09:00:00", 1)
+                .next_run(some("2026-11-23 01:15:00"), t("2026-11-23 09:00:00"))
+                .map(|x| x.to_string())
                 .as_deref(),
             Some("2026-11-26 01:15:00")
         );
         // Asked on Friday: next Monday.
         assert_eq!(
             weekly
-                .next_run(Some("2026-11-26 01:15:00"), "2026-11-27 09:00:00", 5)
+                .next_run(some("2026-11-26 01:15:00"), t("2026-11-27 09:00:00"))
+                .map(|x| x.to_string())
                 .as_deref(),
             Some("2026-11-30 01:15:00")
         );
-        assert_eq!(Schedule::Off.next_run(None, "2026-11-23 09:00:00", 1), None);
+        assert_eq!(Schedule::Off.next_run(None, t("2026-11-23 09:00:00")), None);
     }
 
     #[test]
     fn weekly_runs_only_on_its_days() {
         let s = Schedule::from_plan("weekly", "01:15", "1,4").unwrap();
-        assert!(s.is_due(None, "2026-11-23 01:15:00", 1));
-        assert!(!s.is_due(None, "2026-11-24 01:15:00", 2));
-        assert!(s.is_due(Some("2026-11-23 01:15:00"), "2026-11-26 02:00:00", 4));
-        assert!(!Schedule::Off.is_due(None, "2026-11-23 05:00:00", 1));
+        assert!(s.is_due(None, t("2026-11-23 01:15:00")));
+        assert!(!s.is_due(None, t("2026-11-24 01:15:00")));
+        assert!(s.is_due(some("2026-11-23 01:15:00"), t("2026-11-26 02:00:00")));
+        assert!(!Schedule::Off.is_due(None, t("2026-11-23 05:00:00")));
     }
 }

@@ -70,7 +70,7 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 struct Chosen {
     name: String,
     behavior: Behavior,
-    settings: jobs::Settings,
+    settings: crate::engine::settings::Settings,
     source: DbSource,
 }
 
@@ -126,7 +126,7 @@ fn choose(
             };
             let row =
                 backups::get(db, version)?.ok_or_else(|| PanelError::missed("backup", version))?;
-            let settings = jobs::Settings::for_copy(config, db, &row)?;
+            let settings = crate::engine::settings::Settings::for_copy(config, db, &row)?;
             let source = config
                 .db
                 .clone()
@@ -187,7 +187,7 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         &mut |_, _| {},
     );
     let what = format!("{kind} {keys:?} from {}", c.name);
-    outcome(result, kind, &what, req.user().unwrap_or("?"))
+    outcome(result, kind, &what, req.actor())
 }
 
 /// `backupdata.files`: the files saved in one directory (`plid`, or
@@ -249,5 +249,5 @@ pub fn files_restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         c.behavior,
     );
     let what = format!("files {paths:?} from {}", c.name);
-    outcome(result, "file", &what, req.user().unwrap_or("?"))
+    outcome(result, "file", &what, req.actor())
 }

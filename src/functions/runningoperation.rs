@@ -217,10 +217,7 @@ fn report(req: &Request, ctx: &mut Ctx<'_>, id: u64) -> Result<Reply> {
 pub fn setmanual(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ids = existing_ids(req, ctx)?;
     crate::db::runstate::make_manual(ctx.db()?, &ids, false)?;
-    log::info!(
-        "operations {ids:?} switched to manual by {}",
-        req.user().unwrap_or("?")
-    );
+    log::info!("operations {ids:?} switched to manual by {}", req.actor());
     Ok(Reply::Ok)
 }
 
@@ -249,10 +246,7 @@ pub fn start(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         return Err(PanelError::new(ErrorKind::Running, "runningoperation", id.to_string()).into());
     }
     control::start(config, db, &ids)?;
-    log::info!(
-        "started operations {ids:?} by {}",
-        req.user().unwrap_or("?")
-    );
+    log::info!("started operations {ids:?} by {}", req.actor());
     Ok(Reply::Ok)
 }
 
@@ -260,10 +254,7 @@ pub fn start(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn stop(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ids = existing_ids(req, ctx)?;
     control::stop(ctx.db()?, &ids)?;
-    log::info!(
-        "stopped operations {ids:?} by {}",
-        req.user().unwrap_or("?")
-    );
+    log::info!("stopped operations {ids:?} by {}", req.actor());
     Ok(Reply::Ok)
 }
 
@@ -271,10 +262,7 @@ pub fn stop(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ids = existing_ids(req, ctx)?;
     control::delete(ctx.db()?, &ids)?;
-    log::info!(
-        "deleted operations {ids:?} by {}",
-        req.user().unwrap_or("?")
-    );
+    log::info!("deleted operations {ids:?} by {}", req.actor());
     Ok(Reply::Ok)
 }
 

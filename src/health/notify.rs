@@ -137,9 +137,7 @@ pub fn compose(from: &str, to: &str, host: &str, events: &[Event]) -> String {
 
 fn send_mail(config: &Config, to: &str, events: &[Event]) -> Result<()> {
     check_addresses(to).context("NotifyEmail")?;
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "localhost".into());
+    let host = crate::host::hostname();
     let from = match config.setting("NotifyFrom").filter(|v| !v.is_empty()) {
         Some(from) => {
             check_addresses(from).context("NotifyFrom")?;

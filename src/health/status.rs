@@ -9,10 +9,11 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::clock::Timestamp;
 use crate::config::Config;
+use crate::db::backups::CopyState;
 use crate::db::health::{self, TroubledOperation};
 use crate::db::{backupconf, backups, Db};
-use crate::engine::jobs;
 use crate::engine::schedule::Schedule;
 
 /// A cron tick older than this means cron is not running the plugin.
@@ -63,7 +64,7 @@ pub struct CopySummary {
     pub name: String,
     pub created: String,
     /// running, ok or failed.
-    pub state: String,
+    pub state: crate::db::backups::CopyState,
     pub reason: String,
     pub size: u64,
 }
@@ -106,35 +107,21 @@ fn summary(c: &backups::CopyRow) -> CopySummary {
         id: c.id,
         name: c.name.clone(),
         created: c.created.clone(),
-        state: c.state.clone(),
+        state: c.state,
         reason: c.reason.clone(),
         size: c.size,
     }
-}
-
-/// Seconds from `from` to `to`, both `YYYY-MM-DD HH:MM:SS`.
-fn seconds_between(from: &str, to: &str) -> Option<i64> {
-    let unix = |t: &str| -> Option<i64> {
-        let days = crate::clock::days_since_epoch(t)?;
-        let (h, m, s) = (
-            t.get(11..13)?.parse::<i64>().ok()?,
-            t.get(14..16)?.parse::<i64>().ok()?,
-            t.get(17..19)?.parse::<i64>().ok()?,
-        );
-        Some(days * 86_400 + h * 3600 + m * 60 + s)
-    };
-    Some(unix(to)? - unix(from)?)
 }
 
 /// Takes the status. `probe` checks every storage end to end (a write, a
 /// read and a delete of a small object), which takes a moment per remote
 /// storage.
 pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
-    let (now, weekday) = health::server_clock(db)?;
+    let now = health::server_clock(db)?;
     let mut problems = Vec::new();
 
     let version = env!("CARGO_PKG_VERSION").to_string();
-    let installed_version = crate::install::installed_version(&config.mgrdir);
+    let installed_version = config.installed_version();
     if let Some(installed) = installed_version.as_ref().filter(|v| **v != version) {
         problems.push(format!(
             "the panel runs billmgr-ops {installed}, this is {version}: finish the upgrade with `billmgr-ops install`"
@@ -157,22 +144,27 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
     }
 
     let copies = backups::list(db)?;
-    let running = copies.iter().find(|c| c.state == "running").map(summary);
+    let running = copies
+        .iter()
+        .find(|c| c.state == CopyState::Running)
+        .map(summary);
     let mut plans = Vec::new();
     for plan in backupconf::plans(db)? {
         let last = copies
             .iter()
-            .find(|c| c.plan == Some(plan.id) && c.state != "running");
+            .find(|c| c.plan == Some(plan.id) && c.state != CopyState::Running);
         let schedule = Schedule::from_plan(&plan.schedule, &plan.at_time, &plan.days);
-        let last_run = Some(plan.last_run.as_str()).filter(|l| !l.is_empty());
+        let last_run = Timestamp::parse(&plan.last_run);
         let next_due = schedule
             .as_ref()
-            .and_then(|s| s.next_run(last_run, &now, weekday));
-        // Due for more than an hour: the slot it is due for began then.
+            .and_then(|s| s.next_run(last_run, now))
+            .map(|t| t.to_string());
+        // Due for more than an hour: the slot it is due for began then (a
+        // slot of an earlier day, missed, is later than today's).
         let overdue = schedule.as_ref().is_some_and(|s| {
-            s.is_due(last_run, &now, weekday)
-                && seconds_between(&format!("{} {}:00", &now[..10], plan.at_time), &now)
-                    .is_none_or(|late| !(0..=OVERDUE_SECS).contains(&late))
+            s.is_due(last_run, now)
+                && s.slot_of(now)
+                    .is_none_or(|slot| !(0..=OVERDUE_SECS).contains(&slot.seconds_until(now)))
         }) && running.is_none();
         if overdue {
             problems.push(format!(
@@ -180,7 +172,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
                 plan.name, plan.at_time
             ));
         }
-        if let Some(c) = last.filter(|c| c.state == "failed") {
+        if let Some(c) = last.filter(|c| c.state == CopyState::Failed) {
             problems.push(format!(
                 "the last copy of plan `{}` ({}) failed: {}",
                 plan.name, c.name, c.reason
@@ -195,9 +187,12 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
             overdue,
         });
     }
-    let last_copy = copies.iter().find(|c| c.state != "running").map(summary);
+    let last_copy = copies
+        .iter()
+        .find(|c| c.state != CopyState::Running)
+        .map(summary);
     if plans.is_empty() {
-        if let Some(c) = copies.first().filter(|c| c.state == "failed") {
+        if let Some(c) = copies.first().filter(|c| c.state == CopyState::Failed) {
             problems.push(format!("the last copy ({}) failed: {}", c.name, c.reason));
         }
     }
@@ -212,7 +207,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
             .map(|row| {
                 scope.spawn(move || {
                     probe.then(|| {
-                        jobs::open_storage(config, row).and_then(|s| {
+                        crate::engine::settings::open_storage(&config.mgrdir, row).and_then(|s| {
                             crate::storage::probe(s.as_ref()).map_err(anyhow::Error::from)
                         })
                     })
@@ -245,7 +240,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         });
     }
     if configured.is_empty() {
-        let settings = jobs::Settings::resolve(config, db, None, None)?;
+        let settings = crate::engine::settings::Settings::resolve(config, db, None, None)?;
         let checked = probe.then(|| crate::storage::probe(settings.storage.as_ref()));
         let error = match &checked {
             Some(Err(e)) => e.to_string(),
@@ -278,7 +273,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
     Ok(Status {
         healthy: problems.is_empty(),
         problems,
-        checked_at: now,
+        checked_at: now.to_string(),
         maintenance: config.mgrdir.join("etc/billmgr.DoNothing").exists(),
         version,
         installed_version,
@@ -299,10 +294,10 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
 }
 
 fn copy_line(c: &CopySummary) -> String {
-    match c.state.as_str() {
-        "failed" => format!("{} FAILED ({}): {}", c.created, c.name, c.reason),
-        "running" => format!("{} running ({})", c.created, c.name),
-        _ => format!("{} ok ({}, {} MiB)", c.created, c.name, c.size / (1 << 20)),
+    match c.state {
+        CopyState::Failed => format!("{} FAILED ({}): {}", c.created, c.name, c.reason),
+        CopyState::Running => format!("{} running ({})", c.created, c.name),
+        CopyState::Ok => format!("{} ok ({}, {} MiB)", c.created, c.name, c.size / (1 << 20)),
     }
 }
 
@@ -415,18 +410,4 @@ pub fn render_text(s: &Status) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seconds_between_times() {
-        assert_eq!(
-            seconds_between("2026-11-23 03:00:00", "2026-11-24 04:00:01"),
-            Some(86_400 + 3601)
-        );
-        assert_eq!(seconds_between("bad", "2026-11-24 04:00:01"), None);
-    }
 }

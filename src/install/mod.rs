@@ -1,7 +1,7 @@
 //! `billmgr-ops install` and `uninstall`: putting the plugin into a panel
 //! directory, upgrading it in place, and taking it out again.
 //!
-//! Everything install places is listed in [`planned_files`]; what it
+//! Everything install places is listed in `planned_files`; what it
 //! actually placed is recorded in `<mgrdir>/etc/billmgr-ops.installed`, so
 //! an uninstall removes exactly that (and an upgrade removes what an older
 //! version placed and this one no longer does). Each file is written under a
@@ -31,7 +31,7 @@ use panel::reload_panel;
 /// The handler's file name in `<mgrdir>/addon/`, as the manifests name it.
 pub const HANDLER: &str = "billmgr-ops";
 /// The record of an installation.
-pub const RECORD: &str = "etc/billmgr-ops.installed";
+pub const RECORD: &str = crate::config::INSTALL_RECORD;
 /// The plugin's config, relative to the panel directory.
 pub const CONFIG: &str = "etc/billmgr-ops.conf";
 /// The annotated example config, shipped and refreshed by every install.
@@ -264,11 +264,6 @@ fn read_record(mgrdir: &Path) -> Result<Option<Record>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-}
-
-/// The version install last placed into `mgrdir`, if it did.
-pub fn installed_version(mgrdir: &Path) -> Option<String> {
-    read_record(mgrdir).ok().flatten().map(|r| r.version)
 }
 
 /// Checks that we may write where we are asked to: the real /etc and a

@@ -108,6 +108,26 @@ impl ErrorKind {
     }
 }
 
+/// The panel error an error chain comes to: a [`PanelError`] anywhere in
+/// it (as the root cause or a context layer), else one of the typed errors
+/// of the layers below, mapped here and nowhere else; `None` for anything
+/// untyped (shown as `internal`, its detail logged).
+pub fn panel_error(err: &anyhow::Error) -> Option<PanelError> {
+    if let Some(panel) = err.downcast_ref::<PanelError>() {
+        return Some(panel.clone());
+    }
+    if err.downcast_ref::<crate::db::Unavailable>().is_some() {
+        return Some(PanelError::new(ErrorKind::Db, "database", ""));
+    }
+    if err.downcast_ref::<crate::engine::jobs::Busy>().is_some() {
+        return Some(PanelError::new(ErrorKind::BackupRunning, "backup", ""));
+    }
+    if let Some(taken) = err.downcast_ref::<crate::engine::upload::NameTaken>() {
+        return Some(PanelError::new(ErrorKind::Exists, "name", taken.0.clone()));
+    }
+    None
+}
+
 /// A typed, user-facing error: kind, the object it concerns (a parameter or
 /// an object type such as `runningoperation`) and the offending value.
 #[derive(Clone, Debug, PartialEq, Eq)]

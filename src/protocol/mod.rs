@@ -5,7 +5,8 @@
 //!
 //! 1. [`Request::parse`] reads the environment and stdin (bad input becomes
 //!    a typed error at once, before anything else happens);
-//! 2. the function is looked up in [`crate::functions::FUNCTIONS`] and the
+//! 2. the function is looked up in the registry the caller gives
+//!    (`functions::FUNCTIONS`) and the
 //!    caller's AUTH_LEVEL checked against its access;
 //! 3. the handler runs (a panic is caught) and returns a [`Reply`];
 //! 4. [`response::render`] appends the reply to the incoming document, or
@@ -18,6 +19,7 @@
 pub mod error;
 pub mod messages;
 pub mod naming;
+pub mod registry;
 pub mod request;
 pub mod response;
 
@@ -30,17 +32,17 @@ pub use response::{Form, ListPage, RedirectKind, Reply, Row, Slist};
 
 use crate::config::Config;
 use crate::context::Ctx;
-use crate::functions::{self, Access};
 use crate::logging;
 use crate::xml::Element;
+use registry::{Access, Function};
 
 /// Runs one call and returns the document to print.
-pub fn handle(incoming: Incoming, config: &Config) -> Element {
-    handle_with(functions::FUNCTIONS, incoming, config)
+pub fn handle(registry: &[Function], incoming: Incoming, config: &Config) -> Element {
+    handle_with(registry, incoming, config)
 }
 
 /// [`handle`] over a given registry.
-fn handle_with(registry: &[functions::Function], incoming: Incoming, config: &Config) -> Element {
+fn handle_with(registry: &[Function], incoming: Incoming, config: &Config) -> Element {
     let parsed = Request::parse(&incoming);
     // The raw bytes are not needed once parsed: a large request is not
     // held twice.
@@ -75,11 +77,7 @@ fn handle_with(registry: &[functions::Function], incoming: Incoming, config: &Co
 /// Finds the function, checks the caller's level and runs it; every
 /// failure is a [`PanelError`] (anything untyped becomes `internal`, its
 /// detail logged).
-fn run(
-    registry: &[functions::Function],
-    req: &Request,
-    config: &Config,
-) -> Result<Reply, PanelError> {
+fn run(registry: &[Function], req: &Request, config: &Config) -> Result<Reply, PanelError> {
     // Either name: the BILLmanager one, or the companion one.
     let name = naming::canonical(req.func());
     let Some(function) = registry.iter().find(|f| f.name == name) else {
@@ -105,14 +103,14 @@ fn run(
         Ok(Ok(reply)) => Ok(reply),
         // `anyhow::Error::downcast_ref` finds a PanelError both as the root
         // cause and as a context layer (a chain item would be the wrapper).
-        Ok(Err(err)) => match err.downcast_ref::<PanelError>() {
+        Ok(Err(err)) => match error::panel_error(&err) {
             Some(panel) => {
                 if matches!(panel.kind, ErrorKind::Db | ErrorKind::Internal) {
                     log::error!("{err:#}");
                 } else {
                     log::info!("{err:#}");
                 }
-                Err(panel.clone())
+                Err(panel)
             }
             None => {
                 log::error!("{err:#}");
@@ -145,8 +143,8 @@ pub fn emit(doc: &Element) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::registry::{Function, Kind};
     use super::*;
-    use crate::functions::{Function, Kind};
     use std::collections::BTreeMap;
 
     fn panics(_: &Request, _: &mut Ctx<'_>) -> anyhow::Result<Reply> {

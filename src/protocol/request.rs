@@ -247,6 +247,11 @@ impl Request {
         })
     }
 
+    /// Who made the call, for the log: `AUTH_USER`, or `?`.
+    pub fn actor(&self) -> &str {
+        self.user().unwrap_or("?")
+    }
+
     pub fn func(&self) -> &str {
         &self.func
     }

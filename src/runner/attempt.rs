@@ -20,7 +20,9 @@ use super::backoff::retry_delay;
 use super::process::{Ending, ModuleCommand, RunResult};
 use crate::config::Config;
 use crate::db::operations::{self, Operation};
-use crate::db::runstate::{self, AttemptEnd, AttemptStart, ModuleErrorFields, Settled};
+use crate::db::runstate::{
+    self, AttemptEnd, AttemptOutcome, AttemptStart, ModuleErrorFields, Settled,
+};
 use crate::db::Db;
 use crate::xml::Element;
 
@@ -194,16 +196,16 @@ fn settle(
         })
     });
     let outcome = match (&result.ending, &reported) {
-        (Ending::Stopped, _) => "stopped",
-        (Ending::TimedOut, _) => "timeout",
-        (_, None) if result.exited_ok() => "ok",
-        _ => "error",
+        (Ending::Stopped, _) => AttemptOutcome::Stopped,
+        (Ending::TimedOut, _) => AttemptOutcome::Timeout,
+        (_, None) if result.exited_ok() => AttemptOutcome::Ok,
+        _ => AttemptOutcome::Error,
     };
     // What the operation's errorxml and the attempt's error say.
     let error = match (&reported, outcome) {
-        (_, "ok") => None,
+        (_, AttemptOutcome::Ok) => None,
         (Some(e), _) => Some(e.clone()),
-        (None, "timeout") => Some(ModuleError {
+        (None, AttemptOutcome::Timeout) => Some(ModuleError {
             kind: "timeout".into(),
             object: "processingmodule".into(),
             value: format!("{}s", config.runner.timeout.as_secs()),
@@ -212,7 +214,7 @@ fn settle(
                 config.runner.timeout.as_secs()
             ),
         }),
-        (None, "stopped") => Some(ModuleError {
+        (None, AttemptOutcome::Stopped) => Some(ModuleError {
             kind: "stopped".into(),
             object: "runningoperation".into(),
             value: op.id.to_string(),
@@ -302,9 +304,6 @@ fn settle(
                 op.id,
                 tasks
             );
-            if let Err(e) = crate::health::notify::sweep(config, db) {
-                log::error!("notifications: {e:#}");
-            }
         }
         Settled::Stopped => log::warn!("operation {}: stopped by an administrator", op.id),
         Settled::ManualByModule => {
@@ -314,9 +313,6 @@ fn settle(
                 "operation {} failed and its module switched it to manual",
                 op.id
             );
-            if let Err(e) = crate::health::notify::sweep(config, db) {
-                log::error!("notifications: {e:#}");
-            }
         }
     }
     Ok(Outcome::Settled(settled))

@@ -29,15 +29,4 @@ pub mod control;
 pub mod process;
 pub mod scheduler;
 
-/// `host:pid` of this process, as recorded in the runner column.
-pub fn runner_id() -> String {
-    format!("{}:{}", hostname(), std::process::id())
-}
-
-/// This machine's host name.
-pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
-}
+pub use crate::host::runner_id;

@@ -145,9 +145,13 @@ impl Storage for LocalStorage {
 
     fn size(&self, name: &str) -> Result<u64> {
         let path = self.path(name)?;
-        Ok(fs::metadata(&path)
-            .with_context(|| format!("failed to stat `{}`", path.display()))?
-            .len())
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(super::NotFound(name.to_string()).into())
+            }
+            Err(e) => Err(e).with_context(|| format!("failed to stat `{}`", path.display())),
+        }
     }
 
     fn remove(&self, name: &str) -> Result<()> {

@@ -17,6 +17,43 @@ use std::io::{Read, Write};
 
 use anyhow::{Context, Result};
 
+/// The object is not on the storage: an answer, unlike a storage that
+/// cannot be reached. Callers branch on it ([`is_not_found`]).
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not on the storage")]
+pub struct NotFound(pub String);
+
+/// Whether `e` says the object is not there (and nothing worse).
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<NotFound>().is_some()
+}
+
+/// Opens the storage `params` describe: a directory on this server (a
+/// relative path is taken from the panel directory `mgrdir`), or a remote
+/// one with its `secret` (already unsealed by the caller).
+pub fn open(
+    mgrdir: &std::path::Path,
+    params: &params::Params,
+    secret: Option<&str>,
+) -> Result<Box<dyn Storage>> {
+    if params.kind == params::Kind::Local {
+        return Ok(Box::new(local::LocalStorage::new(absolute(
+            mgrdir,
+            &params.path,
+        ))));
+    }
+    remote::open(params, secret)
+}
+
+/// `path`, taken from `base` when it is relative.
+pub fn absolute(base: &std::path::Path, path: &str) -> std::path::PathBuf {
+    if path.starts_with('/') {
+        std::path::PathBuf::from(path)
+    } else {
+        base.join(path)
+    }
+}
+
 /// An object on a storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObjectInfo {

@@ -363,11 +363,13 @@ impl Storage for RemoteStorage {
     fn size(&self, name: &str) -> Result<u64> {
         check_name(name)?;
         let _guard = RUNTIME.enter();
-        Ok(self
-            .op
-            .stat(name)
-            .explained(|| self.fail("find", name))?
-            .content_length())
+        match self.op.stat(name) {
+            Ok(meta) => Ok(meta.content_length()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                Err(super::NotFound(name.to_string()).into())
+            }
+            Err(e) => Err(explain(e).context(self.fail("find", name))),
+        }
     }
 
     fn remove(&self, name: &str) -> Result<()> {

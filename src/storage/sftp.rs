@@ -414,7 +414,13 @@ impl Storage for SftpStorage {
     fn size(&self, name: &str) -> Result<u64> {
         check_name(name)?;
         let sftp = self.sftp(false)?;
-        let meta = within(REQUEST_TIMEOUT, "stat", sftp.metadata(self.path(name)))
+        let path = self.path(name);
+        if !within(REQUEST_TIMEOUT, "stat", sftp.try_exists(path.clone()))
+            .with_context(|| self.fail("find", name))?
+        {
+            return Err(super::NotFound(name.to_string()).into());
+        }
+        let meta = within(REQUEST_TIMEOUT, "stat", sftp.metadata(path))
             .with_context(|| self.fail("find", name))?;
         Ok(meta.size.unwrap_or(0))
     }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Component, Path};
 
-use super::listing::{Entry, Listing};
+use super::listing::{Entry, FileKind, Listing};
 use crate::db::TABLE_PREFIX;
 
 /// The largest listing read (its JSON).
@@ -262,15 +262,14 @@ impl Listing {
             if !paths.insert(f.path.as_str()) {
                 return Err(bad(format!("`{}` is listed twice", f.path)));
             }
-            if !matches!(f.kind.as_str(), "file" | "dir" | "symlink")
-                || f.uid > u64::from(u32::MAX)
+            if f.uid > u64::from(u32::MAX)
                 || f.gid > u64::from(u32::MAX)
                 || f.target.len() > MAX_PATH
                 || f.target.contains('\0')
             {
                 return Err(bad(format!("saved `{}` is malformed", f.path)));
             }
-            if f.kind == "file" {
+            if f.kind == FileKind::File {
                 check_entry(&f.entry, MAX_FILE, &mut entries)?;
             }
         }
@@ -298,7 +297,7 @@ impl Listing {
             .chain(
                 self.files
                     .iter()
-                    .filter(|f| f.kind == "file")
+                    .filter(|f| f.kind == FileKind::File)
                     .map(|f| &f.entry),
             )
             .chain(self.objects.as_ref());

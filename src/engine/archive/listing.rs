@@ -56,9 +56,17 @@ pub struct Listing {
     pub saved: Vec<SavedObject>,
 }
 
-/// One object a copy holds: `[kind, id, name, owner]` in the JSON.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SavedObject(pub String, pub i64, pub String, pub Option<i64>);
+/// One object a copy holds (a line of the `objects.tsv.zst` entry:
+/// `kind, id, name, owner`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SavedObject {
+    /// The kind (`engine::objects`): account, user, item, payment.
+    pub kind: String,
+    pub id: i64,
+    pub name: String,
+    /// The owning client's id.
+    pub owner: Option<i64>,
+}
 
 /// One base table.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -136,13 +144,22 @@ pub struct Definition {
     pub entry: Entry,
 }
 
+/// What a saved path is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileKind {
+    #[default]
+    File,
+    Dir,
+    Symlink,
+}
+
 /// A saved file, directory or symbolic link of the panel.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     /// The absolute path it was saved from.
     pub path: String,
-    /// file, dir or symlink.
-    pub kind: String,
+    pub kind: FileKind,
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,

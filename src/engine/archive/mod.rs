@@ -40,10 +40,10 @@ pub fn objects_entry_data(objects: &[listing::SavedObject]) -> Result<Vec<u8>> {
         super::tsv::push_row(
             &mut text,
             &[
-                mysql::Value::Bytes(o.0.clone().into_bytes()),
-                mysql::Value::Int(o.1),
-                mysql::Value::Bytes(o.2.clone().into_bytes()),
-                o.3.map_or(mysql::Value::NULL, mysql::Value::Int),
+                mysql::Value::Bytes(o.kind.clone().into_bytes()),
+                mysql::Value::Int(o.id),
+                mysql::Value::Bytes(o.name.clone().into_bytes()),
+                o.owner.map_or(mysql::Value::NULL, mysql::Value::Int),
             ],
         );
     }
@@ -78,12 +78,12 @@ pub fn read_objects(copy: &Copy<'_>, listing: &mut Listing) -> Result<()> {
         .filter(|r| r.len() == 4)
         .filter_map(|r| {
             let id = cell(&r[1])?.parse().ok()?;
-            Some(listing::SavedObject(
-                cell(&r[0])?,
+            Some(listing::SavedObject {
+                kind: cell(&r[0])?,
                 id,
-                cell(&r[2]).unwrap_or_default(),
-                cell(&r[3]).and_then(|o| o.parse().ok()),
-            ))
+                name: cell(&r[2]).unwrap_or_default(),
+                owner: cell(&r[3]).and_then(|o| o.parse().ok()),
+            })
         })
         .collect();
     Ok(())

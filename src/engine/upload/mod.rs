@@ -10,7 +10,7 @@
 //! - a SQL dump made by mysqldump or mariadb-dump, plain, gzip or zstd:
 //!   loaded into a scratch database on the same server by the `mariadb`
 //!   (or `mysql`) client logged in as a temporary account whose grants
-//!   cover that database alone ([`sql`]), so nothing in the dump can reach
+//!   cover that database alone (`sql`), so nothing in the dump can reach
 //!   another; a copy is taken of it like any other, and the scratch
 //!   database and the account are dropped.
 //!
@@ -30,7 +30,8 @@ use anyhow::{Context, Result};
 
 use super::archive::{self, listing::ArchiveSummary, Copy, Listing};
 use super::crypt::{self, CopyKey, Sink};
-use super::jobs::{self, Settings};
+use super::jobs;
+use super::settings::Settings;
 use super::verify;
 use crate::config::{Config, DbSource};
 use crate::db::backups::{self, CopyRow, Found};
@@ -48,6 +49,11 @@ impl fmt::Display for NotACopy {
 }
 
 impl std::error::Error for NotACopy {}
+
+/// A copy of that name is in the catalog already. Callers branch on it.
+#[derive(Debug, thiserror::Error)]
+#[error("a copy named `{0}` exists already")]
+pub struct NameTaken(pub String);
 
 fn refuse(why: impl Into<String>) -> anyhow::Error {
     NotACopy(why.into()).into()
@@ -225,7 +231,7 @@ pub fn upload_with_progress(
     let mut db = Db::open(source_db, config.db_connect_timeout)?;
     anyhow::ensure!(
         backups::by_name(&mut db, &name)?.is_none(),
-        crate::protocol::PanelError::new(crate::protocol::ErrorKind::Exists, "name", &name)
+        NameTaken(name.clone())
     );
     let (inner, size) = from.open()?;
     let mut observed: Box<dyn Read + Send> = Box::new(Observed {

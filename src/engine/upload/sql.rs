@@ -38,7 +38,8 @@ use crate::config::{Config, DbSource};
 use crate::db::backups::CopyRow;
 use crate::db::{quote_ident, Db};
 use crate::engine::ddl::{self, ObjectKind, Scope};
-use crate::engine::jobs::{self, Settings};
+use crate::engine::jobs;
+use crate::engine::settings::Settings;
 
 /// The prefix of the temporary accounts.
 const USER_PREFIX: &str = "bmo_import_";

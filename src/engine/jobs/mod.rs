@@ -1,0 +1,23 @@
+//! Backup jobs as the CLI and the panel run them: one backup or restore at
+//! a time per database ([`lock`]), the catalog kept up to date with phase
+//! and percent, and every outcome recorded with its reason.
+//!
+//! - [`backup`]: taking a copy (dump, further storages, retention, index);
+//! - [`restore`]: opening, verifying and restoring copies, whole or by
+//!   object and file;
+//! - [`catalog`]: finding, deleting and rescanning copies, due plans;
+//! - [`lock`]: the job lock, a guard.
+//!
+//! What a job reads its options from is [`super::settings`].
+
+pub mod backup;
+pub mod catalog;
+pub mod lock;
+pub mod restore;
+
+pub use backup::{index_objects, take_copy, take_copy_locked};
+pub use catalog::{delete_copy, due_plans, find, rescan, NoSuchCopy};
+pub use lock::{busy, with_job_lock, Busy, JobLock};
+pub use restore::{
+    open_copy, restore_copy, restore_files, restore_objects, undo_restore, verify_copy,
+};
