@@ -32,8 +32,55 @@ const REQUEST_VARIABLES: &[&str] = &[
     "HTTPS",
 ];
 
+/// The jobs started in the background: their command lines are built here
+/// only, and a test parses each with the real command line definition, so
+/// a renamed flag fails a test instead of a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// `backup create [--plan ID] [--storage ID]`.
+    BackupCreate {
+        plan: Option<u64>,
+        storage: Option<u64>,
+    },
+    /// `backup restore COPY --behavior edit|skip`.
+    BackupRestore { copy: u64, behavior: String },
+    /// `run-operation ID`.
+    RunOperation(u64),
+}
+
+impl Job {
+    /// The arguments after the program name.
+    pub fn args(&self) -> Vec<String> {
+        match self {
+            Job::BackupCreate { plan, storage } => {
+                let mut args = vec!["backup".to_string(), "create".to_string()];
+                if let Some(id) = plan {
+                    args.extend(["--plan".to_string(), id.to_string()]);
+                }
+                if let Some(id) = storage {
+                    args.extend(["--storage".to_string(), id.to_string()]);
+                }
+                args
+            }
+            Job::BackupRestore { copy, behavior } => vec![
+                "backup".into(),
+                "restore".into(),
+                copy.to_string(),
+                "--behavior".into(),
+                behavior.clone(),
+            ],
+            Job::RunOperation(id) => vec!["run-operation".into(), id.to_string()],
+        }
+    }
+}
+
+/// Starts `job` in the background and returns at once.
+pub fn start(config: &Config, job: &Job) -> Result<()> {
+    spawn(config, &job.args())
+}
+
 /// Starts `billmgr-ops <args>` in the background and returns at once.
-pub fn spawn(config: &Config, args: &[String]) -> Result<()> {
+fn spawn(config: &Config, args: &[String]) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the billmgr-ops executable")?;
     let mut cmd = Command::new(&exe);
     for (name, _) in std::env::vars_os() {

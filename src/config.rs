@@ -498,6 +498,12 @@ impl Config {
         }
     }
 
+    /// BILLmanager's maintenance mode (`<mgrdir>/etc/billmgr.DoNothing`):
+    /// cron starts no operation and no backup plan.
+    pub fn maintenance(&self) -> bool {
+        self.mgrdir.join("etc/billmgr.DoNothing").exists()
+    }
+
     /// The version `install` last placed into this panel, if it did.
     pub fn installed_version(&self) -> Option<String> {
         let text = std::fs::read(self.mgrdir.join(INSTALL_RECORD)).ok()?;

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod cron;
 pub mod db;
 #[cfg(feature = "dev")]
 pub mod dev;

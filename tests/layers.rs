@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     // its edge (`handle`, given the registry by the caller)
     &["protocol"],
     &["health", "functions"],
+    &["cron"],
     &["install"],
     &["cli"],
 ];

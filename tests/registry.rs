@@ -267,3 +267,17 @@ fn every_config_key_is_documented_in_the_example_and_the_readme() {
     // And the example parses to exactly the defaults: nothing is set.
     assert!(billmgr_ops::config::parse_lines(&example).is_empty());
 }
+
+#[test]
+fn the_backup_settings_table_and_the_config_keys_agree() {
+    for s in billmgr_ops::engine::settings::SETTINGS {
+        if let Some(key) = billmgr_ops::config::KEYS.iter().find(|k| k.name == s.key) {
+            assert_eq!(
+                key.default, s.default,
+                "{}: config::KEYS vs SETTINGS",
+                s.key
+            );
+        }
+        assert!(s.accepts(s.default), "{}", s.key);
+    }
+}

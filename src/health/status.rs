@@ -274,7 +274,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         healthy: problems.is_empty(),
         problems,
         checked_at: now.to_string(),
-        maintenance: config.mgrdir.join("etc/billmgr.DoNothing").exists(),
+        maintenance: config.maintenance(),
         version,
         installed_version,
         cron,

@@ -29,7 +29,7 @@ pub fn first_running(db: &mut Db, ids: &[u64]) -> Result<Option<u64>> {
 
 /// Launches `billmgr-ops run-operation ID` in the background.
 pub fn spawn_runner(config: &Config, id: u64) -> Result<()> {
-    crate::background::spawn(config, &["run-operation".into(), id.to_string()])
+    crate::background::start(config, &crate::background::Job::RunOperation(id))
 }
 
 /// Starts an attempt of each operation in the background.

@@ -33,7 +33,7 @@ pub struct TickReport {
 /// Runs one tick.
 pub fn tick(config: &Config, db: &mut Db) -> Result<TickReport> {
     let mut report = TickReport::default();
-    if config.mgrdir.join("etc/billmgr.DoNothing").exists() {
+    if config.maintenance() {
         log::info!("maintenance mode (etc/billmgr.DoNothing): no operation is started");
         report.paused = true;
         return Ok(report);

@@ -208,14 +208,7 @@ pub fn create(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             if jobs::busy(db)? {
                 return Err(busy_error().into());
             }
-            let mut args = vec!["backup".to_string(), "create".to_string()];
-            if let Some(id) = plan {
-                args.extend(["--plan".to_string(), id.to_string()]);
-            }
-            if let Some(id) = storage {
-                args.extend(["--storage".to_string(), id.to_string()]);
-            }
-            background::spawn(ctx.config, &args)?;
+            background::start(ctx.config, &background::Job::BackupCreate { plan, storage })?;
             log::info!("backup started by {}", req.actor());
             Ok(Reply::Ok)
         }
@@ -255,15 +248,12 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             if jobs::busy(ctx.db()?)? {
                 return Err(busy_error().into());
             }
-            background::spawn(
+            background::start(
                 ctx.config,
-                &[
-                    "backup".into(),
-                    "restore".into(),
-                    id.to_string(),
-                    "--behavior".into(),
-                    behavior.into(),
-                ],
+                &background::Job::BackupRestore {
+                    copy: id,
+                    behavior: behavior.into(),
+                },
             )?;
             log::warn!(
                 "restore of copy {} ({behavior}) started by {}",
