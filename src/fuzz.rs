@@ -192,7 +192,7 @@ fn fuzz_the_listing_checker() {
 
 #[test]
 fn fuzz_the_ddl_checker() {
-    use crate::engine::ddl::{self, ObjectKind, Scope};
+    use crate::engine::ddl::{self, DefinitionKind, Scope};
     let scope = Scope::new(
         "billmgr",
         "billmgr",
@@ -235,12 +235,12 @@ fn fuzz_the_ddl_checker() {
         }
         let sql = String::from_utf8_lossy(&sql);
         let _ = ddl::table(&scope, &sql, "item");
-        for kind in [ObjectKind::Trigger, ObjectKind::Procedure] {
+        for kind in [DefinitionKind::Trigger, DefinitionKind::Procedure] {
             let checked = ddl::definition(
                 &scope,
                 &ddl::Object {
                     kind,
-                    name: if kind == ObjectKind::Trigger {
+                    name: if kind == DefinitionKind::Trigger {
                         "t"
                     } else {
                         "p"

@@ -15,6 +15,7 @@ use crate::config::{Config, DbSource};
 use crate::db::backups::{self, CopyRow, CopyState};
 use crate::db::{backupconf, Db};
 use crate::engine::restore::Behavior;
+use crate::engine::saved::object_restore::Wanted;
 use crate::engine::settings::Settings;
 use crate::engine::{jobs, upload};
 use crate::health::notify;
@@ -325,9 +326,11 @@ fn restore_object(
         source,
         &settings,
         &row.name,
-        kind,
-        ids,
-        how,
+        Wanted {
+            kind,
+            ids,
+            behavior: how,
+        },
         &mut |p, n| bar.update(p, n),
     );
     bar.finish();
@@ -343,7 +346,7 @@ fn show(config: &Config, copy: &str, kind: &str, id: i64) -> Result<()> {
     let (row, settings) = find(config, copy)?;
     let opened = jobs::open_copy(&settings, &row.name)?;
     let listing = opened.listing()?;
-    let view = crate::engine::pick::show_object(&opened, &listing, kind, id)?;
+    let view = crate::engine::saved::pick::show_object(&opened, &listing, kind, id)?;
     eprintln!(
         "read {} of {} archive bytes",
         view.bytes_read, view.archive_size

@@ -268,9 +268,8 @@ pub fn migrate(db: &mut Db) -> Result<()> {
     result
 }
 
-/// Drops every `billmgrops_*` table and the plugin's scratch databases
-/// (`<db>_bmo_stage`, `_bmo_undo`, `_bmo_undo_next`, `_bmo_import`):
-/// `uninstall --purge`.
+/// Drops every `billmgrops_*` table and the plugin's side databases
+/// ([`super::SideDb::ALL`]): `uninstall --purge`.
 /// Returns how many tables were dropped.
 pub fn drop_plugin_tables(db: &mut Db) -> Result<usize> {
     let live = db.name()?;
@@ -291,8 +290,8 @@ pub fn drop_plugin_tables(db: &mut Db) -> Result<usize> {
             .with_context(|| format!("failed to drop {table}"))?;
     }
     db.conn().query_drop("SET SESSION foreign_key_checks = 1")?;
-    for suffix in ["_bmo_stage", "_bmo_undo", "_bmo_undo_next", "_bmo_import"] {
-        let scratch = format!("{live}{suffix}");
+    for side in super::SideDb::ALL {
+        let scratch = side.of(&live);
         db.conn()
             .query_drop(format!(
                 "DROP DATABASE IF EXISTS {}",

@@ -142,6 +142,67 @@ fn connect_within(opts: Opts, timeout: Duration) -> Result<Conn> {
     }
 }
 
+/// A connection for bulk work (dump, restore): the query time-out of
+/// [`options`] lifted, `session` applied (`SET SESSION ...`).
+pub fn bulk_conn(source: &DbSource, timeout: Duration, session: &str) -> Result<Conn> {
+    let opts = OptsBuilder::from_opts(options(source, timeout)?)
+        .read_timeout(None)
+        .write_timeout(None);
+    let mut conn = connect_within(opts.into(), timeout)
+        .with_context(|| format!("cannot connect to the database {source}"))?;
+    conn.query_drop(session)
+        .context("failed to prepare a bulk connection")?;
+    Ok(conn)
+}
+
+/// The database a connection is in; an error when it is in none.
+pub fn current_database(conn: &mut Conn) -> Result<String> {
+    conn.query_first::<Option<String>, _>("SELECT DATABASE()")?
+        .flatten()
+        .context("the database address names no database")
+}
+
+/// A database the plugin keeps beside the live one, named `<live><suffix>`.
+/// `uninstall --purge` drops [`SideDb::ALL`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SideDb {
+    /// A restore's staging database, dropped when the restore ends.
+    Stage,
+    /// The tables the last `edit` restore replaced, for `undo`.
+    Undo,
+    /// Where a swap puts the replaced tables until it has succeeded.
+    UndoNext,
+    /// An undo's scratch for three-way renames.
+    Swap,
+    /// Where an uploaded SQL dump is loaded and checked.
+    Import,
+}
+
+impl SideDb {
+    pub const ALL: [SideDb; 5] = [
+        SideDb::Stage,
+        SideDb::Undo,
+        SideDb::UndoNext,
+        SideDb::Swap,
+        SideDb::Import,
+    ];
+
+    pub fn suffix(self) -> &'static str {
+        match self {
+            SideDb::Stage => "_bmo_stage",
+            SideDb::Undo => "_bmo_undo",
+            SideDb::UndoNext => "_bmo_undo_next",
+            SideDb::Swap => "_bmo_swap",
+            SideDb::Import => "_bmo_import",
+        }
+    }
+
+    /// This side database of `live`.
+    pub fn of(self, live: &str) -> String {
+        format!("{live}{}", self.suffix())
+    }
+}
+
 /// Quotes an identifier for SQL. Identifiers in this crate come from fixed
 /// tables or from the server's own catalog, never from a request.
 pub fn quote_ident(name: &str) -> String {

@@ -127,6 +127,14 @@ impl Write for Sink {
 }
 
 impl Sink {
+    /// Writes to `out`, encrypted to `key` when there is one.
+    pub fn new(out: Box<dyn StorageWriter>, key: Option<&CopyKey>) -> Result<Sink> {
+        Ok(match key {
+            None => Sink::Plain(out),
+            Some(key) => Sink::Age(key.encrypt(out)?),
+        })
+    }
+
     /// Ends the encryption, if any, and commits the object.
     pub fn commit(self) -> Result<()> {
         let inner = match self {
@@ -285,28 +293,13 @@ pub fn seal_secret(mgrdir: &Path, secret: &str) -> Result<String> {
     let mut w = encryptor.wrap_output(&mut out)?;
     w.write_all(secret.as_bytes())?;
     w.finish()?;
-    Ok(format!("age:{}", hex(&out)))
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Bytes of a hex string; `None` when it is not one.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-        .collect()
+    Ok(format!("age:{}", hex::encode(&out)))
 }
 
 /// Opens a secret sealed by [`seal_secret`].
 pub fn open_secret(mgrdir: &Path, sealed: &str) -> Result<SecretString> {
     let hex = sealed.strip_prefix("age:").context("not a sealed secret")?;
-    let bytes = unhex(hex).context("a sealed secret is damaged")?;
+    let bytes = hex::decode(hex).context("a sealed secret is damaged")?;
     let identity = local_key(mgrdir)?;
     let decryptor = age::Decryptor::new(&bytes[..])?;
     let mut reader = decryptor

@@ -10,7 +10,15 @@
 //!   the database;
 //! - [`restore`]: load into a staging database, check, then swap atomically
 //!   (or merge the missing rows), keeping the replaced tables for undo;
-//! - [`archive`]: the format (docs/archive-format.md);
+//! - [`archive`]: the format (docs/archive-format.md), with [`tsv`] for the
+//!   rows and [`crypt`] for encrypted copies;
+//! - [`introspect`]: what a database holds, read from its catalog;
+//! - [`ddl`]: every statement read from a copy checked and rebuilt before
+//!   it runs;
+//! - [`saved`]: single objects and files, indexed and restored one by one;
+//! - [`upload`]: copies and dumps brought from outside, checked first;
+//! - [`policy`]: when plans are due and which copies they keep;
+//! - [`settings`]: the one table of backup settings and how they resolve;
 //! - [`jobs`]: what the CLI and the panel call: one backup or restore at a
 //!   time (a database lock), the catalog of copies, progress and outcome.
 
@@ -18,15 +26,11 @@ pub mod archive;
 pub mod crypt;
 pub mod ddl;
 pub mod dump;
-pub mod file_restore;
+pub mod introspect;
 pub mod jobs;
-pub mod object_restore;
-pub mod objects;
-pub mod pick;
+pub mod policy;
 pub mod restore;
-pub mod retention;
-pub mod schedule;
-pub mod schema;
+pub mod saved;
 pub mod settings;
 pub mod tsv;
 pub mod upload;

@@ -1,7 +1,7 @@
 //! `backupdata` and `backupdata.names`: what the copies hold, by kind
 //! (clients, users, services, payments, files) and by object, across every
 //! good copy, from the catalog's index of their listings (no archive is
-//! opened). The kinds are defined in `engine::objects`.
+//! opened). The kinds are defined in `engine::saved::objects`.
 
 use anyhow::Result;
 
@@ -10,8 +10,9 @@ use crate::config::DbSource;
 use crate::context::Ctx;
 use crate::db::backups::{self, OBJECT_SORTS};
 use crate::engine::jobs;
-use crate::engine::objects;
 use crate::engine::restore::Behavior;
+use crate::engine::saved::object_restore::Wanted;
+use crate::engine::saved::objects;
 use crate::protocol::{ErrorKind, Form, ListPage, Mode, PanelError, Reply, Request, Row, Slist};
 
 const SECTION: &str = "backupdata";
@@ -163,7 +164,7 @@ fn outcome<T>(result: Result<T>, object: &str, what: &str, user: &str) -> Result
 /// `backupdata.restore`: objects `elid` (", "-separated ids) of kind
 /// `plid` from the copy chosen as `version` (the form offers exactly the
 /// copies that hold them all), `skip` or `edit`; with what depends on them
-/// and what they need, in one transaction (see `engine::object_restore`).
+/// and what they need, in one transaction (see `engine::saved::object_restore`).
 pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let kinds: Vec<&str> = objects::TABLE_KINDS.iter().map(|k| k.kind).collect();
     let kind = req
@@ -181,9 +182,11 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         &c.source,
         &c.settings,
         &c.name,
-        kind,
-        &ids,
-        c.behavior,
+        Wanted {
+            kind,
+            ids: &ids,
+            behavior: c.behavior,
+        },
         &mut |_, _| {},
     );
     let what = format!("{kind} {keys:?} from {}", c.name);
@@ -229,7 +232,7 @@ pub fn files(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 
 /// `backupdata.files.restore`: files `elid` (their paths, ", "-separated)
 /// from the copy chosen as `version`, `skip` or `edit`; only inside the
-/// saved directories (see `engine::file_restore`).
+/// saved directories (see `engine::saved::file_restore`).
 pub fn files_restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let paths: Vec<String> = req
         .required("elid")?

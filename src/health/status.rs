@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::db::backups::CopyState;
 use crate::db::health::{self, TroubledOperation};
 use crate::db::{backupconf, backups, Db};
-use crate::engine::schedule::Schedule;
+use crate::engine::policy::schedule::Schedule;
 
 /// A cron tick older than this means cron is not running the plugin.
 pub const CRON_STALE_SECS: i64 = 300;

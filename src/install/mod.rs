@@ -166,11 +166,7 @@ fn planned_files(t: &Target, mode: InstallMode) -> Vec<Planned> {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(data))
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
@@ -184,7 +180,7 @@ fn file_sha256(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hex(&hasher.finalize()))
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn as_root() -> bool {

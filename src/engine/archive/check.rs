@@ -237,7 +237,7 @@ impl Listing {
         }
         let mut definitions = HashSet::new();
         for d in &self.definitions {
-            if crate::engine::ddl::ObjectKind::parse(&d.kind).is_none() {
+            if crate::engine::ddl::DefinitionKind::parse(&d.kind).is_none() {
                 return Err(bad(format!(
                     "unknown definition kind `{}`",
                     d.kind.escape_debug()

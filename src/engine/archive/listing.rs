@@ -46,7 +46,7 @@ pub struct Listing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSummary>,
     /// The entry `objects.tsv.zst`: the objects the copy holds (see
-    /// `engine::objects`), one per line `kind, id, name, owner`; kept out
+    /// `engine::saved::objects`), one per line `kind, id, name, owner`; kept out
     /// of this JSON because a large billing database has millions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<Entry>,
@@ -60,7 +60,7 @@ pub struct Listing {
 /// `kind, id, name, owner`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SavedObject {
-    /// The kind (`engine::objects`): account, user, item, payment.
+    /// The kind (`engine::saved::objects`): account, user, item, payment.
     pub kind: String,
     pub id: i64,
     pub name: String,

@@ -178,7 +178,7 @@ impl<'a> Copy<'a> {
 
 /// Hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
-    super::crypt::hex(&Sha256::digest(data))
+    hex::encode(Sha256::digest(data))
 }
 
 /// Counts and hashes everything written through it.
@@ -206,7 +206,7 @@ impl<W: Write> HashingWriter<W> {
         (
             self.inner,
             self.written,
-            super::crypt::hex(&self.hasher.finalize()),
+            hex::encode(self.hasher.finalize()),
         )
     }
 }

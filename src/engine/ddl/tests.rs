@@ -10,11 +10,11 @@ fn scope() -> Scope {
     )
 }
 
-fn object<'a>(kind: ObjectKind, name: &'a str, create: &'a str) -> Object<'a> {
+fn object<'a>(kind: DefinitionKind, name: &'a str, create: &'a str) -> Object<'a> {
     Object {
         kind,
         name,
-        table: if kind == ObjectKind::Trigger {
+        table: if kind == DefinitionKind::Trigger {
             "item"
         } else {
             ""
@@ -97,31 +97,31 @@ fn real_definitions_pass_with_their_head_rebuilt() {
     let s = scope();
     let cases = [
         (
-            ObjectKind::View,
+            DefinitionKind::View,
             "v_active",
             "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v_active` AS select `a`.`id` AS `id`,`i`.`name` AS `name` from (`account` `a` join `item` `i` on(`i`.`account` = `a`.`id`)) where `a`.`id` > 0 union select 1,'x'",
             "CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v_active` AS select",
         ),
         (
-            ObjectKind::Trigger,
+            DefinitionKind::Trigger,
             "item_bi",
             "CREATE DEFINER=`billmgr`@`%` TRIGGER item_bi BEFORE INSERT ON item FOR EACH ROW BEGIN\n  IF NEW.name = '' THEN\n    SET NEW.name = CONCAT('item ', NEW.id); -- ok\n  END IF;\n  CASE WHEN NEW.id > 1 THEN SET @x = 1; ELSE SET @x = 2; END CASE;\n  WHILE @x < 3 DO SET @x = @x + 1; END WHILE;\nEND",
             "CREATE DEFINER=`billmgr`@`%` TRIGGER item_bi BEFORE INSERT ON item FOR EACH ROW BEGIN",
         ),
         (
-            ObjectKind::Procedure,
+            DefinitionKind::Procedure,
             "close_expired",
             "CREATE DEFINER=root@localhost PROCEDURE `close_expired`(IN days INT)\n    SQL SECURITY DEFINER\n    COMMENT 'кириллица; ok'\nlbl: BEGIN\n  DECLARE done INT DEFAULT 0;\n  REPEAT SET done = done + 1; UNTIL done > 3 END REPEAT;\n  UPDATE item SET status = 5 WHERE expiredate < NOW() - INTERVAL days DAY;\n  SELECT IF(done > 1, 'a', 'b') INTO @r;\nEND lbl",
             "CREATE DEFINER=`root`@`localhost` PROCEDURE `close_expired`(IN days INT)",
         ),
         (
-            ObjectKind::Function,
+            DefinitionKind::Function,
             "balance",
             "CREATE DEFINER=`root`@`localhost` FUNCTION `balance`(acc INT) RETURNS decimal(10,2)\n    READS SQL DATA\nBEGIN\n  DECLARE b DECIMAL(10,2);\n  SELECT SUM(amount) INTO b FROM payment WHERE account = acc;\n  RETURN COALESCE(b, 0);\nEND",
             "CREATE DEFINER=`root`@`localhost` FUNCTION `balance`(acc INT) RETURNS",
         ),
         (
-            ObjectKind::Event,
+            DefinitionKind::Event,
             "nightly",
             "CREATE DEFINER=`root`@`localhost` EVENT `nightly` ON SCHEDULE EVERY 1 DAY STARTS '2026-01-01 03:00:00' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM `billmgr`.`item` WHERE id < 0",
             "CREATE DEFINER=`root`@`localhost` EVENT `nightly` ON SCHEDULE",
@@ -138,41 +138,41 @@ fn real_definitions_pass_with_their_head_rebuilt() {
 fn hostile_definitions_are_refused() {
     let s = scope();
     let cases = [
-        (ObjectKind::View, "v", "DROP TABLE `billmgr`.`journal`"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT 1; DROP TABLE journal"),
-        (ObjectKind::View, "v", "CREATE VIEW `w` AS SELECT 1"),
-        (ObjectKind::View, "v", "CREATE TABLE `v` (a int)"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT * FROM `mysql`.`user`"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT * FROM other.t"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT a FROM x.y.z"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT * FROM billmgrops_storage_access"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT LOAD_FILE('/etc/shadow')"),
-        (ObjectKind::View, "v", "CREATE VIEW `v` AS SELECT sys_exec('id')"),
-        (ObjectKind::View, "v", "CREATE VIEW `other`.`v` AS SELECT 1"),
-        (ObjectKind::Trigger, "t", "CREATE TRIGGER `billmgr`.`t` BEFORE INSERT ON `billmgr`.`billmgrops_setting` FOR EACH ROW SET @a = 1"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN PREPARE s FROM @q; EXECUTE s; END"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() EXECUTE IMMEDIATE 'DROP DATABASE x'"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN GRANT ALL ON *.* TO x; END"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() CREATE USER evil IDENTIFIED BY 'x'"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() DROP DATABASE other"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() SELECT 1 INTO OUTFILE '/etc/cron.d/x'"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() LOAD DATA INFILE '/etc/shadow' INTO TABLE item"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() SET GLOBAL general_log = 1"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() SET @@global.general_log_file = '/tmp/x'"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() SET PASSWORD = PASSWORD('x')"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() INSTALL SONAME 'ha_connect'"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN CREATE TABLE t (a int) ENGINE=CONNECT; END"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN SELECT 1; END; DROP TABLE journal"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() SELECT 1; DROP TABLE journal"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() /*!50000 GRANT ALL ON *.* TO x */ SELECT 1"),
-        (ObjectKind::Procedure, "p", "CREATE DEFINER=`root`@`localhost` PROCEDURE `p`() ALTER DEFINER=x EVENT e"),
-        (ObjectKind::Procedure, "p", "CREATE PROCEDURE `p`() CALL mysql.x()"),
-        (ObjectKind::Function, "f", "CREATE FUNCTION `f` RETURNS STRING SONAME 'lib_mysqludf_sys.so'"),
-        (ObjectKind::Event, "e", "CREATE EVENT `e` ON SCHEDULE EVERY 1 MINUTE DO UPDATE billmgrops_setting SET value = 'x'"),
-        (ObjectKind::Event, "e", "CREATE EVENT `e` ON SCHEDULE EVERY 1 MINUTE DO KILL 1"),
-        (ObjectKind::Trigger, "t", "CREATE TRIGGER `t` BEFORE INSERT ON `journal` FOR EACH ROW SET @a = 1"),
-        (ObjectKind::Trigger, "t", "CREATE TRIGGER `t` BEFORE INSERT ON `other`.`item` FOR EACH ROW SET @a = 1"),
-        (ObjectKind::Trigger, "t", "CREATE TRIGGER `t` BEFORE INSERT ON `item` FOR EACH ROW INSERT INTO other.log VALUES (1)"),
+        (DefinitionKind::View, "v", "DROP TABLE `billmgr`.`journal`"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT 1; DROP TABLE journal"),
+        (DefinitionKind::View, "v", "CREATE VIEW `w` AS SELECT 1"),
+        (DefinitionKind::View, "v", "CREATE TABLE `v` (a int)"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT * FROM `mysql`.`user`"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT * FROM other.t"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT a FROM x.y.z"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT * FROM billmgrops_storage_access"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT LOAD_FILE('/etc/shadow')"),
+        (DefinitionKind::View, "v", "CREATE VIEW `v` AS SELECT sys_exec('id')"),
+        (DefinitionKind::View, "v", "CREATE VIEW `other`.`v` AS SELECT 1"),
+        (DefinitionKind::Trigger, "t", "CREATE TRIGGER `billmgr`.`t` BEFORE INSERT ON `billmgr`.`billmgrops_setting` FOR EACH ROW SET @a = 1"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN PREPARE s FROM @q; EXECUTE s; END"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() EXECUTE IMMEDIATE 'DROP DATABASE x'"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN GRANT ALL ON *.* TO x; END"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() CREATE USER evil IDENTIFIED BY 'x'"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() DROP DATABASE other"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() SELECT 1 INTO OUTFILE '/etc/cron.d/x'"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() LOAD DATA INFILE '/etc/shadow' INTO TABLE item"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() SET GLOBAL general_log = 1"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() SET @@global.general_log_file = '/tmp/x'"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() SET PASSWORD = PASSWORD('x')"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() INSTALL SONAME 'ha_connect'"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN CREATE TABLE t (a int) ENGINE=CONNECT; END"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() BEGIN SELECT 1; END; DROP TABLE journal"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() SELECT 1; DROP TABLE journal"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() /*!50000 GRANT ALL ON *.* TO x */ SELECT 1"),
+        (DefinitionKind::Procedure, "p", "CREATE DEFINER=`root`@`localhost` PROCEDURE `p`() ALTER DEFINER=x EVENT e"),
+        (DefinitionKind::Procedure, "p", "CREATE PROCEDURE `p`() CALL mysql.x()"),
+        (DefinitionKind::Function, "f", "CREATE FUNCTION `f` RETURNS STRING SONAME 'lib_mysqludf_sys.so'"),
+        (DefinitionKind::Event, "e", "CREATE EVENT `e` ON SCHEDULE EVERY 1 MINUTE DO UPDATE billmgrops_setting SET value = 'x'"),
+        (DefinitionKind::Event, "e", "CREATE EVENT `e` ON SCHEDULE EVERY 1 MINUTE DO KILL 1"),
+        (DefinitionKind::Trigger, "t", "CREATE TRIGGER `t` BEFORE INSERT ON `journal` FOR EACH ROW SET @a = 1"),
+        (DefinitionKind::Trigger, "t", "CREATE TRIGGER `t` BEFORE INSERT ON `other`.`item` FOR EACH ROW SET @a = 1"),
+        (DefinitionKind::Trigger, "t", "CREATE TRIGGER `t` BEFORE INSERT ON `item` FOR EACH ROW INSERT INTO other.log VALUES (1)"),
     ];
     for (kind, name, create) in cases {
         let e = definition(&s, &object(kind, name, create));
@@ -186,7 +186,7 @@ fn hostile_definitions_are_refused() {
 #[test]
 fn a_name_qualified_by_the_live_database_loses_its_qualifier() {
     let o = Object {
-        kind: ObjectKind::Trigger,
+        kind: DefinitionKind::Trigger,
         name: "t",
         table: "item",
         create: "CREATE DEFINER=`root`@`localhost` TRIGGER `billmgr`.`t` after update ON billmgr.item FOR EACH ROW SET @a = 1",
@@ -217,7 +217,7 @@ fn sql_modes_are_words() {
 fn ansi_quotes_are_honoured() {
     let s = scope();
     let o = Object {
-        kind: ObjectKind::View,
+        kind: DefinitionKind::View,
         name: "v",
         table: "",
         create: "CREATE VIEW \"v\" AS SELECT \"id\" FROM \"account\"",

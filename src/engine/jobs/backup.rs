@@ -7,18 +7,18 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
+use super::super::archive;
 use super::super::crypt::{self, CopyKey};
 use super::super::dump::{self, Phase};
-use super::super::restore;
-use super::super::retention::{self, Kept, Limits};
+use super::super::policy::retention::{self, Kept, Limits};
+use super::super::saved::objects;
 use super::super::settings::{open_storage, NoSuchObject, Settings};
-use super::super::{archive, objects};
 use super::lock::with_job_lock;
 use crate::clock;
 use crate::config::{Config, DbSource};
 use crate::db::backupconf::{self, PlanRow};
 use crate::db::backups::{self, CopyRow, CopyState, PlaceState};
-use crate::db::{quote_ident, Db};
+use crate::db::{quote_ident, Db, SideDb};
 use crate::progress::Throttle;
 
 /// A new copy's name: `billmgr-YYYYMMDD-HHMMSS` (UTC).
@@ -125,7 +125,7 @@ pub fn take_copy_locked(
                     &settings.dump,
                     &dump::Target {
                         name: &name,
-                        created: (&created, now as u64),
+                        created: clock::Timestamp::from_unix(now),
                         storage: settings.storage.as_ref(),
                         key: key.as_ref(),
                     },
@@ -297,8 +297,7 @@ fn check_space(db: &mut Db, settings: &Settings) -> Result<()> {
 /// The replaced tables of the last restore are kept until a backup succeeds.
 fn drop_undo(db: &mut Db) -> Result<()> {
     let live = db.name()?;
-    let (_, undo) = restore::side_databases(&live);
-    for database in [undo, restore::next_undo_database(&live)] {
+    for database in [SideDb::Undo.of(&live), SideDb::UndoNext.of(&live)] {
         db.conn()
             .query_drop(format!(
                 "DROP DATABASE IF EXISTS {}",

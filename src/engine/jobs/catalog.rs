@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::super::archive;
 use super::super::crypt;
-use super::super::schedule::Schedule;
+use super::super::policy::schedule::Schedule;
 use super::super::settings::{open_storage, Settings};
 use super::backup::index_objects;
 use super::restore::open_copy;

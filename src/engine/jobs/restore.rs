@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use super::super::archive::Copy;
 use super::super::crypt::{self, CopyKey};
 use super::super::restore::{self, Behavior, RestoreOptions, RestoreReport};
+use super::super::saved::object_restore::Wanted;
 use super::super::settings::Settings;
 use super::super::verify::{self, VerifyReport};
 use super::lock::with_job_lock;
@@ -132,17 +133,14 @@ pub fn undo_restore(config: &Config, source: &DbSource) -> Result<usize> {
 
 /// Restores single objects of a copy (see `object_restore`), as a job:
 /// one at a time with backups and full restores.
-#[allow(clippy::too_many_arguments)]
 pub fn restore_objects(
     config: &Config,
     source: &DbSource,
     settings: &Settings,
     name: &str,
-    kind: &str,
-    ids: &[i64],
-    behavior: Behavior,
+    wanted: Wanted<'_>,
     progress: &mut dyn FnMut(&str, u32),
-) -> Result<super::super::object_restore::ObjectReport> {
+) -> Result<super::super::saved::object_restore::ObjectReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     with_job_lock(&mut db, |_| {
         let copy = open_copy(settings, name)?;
@@ -154,16 +152,19 @@ pub fn restore_objects(
                 t.foreign_keys.push(r.key.clone());
             }
         }
-        let report = super::super::object_restore::restore_objects(
+        let report = super::super::saved::object_restore::restore_objects(
             source,
             config.db_connect_timeout,
             &copy,
             &listing,
+            wanted,
+            progress,
+        )?;
+        let Wanted {
             kind,
             ids,
             behavior,
-            progress,
-        )?;
+        } = wanted;
         log::info!(
             "{kind} {ids:?} restored from copy {name} ({behavior:?}): {:?}, {} of {} archive bytes read",
             report.rows,
@@ -182,12 +183,12 @@ pub fn restore_files(
     name: &str,
     paths: &[String],
     behavior: Behavior,
-) -> Result<super::super::file_restore::FilesReport> {
+) -> Result<super::super::saved::file_restore::FilesReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     with_job_lock(&mut db, |_| {
         let copy = open_copy(settings, name)?;
         let listing = copy.listing()?;
-        let report = super::super::file_restore::restore_files(
+        let report = super::super::saved::file_restore::restore_files(
             &copy,
             &listing,
             &config.file_roots,

@@ -303,15 +303,13 @@ fn store_archive(
         }
         let (out, tally) = Counted::new(storage.create(&object)?);
         let out: Box<dyn StorageWriter> = Box::new(out);
-        let mut sink = match &key {
-            None => Sink::Plain(out),
-            Some(key) => Sink::Age(key.encrypt(out)?),
-        };
+        let mut sink = Sink::new(out, key.as_ref())?;
         // The plaintext's size and hash, for the listing.
-        let mut plain = HashingWriter::new(&mut sink);
+        let mut plain = archive::HashingWriter::new(&mut sink);
         std::io::copy(input, &mut plain)
             .map_err(|e| read_failure("the upload cannot be read to its end", e))?;
-        let (size, sha256) = plain.finish();
+        plain.flush()?;
+        let (_, size, sha256) = plain.finish();
         sink.commit()?;
         Ok((tally, size, sha256))
     })();
@@ -360,10 +358,7 @@ fn store_archive(
             .map_err(|e| refuse(format!("{e:#}")))?;
         archive::read_objects(&copy, &mut listing)?;
         let beside = storage.create(&archive::listing_object(name, encrypted))?;
-        let mut beside = match &key {
-            None => Sink::Plain(beside),
-            Some(key) => Sink::Age(key.encrypt(beside)?),
-        };
+        let mut beside = Sink::new(beside, key.as_ref())?;
         beside.write_all(&listing.to_json())?;
         beside.commit()?;
         Ok(listing)
@@ -393,44 +388,6 @@ fn store_archive(
     let row = backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")?;
     jobs::index_objects(db, row.id, &listing);
     Ok(row)
-}
-
-/// Passes bytes on, counting and hashing them.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    written: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
-        use sha2::Digest;
-        HashingWriter {
-            inner,
-            hasher: sha2::Sha256::new(),
-            written: 0,
-        }
-    }
-
-    /// Bytes written and their SHA-256 in hex.
-    fn finish(mut self) -> (u64, String) {
-        use sha2::Digest;
-        let _ = self.inner.flush();
-        (self.written, crypt::hex(&self.hasher.finalize()))
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        use sha2::Digest;
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ use super::{refuse, NotACopy};
 use crate::config::{Config, DbSource};
 use crate::db::backups::CopyRow;
 use crate::db::{quote_ident, Db};
-use crate::engine::ddl::{self, ObjectKind, Scope};
+use crate::engine::ddl::{self, DefinitionKind, Scope};
 use crate::engine::jobs;
 use crate::engine::settings::Settings;
 
@@ -139,7 +139,7 @@ pub(super) fn import(
     sql: Box<dyn Read + Send>,
 ) -> Result<CopyRow> {
     let live = db.name()?;
-    let scratch = format!("{live}_bmo_import");
+    let scratch = crate::db::SideDb::Import.of(&live);
     jobs::with_job_lock(db, |db| {
         let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
         db.conn().query_drop(&drop)?;
@@ -370,7 +370,7 @@ fn own_definitions(db: &mut Db, scratch: &str) -> Result<()> {
     let live = db.name()?;
     let conn = db.conn();
     conn.query_drop(format!("USE {}", quote_ident(scratch)))?;
-    let objects = crate::engine::schema::objects(conn, scratch)?;
+    let objects = crate::engine::introspect::objects(conn, scratch)?;
     let tables: Vec<String> = conn.exec(
         "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
         (scratch,),
@@ -378,8 +378,8 @@ fn own_definitions(db: &mut Db, scratch: &str) -> Result<()> {
     let scope = Scope::read(conn, scratch, "", tables)?;
     let result = (|| -> Result<()> {
         for o in &objects {
-            let kind = ObjectKind::parse(o.kind).context("an unknown kind of object")?;
-            let sql_mode = if kind == ObjectKind::View {
+            let kind = o.kind;
+            let sql_mode = if kind == DefinitionKind::View {
                 "NO_ENGINE_SUBSTITUTION"
             } else {
                 o.sql_mode.as_str()
@@ -396,13 +396,10 @@ fn own_definitions(db: &mut Db, scratch: &str) -> Result<()> {
                 },
             )
             .map_err(|e| refuse(format!("the dump's {e}")))?;
-            conn.query_drop(format!("DROP {} {}", kind.keyword(), quote_ident(&o.name)))?;
+            conn.query_drop(kind.drop_sql(scratch, &o.name))?;
             conn.exec_drop("SET SESSION sql_mode = ?", (sql_mode,))?;
-            let created = match conn.exec_drop(&create, ()) {
-                Err(mysql::Error::MySqlError(e)) if e.code == 1295 => conn.query_drop(&create),
-                other => other,
-            };
-            created.with_context(|| format!("cannot create {} `{}` again", o.kind, o.name))?;
+            ddl::run_checked(conn, &create)
+                .with_context(|| format!("cannot create {} `{}` again", o.kind, o.name))?;
         }
         Ok(())
     })();

@@ -9,9 +9,9 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result};
 
-use super::archive::listing::{Chunk, TableEntry};
-use super::archive::{sha256_hex, Copy};
-use super::tsv::{self, Cell};
+use super::super::archive::listing::{Chunk, TableEntry};
+use super::super::archive::{sha256_hex, Copy};
+use super::super::tsv::{self, Cell};
 
 /// The chunks of `table` that can hold rows whose `column` is one of
 /// `keys`: by the chunk's key range when `column` is the integer primary
@@ -123,7 +123,7 @@ pub struct ObjectView {
 /// the chunks that can hold them.
 pub fn show_object(
     copy: &Copy<'_>,
-    listing: &super::archive::Listing,
+    listing: &super::super::archive::Listing,
     kind: &str,
     id: i64,
 ) -> Result<ObjectView> {

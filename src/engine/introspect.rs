@@ -1,6 +1,7 @@
-//! What the database holds, read inside the dump's snapshot: base tables
-//! with their columns, keys and foreign keys, and the views, triggers,
-//! routines and events with their definitions.
+//! What a database holds, read from the server's catalog: base tables
+//! with their columns, keys and foreign keys (inside the dump's snapshot),
+//! and the views, triggers, routines and events with their definitions
+//! (for the dump, a restore's swap and undo, and an upload's check).
 
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
@@ -24,11 +25,74 @@ pub struct Table {
     pub foreign_keys: Vec<crate::engine::archive::listing::ForeignKey>,
 }
 
+/// The kinds of definitions a database holds besides tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DefinitionKind {
+    #[default]
+    View,
+    Trigger,
+    Procedure,
+    Function,
+    Event,
+}
+
+impl DefinitionKind {
+    pub fn parse(kind: &str) -> Option<DefinitionKind> {
+        Some(match kind {
+            "view" => DefinitionKind::View,
+            "trigger" => DefinitionKind::Trigger,
+            "procedure" => DefinitionKind::Procedure,
+            "function" => DefinitionKind::Function,
+            "event" => DefinitionKind::Event,
+            _ => return None,
+        })
+    }
+
+    /// The name in a listing and in `schema/<kind>/` entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefinitionKind::View => "view",
+            DefinitionKind::Trigger => "trigger",
+            DefinitionKind::Procedure => "procedure",
+            DefinitionKind::Function => "function",
+            DefinitionKind::Event => "event",
+        }
+    }
+
+    /// The keyword in `CREATE ... <KEYWORD> name`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            DefinitionKind::View => "VIEW",
+            DefinitionKind::Trigger => "TRIGGER",
+            DefinitionKind::Procedure => "PROCEDURE",
+            DefinitionKind::Function => "FUNCTION",
+            DefinitionKind::Event => "EVENT",
+        }
+    }
+
+    /// `DROP <KIND> IF EXISTS database.name`.
+    pub fn drop_sql(self, database: &str, name: &str) -> String {
+        format!(
+            "DROP {} IF EXISTS {}.{}",
+            self.keyword(),
+            quote_ident(database),
+            quote_ident(name)
+        )
+    }
+}
+
+impl std::fmt::Display for DefinitionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A view, trigger, routine or event.
 #[derive(Clone, Debug, Default)]
 pub struct Object {
-    pub kind: &'static str,
+    pub kind: DefinitionKind,
     pub name: String,
+    /// The table of a trigger; empty otherwise.
     pub table: String,
     pub create: String,
     pub sql_mode: String,
@@ -42,6 +106,30 @@ fn text(v: Option<mysql::Value>) -> String {
     }
 }
 
+/// `SHOW CREATE <kind> database.name`: (sql_mode, statement), or `None`
+/// when the object vanished meanwhile.
+fn show_create(
+    conn: &mut Conn,
+    database: &str,
+    kind: DefinitionKind,
+    name: &str,
+) -> Result<Option<(String, String)>> {
+    let row: Option<mysql::Row> = conn
+        .query_first(format!(
+            "SHOW CREATE {} {}.{}",
+            kind.keyword(),
+            quote_ident(database),
+            quote_ident(name)
+        ))
+        .with_context(|| format!("failed to read {} `{name}`", kind.as_str()))?;
+    // View: name, statement, ...; procedure, function, trigger: name,
+    // sql_mode, statement, ...; event: name, sql_mode, time_zone, statement.
+    Ok(row.map(|r| match kind {
+        DefinitionKind::View => (String::new(), text(r.get(1))),
+        DefinitionKind::Event => (text(r.get(1)), text(r.get(3))),
+        _ => (text(r.get(1)), text(r.get(2))),
+    }))
+}
 /// The base tables of `database`, except the plugin's own and `exclude`.
 pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec<Table>> {
     let rows: Vec<(String, Option<u64>, Option<u64>)> = conn
@@ -129,25 +217,18 @@ pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec
 
 /// Views, triggers, routines and events, in an order that creates them.
 pub fn objects(conn: &mut Conn, database: &str) -> Result<Vec<Object>> {
-    let mut out = Vec::new();
+    let mut names: Vec<(DefinitionKind, String, String)> = Vec::new();
     let views: Vec<String> = conn
         .exec(
             "SELECT TABLE_NAME FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
             (database,),
         )
         .context("failed to list views")?;
-    for name in views {
-        let row: Option<mysql::Row> = conn
-            .query_first(format!("SHOW CREATE VIEW {}", quote_ident(&name)))
-            .with_context(|| format!("failed to read view `{name}`"))?;
-        let create = row.map(|r| text(r.get(1))).unwrap_or_default();
-        out.push(Object {
-            kind: "view",
-            name,
-            create,
-            ..Object::default()
-        });
-    }
+    names.extend(
+        views
+            .into_iter()
+            .map(|v| (DefinitionKind::View, v, String::new())),
+    );
     let routines: Vec<(String, String)> = conn
         .exec(
             "SELECT ROUTINE_TYPE, ROUTINE_NAME FROM information_schema.ROUTINES
@@ -155,26 +236,44 @@ pub fn objects(conn: &mut Conn, database: &str) -> Result<Vec<Object>> {
             (database,),
         )
         .context("failed to list routines")?;
-    for (kind, name) in routines {
-        let (kind, show) = if kind == "FUNCTION" {
-            ("function", "FUNCTION")
+    names.extend(routines.into_iter().map(|(kind, name)| {
+        let kind = if kind == "FUNCTION" {
+            DefinitionKind::Function
         } else {
-            ("procedure", "PROCEDURE")
+            DefinitionKind::Procedure
         };
-        let row: Option<mysql::Row> = conn
-            .query_first(format!("SHOW CREATE {show} {}", quote_ident(&name)))
-            .with_context(|| format!("failed to read {kind} `{name}`"))?;
-        let (sql_mode, create) = row
-            .map(|r| (text(r.get(1)), text(r.get(2))))
-            .unwrap_or_default();
-        out.push(Object {
-            kind,
-            name,
-            create,
-            sql_mode,
-            ..Object::default()
-        });
-    }
+        (kind, name, String::new())
+    }));
+    names.extend(trigger_names(conn, database)?);
+    let events: Vec<String> = conn
+        .exec(
+            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME",
+            (database,),
+        )
+        .context("failed to list events")?;
+    names.extend(
+        events
+            .into_iter()
+            .map(|e| (DefinitionKind::Event, e, String::new())),
+    );
+    read(conn, database, names)
+}
+
+/// The triggers of `database` on `tables` (all but the plugin's when
+/// `None`), in creation order.
+pub fn triggers(
+    conn: &mut Conn,
+    database: &str,
+    tables: Option<&std::collections::HashSet<String>>,
+) -> Result<Vec<Object>> {
+    let names = trigger_names(conn, database)?
+        .into_iter()
+        .filter(|(_, _, table)| tables.is_none_or(|t| t.contains(table)))
+        .collect();
+    read(conn, database, names)
+}
+
+fn trigger_names(conn: &mut Conn, database: &str) -> Result<Vec<(DefinitionKind, String, String)>> {
     let triggers: Vec<(String, String)> = conn
         .exec(
             "SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS
@@ -182,45 +281,31 @@ pub fn objects(conn: &mut Conn, database: &str) -> Result<Vec<Object>> {
             (database,),
         )
         .context("failed to list triggers")?;
-    for (name, table) in triggers {
-        if table.starts_with(TABLE_PREFIX) {
-            continue;
+    Ok(triggers
+        .into_iter()
+        .filter(|(_, table)| !table.starts_with(TABLE_PREFIX))
+        .map(|(name, table)| (DefinitionKind::Trigger, name, table))
+        .collect())
+}
+
+/// Reads the definitions of `names` (kind, name, table); one that vanished
+/// meanwhile is left out.
+fn read(
+    conn: &mut Conn,
+    database: &str,
+    names: Vec<(DefinitionKind, String, String)>,
+) -> Result<Vec<Object>> {
+    let mut out = Vec::with_capacity(names.len());
+    for (kind, name, table) in names {
+        if let Some((sql_mode, create)) = show_create(conn, database, kind, &name)? {
+            out.push(Object {
+                kind,
+                name,
+                table,
+                create,
+                sql_mode,
+            });
         }
-        let row: Option<mysql::Row> = conn
-            .query_first(format!("SHOW CREATE TRIGGER {}", quote_ident(&name)))
-            .with_context(|| format!("failed to read trigger `{name}`"))?;
-        let (sql_mode, create) = row
-            .map(|r| (text(r.get(1)), text(r.get(2))))
-            .unwrap_or_default();
-        out.push(Object {
-            kind: "trigger",
-            name,
-            table,
-            create,
-            sql_mode,
-        });
-    }
-    let events: Vec<String> = conn
-        .exec(
-            "SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME",
-            (database,),
-        )
-        .context("failed to list events")?;
-    for name in events {
-        let row: Option<mysql::Row> = conn
-            .query_first(format!("SHOW CREATE EVENT {}", quote_ident(&name)))
-            .with_context(|| format!("failed to read event `{name}`"))?;
-        // Event, sql_mode, time_zone, Create Event, ...
-        let (sql_mode, create) = row
-            .map(|r| (text(r.get(1)), text(r.get(3))))
-            .unwrap_or_default();
-        out.push(Object {
-            kind: "event",
-            name,
-            create,
-            sql_mode,
-            ..Object::default()
-        });
     }
     Ok(out)
 }

@@ -24,14 +24,13 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
-use mysql::Conn;
 
-use super::archive::listing::TableEntry;
-use super::archive::{Copy, Listing};
+use super::super::archive::listing::TableEntry;
+use super::super::archive::{Copy, Listing};
+use super::super::restore::Behavior;
+use super::super::tsv::Cell;
 use super::objects;
 use super::pick;
-use super::restore::Behavior;
-use super::tsv::Cell;
 use crate::config::DbSource;
 use crate::db::{self, quote_ident};
 
@@ -71,20 +70,31 @@ fn column_at(t: &TableEntry, column: &str) -> Result<usize> {
         .with_context(|| format!("table `{}` has no column `{column}`", t.name))
 }
 
-/// Restores objects `ids` of `kind` from `copy` into the database of
+/// Which saved objects to restore, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted<'a> {
+    /// A kind of [`objects::TABLE_KINDS`].
+    pub kind: &'a str,
+    pub ids: &'a [i64],
+    pub behavior: Behavior,
+}
+
+/// Restores the `wanted` objects from `copy` into the database of
 /// `source`. `progress` hears phase `read` (rows gathered from the copy)
 /// and `write` with the percent of gathered rows written.
-#[allow(clippy::too_many_arguments)]
 pub fn restore_objects(
     source: &DbSource,
     timeout: Duration,
     copy: &Copy<'_>,
     listing: &Listing,
-    kind: &str,
-    ids: &[i64],
-    behavior: Behavior,
+    wanted: Wanted<'_>,
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<ObjectReport> {
+    let Wanted {
+        kind,
+        ids,
+        behavior,
+    } = wanted;
     let k = objects::TABLE_KINDS
         .iter()
         .find(|k| k.kind == kind)
@@ -97,17 +107,14 @@ pub fn restore_objects(
     let own_table = *tables
         .get(k.table)
         .with_context(|| format!("the copy has no table `{}`", k.table))?;
-    let mut conn = Conn::new(
-        mysql::OptsBuilder::from_opts(db::options(source, timeout)?)
-            .read_timeout(None)
-            .write_timeout(None),
-    )
-    .context("failed to connect for the restore")?;
-    conn.query_drop(
+    let mut conn = db::bulk_conn(
+        source,
+        timeout,
         "SET SESSION character_set_client = binary, character_set_connection = binary,
              character_set_results = binary, time_zone = '+00:00',
              sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
-    )?;
+    )
+    .context("failed to connect for the restore")?;
     let mut g = Gathered::default();
     progress("read", 0);
 

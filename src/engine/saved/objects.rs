@@ -5,7 +5,7 @@
 //! rows stream past during the dump, so that objects can be listed across
 //! copies without opening an archive.
 
-use super::archive::listing::{FileKind, Listing};
+use super::super::archive::listing::{FileKind, Listing};
 use crate::db::backups::IndexRow;
 
 /// A kind of object kept in one table.

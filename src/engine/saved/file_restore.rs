@@ -17,9 +17,9 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::archive::listing::{FileEntry, FileKind};
-use super::archive::{Copy, Listing};
-use super::restore::Behavior;
+use super::super::archive::listing::{FileEntry, FileKind};
+use super::super::archive::{Copy, Listing};
+use super::super::restore::Behavior;
 use crate::fsutil::{Dir, Found};
 
 /// What a files restore did.
@@ -157,7 +157,7 @@ pub fn restore_files(
                 at += n;
             }
             anyhow::ensure!(
-                super::crypt::hex(&hasher.finalize()) == f.entry.sha256,
+                hex::encode(hasher.finalize()) == f.entry.sha256,
                 "the copy's `{}` is corrupt",
                 f.path
             );

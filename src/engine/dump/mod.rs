@@ -1,0 +1,478 @@
+//! Taking a copy: one consistent snapshot of the whole database, dumped by
+//! several connections at once, written as one archive.
+//!
+//! # Consistency
+//!
+//! A control connection blocks commits for a moment (MariaDB: `BACKUP STAGE
+//! BLOCK_COMMIT`; MySQL: `FLUSH TABLES WITH READ LOCK`, waiting at most
+//! `lock_wait_timeout` seconds), every worker starts `START TRANSACTION WITH
+//! CONSISTENT SNAPSHOT`, and the lock is released at once: with no commit in
+//! between, all workers see the same point in time. Without the RELOAD
+//! privilege (or if the lock cannot be had in time) one worker dumps alone
+//! in its own snapshot, still consistent, just not parallel.
+//!
+//! # Parallelism and memory
+//!
+//! Tables with a single integer primary key are split into key ranges;
+//! workers take ranges (largest tables first), stream rows, cut them into
+//! text chunks of about `chunk_bytes`, compress each with zstd and hand it
+//! over a bounded channel to the one thread that writes the archive. Memory
+//! is bounded by the channel (two chunks per worker) plus one chunk being
+//! built per worker, whatever the database's size.
+//!
+//! # Failure
+//!
+//! The archive is written through a storage writer that makes it visible
+//! only on commit, and the listing beside it is written after that: a
+//! copy interrupted at any point leaves nothing that looks like a copy.
+
+mod snapshot;
+mod worker;
+
+use std::io::{BufWriter, Write as _};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql::prelude::Queryable;
+
+use super::archive::listing::{
+    self, Chunk, Definition, FileEntry, FileKind, Listing, SavedObject, TableEntry,
+};
+use super::archive::{self, ArchiveWriter, FileMeta};
+use super::crypt::{CopyKey, Sink};
+use super::introspect::{self, Object, Table};
+use super::saved::objects;
+use crate::clock::Timestamp;
+use crate::config::DbSource;
+use crate::db;
+use crate::storage::{Counted, Storage, StorageWriter, Tally};
+pub use snapshot::Consistency;
+use worker::{Part, Shared};
+
+/// How a copy is taken.
+#[derive(Clone, Debug)]
+pub struct DumpOptions {
+    /// Worker connections.
+    pub threads: usize,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Uncompressed size at which a chunk is cut.
+    pub chunk_bytes: usize,
+    /// Rows per key range of a large table.
+    pub rows_per_range: u64,
+    /// Tables not to copy.
+    pub exclude_tables: Vec<String>,
+    /// Files and directories of the panel to copy.
+    pub files: Vec<PathBuf>,
+    /// Seconds to wait for the global read lock.
+    pub lock_timeout: u64,
+}
+
+impl Default for DumpOptions {
+    fn default() -> Self {
+        DumpOptions {
+            threads: 2,
+            compression_level: 3,
+            chunk_bytes: 8 << 20,
+            rows_per_range: 250_000,
+            exclude_tables: Vec::new(),
+            files: Vec::new(),
+            lock_timeout: 5,
+        }
+    }
+}
+
+/// Where the dump is, for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Snapshot,
+    Data,
+    Files,
+    Finish,
+}
+
+impl Phase {
+    /// The name shown and recorded in the catalog.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Snapshot => "snapshot",
+            Phase::Data => "data",
+            Phase::Files => "files",
+            Phase::Finish => "finish",
+        }
+    }
+}
+
+/// Lists the panel files under `roots` (not following symbolic links).
+fn collect_files(roots: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    fn walk(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let meta = std::fs::symlink_metadata(path)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        out.push(path.to_path_buf());
+        if meta.is_dir() {
+            let mut children: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("failed to list `{}`", path.display()))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()?;
+            children.sort();
+            for child in children {
+                walk(&child, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for root in roots {
+        if root.exists() {
+            walk(root, &mut out)?;
+        } else {
+            log::warn!("`{}` does not exist; not copied", root.display());
+        }
+    }
+    Ok(out)
+}
+
+/// Progress: phase and percent.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(Phase, u32);
+
+/// Where a new copy goes and what it is called.
+pub struct Target<'a> {
+    pub name: &'a str,
+    pub created: Timestamp,
+    pub storage: &'a dyn Storage,
+    /// Encrypt to this key.
+    pub key: Option<&'a CopyKey>,
+}
+
+/// The archive being written: tar entries through a buffer, optionally
+/// age, counted and hashed on their way to the storage.
+type Writer = ArchiveWriter<BufWriter<Sink>>;
+
+/// Takes a copy onto `target`; returns the listing that was stored beside
+/// the archive.
+///
+/// Phases: snapshot and plan, schema entries, data (the workers and the
+/// one writer), files, then the listing and the commit.
+pub fn dump(
+    source: &DbSource,
+    connect_timeout: Duration,
+    opts: &DumpOptions,
+    target: &Target<'_>,
+    progress: ProgressFn<'_>,
+) -> Result<Listing> {
+    progress(Phase::Snapshot, 0);
+    let (mut workers, consistency) = snapshot::snapshot(
+        source,
+        connect_timeout,
+        opts.threads.max(1),
+        opts.lock_timeout,
+    )?;
+    let first = &mut workers[0];
+    let database = db::current_database(first)?;
+    let server_version: String = first
+        .query_first::<String, _>("SELECT VERSION()")?
+        .unwrap_or_default();
+    let tables = introspect::tables(first, &database, &opts.exclude_tables)?;
+    let objects = introspect::objects(first, &database)?;
+    if tables.is_empty() {
+        bail!("the database `{database}` has no tables to copy");
+    }
+    let units = snapshot::plan(first, &tables, opts.rows_per_range)?;
+    log::info!(
+        "copy {}: {} tables, {} units, {} workers ({})",
+        target.name,
+        tables.len(),
+        units.len(),
+        workers.len(),
+        consistency.as_str()
+    );
+
+    let object = archive::archive_object(target.name, target.key.is_some());
+    let (mut writer, stored_bytes) = open_archive(target, &object)?;
+    let (schema_entries, definitions) = write_schema(&mut writer, &tables, &objects)?;
+
+    progress(Phase::Data, 0);
+    let shared = Arc::new(Shared {
+        tables,
+        queue: Mutex::new(units.into()),
+        failed: AtomicBool::new(false),
+        rows_done: AtomicU64::new(0),
+        opts: opts.clone(),
+    });
+    let (chunks, saved) = write_data(&mut writer, workers, &shared, progress)
+        .map_err(|e| e.context(format!("copy {} failed", target.name)))?;
+
+    progress(Phase::Files, 0);
+    let files = write_files(&mut writer, &opts.files)?;
+
+    progress(Phase::Finish, 0);
+    let listing = Listing {
+        format: listing::FORMAT.into(),
+        version: listing::VERSION,
+        name: target.name.to_string(),
+        created: target.created.to_string(),
+        database,
+        server_version,
+        consistency: consistency.as_str().into(),
+        compression: "zstd".into(),
+        encryption: if target.key.is_some() {
+            "age".into()
+        } else {
+            String::new()
+        },
+        tables: table_entries(&shared.tables, schema_entries, chunks),
+        definitions,
+        files,
+        archive: None,
+        objects: None,
+        saved: Vec::new(),
+    };
+    let listing = finish(writer, listing, saved, target, &object, &stored_bytes)?;
+    progress(Phase::Finish, 100);
+    Ok(listing)
+}
+
+/// Starts the archive object on the storage.
+fn open_archive(target: &Target<'_>, object: &str) -> Result<(Writer, Tally)> {
+    let out = target
+        .storage
+        .create(object)
+        .with_context(|| format!("failed to start {object} on {}", target.storage.describe()))?;
+    let (out, stored_bytes) = Counted::new(out);
+    let sink = Sink::new(Box::new(out), target.key)?;
+    let mut writer = ArchiveWriter::new(
+        BufWriter::with_capacity(1 << 20, sink),
+        target.created.unix().max(0) as u64,
+    );
+    writer.append(
+        archive::FORMAT_ENTRY,
+        format!("{} {}\n", listing::FORMAT, listing::VERSION).as_bytes(),
+    )?;
+    Ok((writer, stored_bytes))
+}
+
+/// The schema entries: every table's `CREATE`, then every view, routine,
+/// trigger and event.
+fn write_schema(
+    writer: &mut Writer,
+    tables: &[Table],
+    objects: &[Object],
+) -> Result<(Vec<archive::Entry>, Vec<Definition>)> {
+    let mut entries = Vec::with_capacity(tables.len());
+    for t in tables {
+        let path = format!("schema/tables/{}.sql", t.name);
+        entries.push(writer.append(&path, format!("{};\n", t.create).as_bytes())?);
+    }
+    let mut definitions = Vec::with_capacity(objects.len());
+    for o in objects {
+        let path = format!("schema/{}/{}.sql", o.kind, o.name);
+        let entry = writer.append(&path, format!("{};\n", o.create).as_bytes())?;
+        definitions.push(Definition {
+            kind: o.kind.to_string(),
+            name: o.name.clone(),
+            table: o.table.clone(),
+            create: o.create.clone(),
+            sql_mode: o.sql_mode.clone(),
+            entry,
+        });
+    }
+    Ok((entries, definitions))
+}
+
+/// Chunks of one table, tagged (unit, part) for ordering.
+type TableChunks = Vec<(usize, usize, Chunk)>;
+
+/// Runs the workers and writes their chunks as they come; returns each
+/// table's chunks and the saved objects seen.
+fn write_data(
+    writer: &mut Writer,
+    workers: Vec<mysql::Conn>,
+    shared: &Arc<Shared>,
+    progress: ProgressFn<'_>,
+) -> Result<(Vec<TableChunks>, Vec<SavedObject>)> {
+    let estimated_rows: u64 = shared
+        .tables
+        .iter()
+        .map(|t| t.estimated_rows)
+        .sum::<u64>()
+        .max(1);
+    let (tx, rx) = sync_channel::<Result<Part>>(2 * workers.len());
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|conn| {
+            let (shared, tx) = (Arc::clone(shared), tx.clone());
+            std::thread::spawn(move || worker::worker(conn, shared, tx))
+        })
+        .collect();
+    drop(tx);
+    let mut chunks: Vec<TableChunks> = vec![Vec::new(); shared.tables.len()];
+    let mut saved: Vec<SavedObject> = Vec::new();
+    let mut failure = None;
+    for message in rx {
+        match message {
+            Ok(mut part) => {
+                saved.append(&mut part.objects);
+                let path = format!(
+                    "data/{}/{:05}-{:04}.tsv.zst",
+                    shared.tables[part.table].name, part.unit, part.part
+                );
+                match writer.append(&path, &part.data) {
+                    Ok(entry) => chunks[part.table].push((
+                        part.unit,
+                        part.part,
+                        Chunk {
+                            entry,
+                            rows: part.rows,
+                            text_size: part.text_size,
+                            text_sha256: part.text_sha256,
+                            first_key: part.first_key,
+                            last_key: part.last_key,
+                            ranges: part.ranges,
+                        },
+                    )),
+                    Err(e) => {
+                        shared.failed.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(e);
+                    }
+                }
+                let done = shared.rows_done.load(Ordering::Relaxed);
+                progress(Phase::Data, (done * 100 / estimated_rows).min(99) as u32);
+            }
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    for h in handles {
+        if h.join().is_err() {
+            failure.get_or_insert(anyhow!("a dump worker panicked"));
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok((chunks, saved)),
+    }
+}
+
+/// The panel files: directories and links as entries of their own,
+/// regular files with their content (read whole: `BackupFiles` names
+/// configuration, not bulk data), sockets, devices and fifos left out.
+fn write_files(writer: &mut Writer, roots: &[PathBuf]) -> Result<Vec<FileEntry>> {
+    let mut files = Vec::new();
+    for path in collect_files(roots)? {
+        let meta = std::fs::symlink_metadata(&path)?;
+        let fm = FileMeta {
+            mode: meta.mode(),
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            mtime: meta.mtime().max(0) as u64,
+        };
+        let entry_path = format!("files{}", path.display());
+        let (kind, target, entry) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path)?.to_string_lossy().into_owned();
+            let e = writer.append_special(&entry_path, Some(&target), &fm)?;
+            (FileKind::Symlink, target, e)
+        } else if meta.is_dir() {
+            (
+                FileKind::Dir,
+                String::new(),
+                writer.append_special(&entry_path, None, &fm)?,
+            )
+        } else if meta.is_file() {
+            let data = std::fs::read(&path)
+                .with_context(|| format!("failed to read `{}`", path.display()))?;
+            (
+                FileKind::File,
+                String::new(),
+                writer.append_file(&entry_path, &data, &fm)?,
+            )
+        } else {
+            continue;
+        };
+        files.push(FileEntry {
+            path: path.to_string_lossy().into_owned(),
+            kind,
+            mode: fm.mode & 0o7777,
+            uid: fm.uid,
+            gid: fm.gid,
+            mtime: fm.mtime,
+            target,
+            entry,
+        });
+    }
+    Ok(files)
+}
+
+/// The listing's tables: each with its chunks in (unit, part) order.
+fn table_entries(
+    tables: &[Table],
+    schema_entries: Vec<archive::Entry>,
+    chunks: Vec<TableChunks>,
+) -> Vec<TableEntry> {
+    tables
+        .iter()
+        .zip(schema_entries)
+        .zip(chunks)
+        .map(|((t, schema_entry), mut parts)| {
+            parts.sort_by_key(|(u, p, _)| (*u, *p));
+            let chunks: Vec<Chunk> = parts.into_iter().map(|(_, _, c)| c).collect();
+            TableEntry {
+                name: t.name.clone(),
+                create: t.create.clone(),
+                schema_entry,
+                columns: t.columns.clone(),
+                generated: t.generated.clone(),
+                primary_key: t.primary_key.clone(),
+                foreign_keys: t.foreign_keys.clone(),
+                rows: chunks.iter().map(|c| c.rows).sum(),
+                chunks,
+            }
+        })
+        .collect()
+}
+
+/// Writes the object index and the listing into the archive, commits it,
+/// checks the storage holds every byte, then writes the listing beside
+/// it: the copy exists from that moment.
+fn finish(
+    mut writer: Writer,
+    mut listing: Listing,
+    mut saved: Vec<SavedObject>,
+    target: &Target<'_>,
+    object: &str,
+    stored_bytes: &Tally,
+) -> Result<Listing> {
+    // Objects in kind order (clients first), then by id.
+    let rank = |k: &str| objects::kinds().position(|x| x == k).unwrap_or(usize::MAX);
+    saved.sort_by_key(|o| (rank(&o.kind), o.id));
+    listing.objects = Some(writer.append(
+        archive::OBJECTS_ENTRY,
+        &archive::objects_entry_data(&saved)?,
+    )?);
+    listing.saved = saved;
+    writer.append(archive::LISTING_ENTRY, &listing.to_json())?;
+    let (buffered, size, sha256) = writer.finish()?;
+    let out = buffered
+        .into_inner()
+        .map_err(|e| anyhow!("failed to flush the archive: {}", e.error()))?;
+    out.commit()
+        .with_context(|| format!("failed to store {object} on {}", target.storage.describe()))?;
+    crate::storage::check_stored(target.storage, object, stored_bytes)?;
+    listing.archive = Some(listing::ArchiveSummary {
+        object: object.to_string(),
+        size,
+        sha256,
+    });
+    let beside: Box<dyn StorageWriter> = target
+        .storage
+        .create(&archive::listing_object(target.name, target.key.is_some()))?;
+    let mut beside = Sink::new(beside, target.key)?;
+    beside.write_all(&listing.to_json())?;
+    beside.commit()?;
+    Ok(listing)
+}

@@ -1,0 +1,156 @@
+//! Before the data: the shared snapshot the workers read in, and the plan
+//! that cuts tables into units of work.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mysql::prelude::Queryable;
+use mysql::Conn;
+
+use super::super::introspect::Table;
+use crate::config::DbSource;
+use crate::db::{self, quote_ident};
+
+/// How the workers' view of the database was made consistent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Every worker's snapshot started under one brief commit lock.
+    SharedSnapshot,
+    /// One worker in its own snapshot (no RELOAD privilege, or the lock
+    /// could not be had in time).
+    SingleConnection,
+}
+
+impl Consistency {
+    /// The name in the listing.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::SharedSnapshot => "shared-snapshot",
+            Consistency::SingleConnection => "single-connection",
+        }
+    }
+}
+
+/// One unit of work: a table, or a key range of one.
+#[derive(Clone, Debug)]
+pub(super) struct Unit {
+    pub table: usize,
+    pub index: usize,
+    /// Key bounds, `[start, end)`; open where `None`.
+    pub range: Option<(Option<i64>, Option<i64>)>,
+    pub weight: u64,
+}
+
+/// Opens a dump connection: raw bytes out, UTC times, no query time-out.
+fn connect(source: &DbSource, timeout: Duration) -> Result<Conn> {
+    db::bulk_conn(
+        source,
+        timeout,
+        "SET SESSION character_set_results = binary, time_zone = '+00:00',
+             net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 28800",
+    )
+    .context("failed to open a dump connection")
+}
+
+/// Starts the workers' snapshot: shared under a brief global read lock
+/// when possible, else one worker alone. Returns the consistency mode.
+pub(super) fn snapshot(
+    source: &DbSource,
+    timeout: Duration,
+    threads: usize,
+    lock_timeout: u64,
+) -> Result<(Vec<Conn>, Consistency)> {
+    let begin = |c: &mut Conn| -> Result<()> {
+        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+        c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")?;
+        Ok(())
+    };
+    if threads > 1 {
+        let mut control = connect(source, timeout)?;
+        control.query_drop(format!(
+            "SET SESSION lock_wait_timeout = {}",
+            lock_timeout.max(1)
+        ))?;
+        // MariaDB's BACKUP STAGE BLOCK_COMMIT holds back only commits, so it
+        // neither waits for open transactions nor stalls their statements;
+        // FLUSH TABLES WITH READ LOCK (MySQL) can deadlock against a
+        // transaction in progress until lock_wait_timeout ends it.
+        let (lock, unlock) = match control.query_drop("BACKUP STAGE START") {
+            Ok(()) => ("BACKUP STAGE BLOCK_COMMIT", "BACKUP STAGE END"),
+            Err(e) => {
+                log::info!("no BACKUP STAGE ({e}); using FLUSH TABLES WITH READ LOCK");
+                ("FLUSH TABLES WITH READ LOCK", "UNLOCK TABLES")
+            }
+        };
+        match control.query_drop(lock) {
+            Ok(()) => {
+                let workers: Result<Vec<Conn>> = (0..threads)
+                    .map(|_| {
+                        let mut c = connect(source, timeout)?;
+                        begin(&mut c)?;
+                        Ok(c)
+                    })
+                    .collect();
+                let unlocked = control.query_drop(unlock);
+                let workers = workers?;
+                unlocked.context("failed to release the snapshot lock")?;
+                return Ok((workers, Consistency::SharedSnapshot));
+            }
+            Err(e) => {
+                let _ = control.query_drop(unlock);
+                log::warn!("no shared snapshot ({lock}: {e}); dumping with one connection in its own snapshot")
+            }
+        }
+    }
+    let mut c = connect(source, timeout)?;
+    begin(&mut c)?;
+    Ok((vec![c], Consistency::SingleConnection))
+}
+
+/// Splits tables into units, largest first. Ranges of one table cover
+/// every key: the first is open below, the last open above.
+pub(super) fn plan(conn: &mut Conn, tables: &[Table], rows_per_range: u64) -> Result<Vec<Unit>> {
+    let mut units = Vec::new();
+    for (t, table) in tables.iter().enumerate() {
+        let weight = table.data_length.max(1);
+        let ranges = table.estimated_rows.div_ceil(rows_per_range.max(1));
+        if table.integer_key && ranges >= 2 {
+            let key = quote_ident(&table.primary_key[0]);
+            let bounds: Option<(Option<i64>, Option<i64>)> = conn
+                .query_first(format!(
+                    "SELECT MIN({key}), MAX({key}) FROM {}",
+                    quote_ident(&table.name)
+                ))
+                .with_context(|| format!("failed to read the key range of `{}`", table.name))?;
+            if let Some((Some(lo), Some(hi))) = bounds {
+                let span = i128::from(hi) - i128::from(lo) + 1;
+                let width = (span / i128::from(ranges)).max(1);
+                let cuts: Vec<i64> = (1..ranges)
+                    .map(|i| i128::from(lo) + width * i128::from(i))
+                    .take_while(|&c| c <= i128::from(hi))
+                    .map(|c| c as i64)
+                    .collect();
+                for index in 0..=cuts.len() {
+                    let start = index.checked_sub(1).map(|i| cuts[i]);
+                    let end = cuts.get(index).copied();
+                    let weight = weight / (cuts.len() as u64 + 1);
+                    units.push(Unit {
+                        table: t,
+                        index,
+                        range: Some((start, end)),
+                        weight,
+                    });
+                }
+                continue;
+            }
+        }
+        units.push(Unit {
+            table: t,
+            index: 0,
+            range: None,
+            weight,
+        });
+    }
+    units.sort_by_key(|u| std::cmp::Reverse(u.weight));
+    Ok(units)
+}

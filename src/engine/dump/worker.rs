@@ -1,0 +1,273 @@
+//! The workers: each takes units off the shared queue, streams the rows
+//! of its snapshot, cuts them into text chunks of about `chunk_bytes`,
+//! compresses each and hands it to the one archive writer over a bounded
+//! channel, noting what the listing indexes (keys, foreign-key ranges,
+//! saved objects) as the rows pass.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, Value};
+
+use super::super::archive::{self, listing::SavedObject};
+use super::super::introspect::Table;
+use super::super::saved::objects::{self, Positions};
+use super::super::tsv;
+use super::snapshot::Unit;
+use super::DumpOptions;
+use crate::db::quote_ident;
+
+/// What the workers share.
+pub(super) struct Shared {
+    pub tables: Vec<Table>,
+    pub queue: Mutex<VecDeque<Unit>>,
+    pub failed: AtomicBool,
+    pub rows_done: AtomicU64,
+    pub opts: DumpOptions,
+}
+
+/// A compressed chunk on its way to the writer.
+pub(super) struct Part {
+    pub table: usize,
+    pub unit: usize,
+    pub part: usize,
+    pub data: Vec<u8>,
+    pub rows: u64,
+    pub text_size: u64,
+    pub text_sha256: String,
+    pub first_key: Option<i64>,
+    pub last_key: Option<i64>,
+    /// Min and max of each integer foreign key column in the chunk.
+    pub ranges: BTreeMap<String, [i64; 2]>,
+    /// The objects (of `engine::saved::objects` kinds) among the chunk's rows.
+    pub objects: Vec<SavedObject>,
+}
+
+/// An integer cell, as the text protocol sends it.
+fn int_cell(v: &Value) -> Option<i64> {
+    match v {
+        Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::Int(i) => Some(*i),
+        Value::UInt(u) => i64::try_from(*u).ok(),
+        _ => None,
+    }
+}
+
+/// Runs units until the queue is empty or another worker failed; a
+/// failure goes down the channel.
+pub(super) fn worker(mut conn: Conn, shared: Arc<Shared>, tx: SyncSender<Result<Part>>) {
+    let run = |conn: &mut Conn| -> Result<()> {
+        loop {
+            if shared.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let Some(unit) = shared.queue.lock().expect("queue lock").pop_front() else {
+                break;
+            };
+            dump_unit(conn, &shared, &unit, &tx)?;
+        }
+        conn.query_drop("COMMIT")?;
+        Ok(())
+    };
+    if let Err(e) = run(&mut conn) {
+        shared.failed.store(true, Ordering::Relaxed);
+        let _ = tx.send(Err(e));
+    }
+}
+
+/// The `SELECT` of a unit: its columns, its key range, in key order.
+fn select(table: &Table, unit: &Unit) -> String {
+    let list = |columns: &[String]| {
+        columns
+            .iter()
+            .map(|c| quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let order = if table.primary_key.is_empty() {
+        String::new()
+    } else {
+        format!(" ORDER BY {}", list(&table.primary_key))
+    };
+    let filter = match unit.range {
+        Some((lo, hi)) => {
+            let key = quote_ident(&table.primary_key[0]);
+            match (lo, hi) {
+                (Some(lo), Some(hi)) => format!(" WHERE {key} >= {lo} AND {key} < {hi}"),
+                (Some(lo), None) => format!(" WHERE {key} >= {lo}"),
+                (None, Some(hi)) => format!(" WHERE {key} < {hi}"),
+                (None, None) => String::new(),
+            }
+        }
+        None => String::new(),
+    };
+    format!(
+        "SELECT {} FROM {}{filter}{order}",
+        list(&table.columns),
+        quote_ident(&table.name)
+    )
+}
+
+/// Where in a row the listing's index finds its values.
+struct RowShape {
+    /// The single integer primary key.
+    key: Option<usize>,
+    /// Single-column foreign keys: (column, position).
+    foreign_keys: Vec<(String, usize)>,
+    /// The saved-object kind kept in this table.
+    object: Option<(&'static str, Positions)>,
+}
+
+impl RowShape {
+    fn of(table: &Table) -> RowShape {
+        let at = |c: &str| table.columns.iter().position(|x| x == c);
+        RowShape {
+            key: table
+                .integer_key
+                .then(|| at(&table.primary_key[0]))
+                .flatten(),
+            foreign_keys: table
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.columns.len() == 1)
+                .filter_map(|fk| at(&fk.columns[0]).map(|i| (fk.columns[0].clone(), i)))
+                .collect(),
+            object: objects::of_table(&table.name)
+                .and_then(|k| k.positions(&table.columns).map(|p| (k.kind, p))),
+        }
+    }
+}
+
+/// The chunk a worker is building: rows as text, and what the listing
+/// indexes about them.
+struct ChunkBuilder<'a> {
+    shared: &'a Shared,
+    unit: &'a Unit,
+    tx: &'a SyncSender<Result<Part>>,
+    shape: RowShape,
+    text: Vec<u8>,
+    rows: u64,
+    part: usize,
+    first_key: Option<i64>,
+    last_key: Option<i64>,
+    ranges: BTreeMap<String, [i64; 2]>,
+    objects: Vec<SavedObject>,
+}
+
+impl<'a> ChunkBuilder<'a> {
+    fn new(shared: &'a Shared, unit: &'a Unit, tx: &'a SyncSender<Result<Part>>) -> Self {
+        ChunkBuilder {
+            shared,
+            unit,
+            tx,
+            shape: RowShape::of(&shared.tables[unit.table]),
+            text: Vec::with_capacity(shared.opts.chunk_bytes + (64 << 10)),
+            rows: 0,
+            part: 0,
+            first_key: None,
+            last_key: None,
+            ranges: BTreeMap::new(),
+            objects: Vec::new(),
+        }
+    }
+
+    fn push_row(&mut self, values: &[Value]) {
+        if let Some(k) = self.shape.key {
+            let key = int_cell(&values[k]);
+            if self.first_key.is_none() {
+                self.first_key = key;
+            }
+            self.last_key = key;
+        }
+        for (column, i) in &self.shape.foreign_keys {
+            if let Some(v) = int_cell(&values[*i]) {
+                let r = self.ranges.entry(column.clone()).or_insert([v, v]);
+                r[0] = r[0].min(v);
+                r[1] = r[1].max(v);
+            }
+        }
+        if let Some((kind, at)) = self.shape.object {
+            if let Some(id) = int_cell(&values[at.id]) {
+                let name = match &values[at.name] {
+                    Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    _ => String::new(),
+                };
+                self.objects.push(SavedObject {
+                    kind: kind.to_string(),
+                    id,
+                    name,
+                    owner: at.owner.and_then(|o| int_cell(&values[o])),
+                });
+            }
+        }
+        tsv::push_row(&mut self.text, values);
+        self.rows += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.text.len() >= self.shared.opts.chunk_bytes
+    }
+
+    /// Compresses the rows so far and sends them as the next part.
+    fn flush(&mut self) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let table = &self.shared.tables[self.unit.table];
+        let data = zstd::bulk::compress(&self.text, self.shared.opts.compression_level)
+            .with_context(|| format!("failed to compress a chunk of `{}`", table.name))?;
+        let out = Part {
+            table: self.unit.table,
+            unit: self.unit.index,
+            part: self.part,
+            text_size: self.text.len() as u64,
+            text_sha256: archive::sha256_hex(&self.text),
+            data,
+            rows: self.rows,
+            first_key: self.first_key.take(),
+            last_key: self.last_key.take(),
+            ranges: std::mem::take(&mut self.ranges),
+            objects: std::mem::take(&mut self.objects),
+        };
+        self.shared
+            .rows_done
+            .fetch_add(self.rows, Ordering::Relaxed);
+        self.tx
+            .send(Ok(out))
+            .map_err(|_| anyhow!("the archive writer stopped"))?;
+        self.text.clear();
+        self.rows = 0;
+        self.part += 1;
+        Ok(())
+    }
+}
+
+/// Streams one unit's rows into chunks.
+fn dump_unit(
+    conn: &mut Conn,
+    shared: &Shared,
+    unit: &Unit,
+    tx: &SyncSender<Result<Part>>,
+) -> Result<()> {
+    let table = &shared.tables[unit.table];
+    let mut result = conn
+        .query_iter(select(table, unit))
+        .with_context(|| format!("failed to read table `{}`", table.name))?;
+    let mut chunk = ChunkBuilder::new(shared, unit, tx);
+    for row in result.by_ref() {
+        let row = row.with_context(|| format!("failed to read a row of `{}`", table.name))?;
+        // `mysql::Row::unwrap`: the row's values (it does not panic).
+        chunk.push_row(&row.unwrap());
+        if chunk.is_full() {
+            chunk.flush()?;
+            if shared.failed.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+        }
+    }
+    chunk.flush()
+}

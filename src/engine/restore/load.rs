@@ -1,0 +1,179 @@
+//! Loading a copy's tables into the staging database in parallel: one
+//! `LOAD DATA LOCAL INFILE` per table, fed chunk after chunk through ranged
+//! reads at the listing's offsets, each chunk checked before it is loaded,
+//! each table loaded with zero warnings and exactly its listed rows.
+
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use mysql::prelude::Queryable;
+use mysql::{Conn, LocalInfileHandler};
+
+use super::super::archive::{self, check_entry, listing::Chunk, Copy, Listing};
+use super::super::verify::check_chunk;
+use crate::config::DbSource;
+use crate::db::quote_ident;
+
+/// A table to load: its columns and chunks in order.
+struct TableJob {
+    table: String,
+    columns: String,
+    chunks: Vec<Chunk>,
+    rows: u64,
+}
+
+/// Loads every table of `listing` into `stage` with `threads` connections
+/// (opened by `connect`); returns the rows loaded.
+pub(super) fn load_tables(
+    source: &DbSource,
+    timeout: Duration,
+    copy: &Copy<'_>,
+    listing: &Listing,
+    stage: &str,
+    threads: usize,
+) -> Result<u64> {
+    // Largest tables first: they set the length of the load (the workers
+    // pop from the end).
+    let mut jobs: Vec<TableJob> = listing
+        .tables
+        .iter()
+        .map(|t| TableJob {
+            table: t.name.clone(),
+            columns: t
+                .columns
+                .iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            chunks: t.chunks.clone(),
+            rows: t.rows,
+        })
+        .collect();
+    jobs.sort_by_key(|j| j.chunks.iter().map(|c| c.text_size).sum::<u64>());
+    let jobs = Mutex::new(jobs);
+    let results: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                let jobs = &jobs;
+                scope.spawn(move || loader(super::connect(source, timeout)?, stage, copy, jobs))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("a loader panicked")))
+            })
+            .collect()
+    });
+    let mut loaded = 0;
+    for r in results {
+        loaded += r?;
+    }
+    Ok(loaded)
+}
+
+/// Reads, checks and decompresses one table's chunks into `tx`, in order.
+fn feed(copy: &Copy<'_>, job: &TableJob, tx: SyncSender<Result<Vec<u8>, String>>) {
+    for chunk in &job.chunks {
+        let text = copy
+            .read_range(chunk.entry.offset, chunk.entry.size)
+            .and_then(|data| {
+                let entry = archive::ReadEntry {
+                    path: chunk.entry.path.clone(),
+                    offset: chunk.entry.offset,
+                    data,
+                };
+                check_entry(&chunk.entry, &entry)?;
+                check_chunk(&job.table, chunk, &entry.data)
+            });
+        let failed = text.is_err();
+        if tx.send(text.map_err(|e| format!("{e:#}"))).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Loads whole tables, one `LOAD DATA` statement per table fed chunk after
+/// chunk: InnoDB takes its fast bulk path only for the first insert into an
+/// empty table, so a table must not be loaded piecemeal. A feeder thread
+/// fetches each chunk by a ranged read at its listed offset, checks it,
+/// decompresses and checks it again while the server ingests the previous
+/// one; memory holds a few chunks per loader.
+fn loader(
+    mut conn: Conn,
+    stage: &str,
+    copy: &Copy<'_>,
+    jobs: &Mutex<Vec<TableJob>>,
+) -> Result<u64> {
+    conn.query_drop(format!("USE {}", quote_ident(stage)))?;
+    let mut rows = 0;
+    loop {
+        let Some(job) = jobs.lock().expect("job lock").pop() else {
+            break;
+        };
+        if job.chunks.is_empty() {
+            continue;
+        }
+        rows += load_table(&mut conn, copy, &job)?;
+    }
+    Ok(rows)
+}
+
+/// Loads one table; checks its warnings and row count.
+fn load_table(conn: &mut Conn, copy: &Copy<'_>, job: &TableJob) -> Result<u64> {
+    let (tx, rx) = sync_channel::<Result<Vec<u8>, String>>(2);
+    let rx = Arc::new(Mutex::new(rx));
+    let from_feeder = Arc::clone(&rx);
+    let failure: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let failed = Arc::clone(&failure);
+    conn.set_local_infile_handler(Some(LocalInfileHandler::new(move |_, out| {
+        let rx = from_feeder.lock().expect("feed lock");
+        while let Ok(text) = rx.recv() {
+            match text {
+                Ok(text) => std::io::Write::write_all(out, &text)?,
+                Err(msg) => {
+                    *failed.lock().expect("failure lock") = Some(msg.clone());
+                    return Err(std::io::Error::other(msg));
+                }
+            }
+        }
+        Ok(())
+    })));
+    let result = std::thread::scope(|scope| {
+        scope.spawn(|| feed(copy, job, tx));
+        conn.query_drop(format!(
+            "LOAD DATA LOCAL INFILE 'table' INTO TABLE {} CHARACTER SET binary
+             FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
+            quote_ident(&job.table),
+            job.columns
+        ))
+        .inspect_err(|_| {
+            // Unblock the feeder if the server stopped reading.
+            drop(rx.lock().map(|r| while r.try_recv().is_ok() {}));
+        })
+    });
+    conn.set_local_infile_handler(None);
+    if let Some(msg) = failure.lock().expect("failure lock").take() {
+        bail!("failed to load `{}`: {msg}", job.table);
+    }
+    result.with_context(|| format!("failed to load `{}`", job.table))?;
+    let (loaded, warnings) = (conn.affected_rows(), conn.warnings());
+    if warnings > 0 {
+        let detail: Vec<(String, u32, String)> =
+            conn.query("SHOW WARNINGS LIMIT 3").unwrap_or_default();
+        bail!(
+            "loading `{}` gave {warnings} warnings, e.g. {detail:?}",
+            job.table
+        );
+    }
+    anyhow::ensure!(
+        loaded == job.rows,
+        "`{}` loaded {loaded} rows, the copy holds {}",
+        job.table,
+        job.rows
+    );
+    Ok(loaded)
+}

@@ -1,0 +1,229 @@
+//! Full restore, staged and reversible.
+//!
+//! 1. The copy's tables are created in a staging database
+//!    (`<db>_bmo_stage`) and its chunks loaded there in parallel with
+//!    `LOAD DATA LOCAL INFILE` (one statement per table, fed chunk after
+//!    chunk through ranged reads at the listing's offsets), each chunk
+//!    checked against the listing before it is loaded, every table loaded
+//!    with zero warnings and exactly the listed number of rows. Until here the live database is untouched, and
+//!    any failure just drops the staging database.
+//! 2. `edit`: the live tables are swapped for the staged ones in one atomic
+//!    `RENAME TABLE`; the replaced tables go to `<db>_bmo_undo`, kept as a
+//!    safety copy until the next successful backup (`undo` swaps them back).
+//!    Then the copy's views, triggers, routines and events are created. If
+//!    that fails, the swap is reversed.
+//!    `skip`: rows missing from the live tables are added from the staged
+//!    ones (`INSERT IGNORE`), all tables in one transaction.
+//!
+//! Nothing from the listing runs as it stands: every `CREATE` is checked
+//! and rebuilt by [`super::ddl`] before the staging database is even
+//! created, and runs as a prepared statement (one statement, whatever it
+//! holds). The previous restore's safety copy is replaced only once the new
+//! swap has succeeded.
+//!
+//! The plugin's own tables (`billmgrops_*`) are never in a copy and never
+//! touched.
+//!
+//! [`load`] fills the staging database, [`definitions`] checks and runs
+//! the copy's statements, [`swap`] applies the result and undoes it.
+
+mod definitions;
+mod load;
+mod swap;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mysql::prelude::Queryable;
+use mysql::Conn;
+
+use super::archive::{self, check_entry, Copy, Listing};
+use super::ddl::Scope;
+use crate::config::DbSource;
+use crate::db::{self, quote_ident, SideDb, TABLE_PREFIX};
+use definitions::{run_checked, Checked};
+pub use swap::undo;
+
+/// What happens to data that exists now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behavior {
+    /// Keep existing rows; add the copy's rows that are missing.
+    Skip,
+    /// Make every table of the copy exactly as in the copy.
+    Edit,
+}
+
+impl Behavior {
+    pub fn parse(s: &str) -> Option<Behavior> {
+        match s {
+            "skip" => Some(Behavior::Skip),
+            "edit" => Some(Behavior::Edit),
+            _ => None,
+        }
+    }
+}
+
+/// How a restore runs.
+#[derive(Clone, Debug)]
+pub struct RestoreOptions {
+    pub threads: usize,
+    pub behavior: Behavior,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub tables: usize,
+    pub rows: u64,
+    /// The database holding the replaced tables (edit).
+    pub undo: Option<String>,
+}
+
+/// A restore connection: no checks that the copy already passed, ids of 0
+/// kept, the dump's time zone, no query time-out.
+fn connect(source: &DbSource, timeout: Duration) -> Result<Conn> {
+    db::bulk_conn(
+        source,
+        timeout,
+        &format!(
+            "SET SESSION foreign_key_checks = 0, unique_checks = 0, sql_mode = '{}', time_zone = '+00:00'",
+            definitions::LOAD_SQL_MODE
+        ),
+    )
+}
+
+/// Checks every statement of a copy as a restore into `live` would,
+/// changing nothing: an upload refuses a copy its restore would refuse.
+pub fn check_statements(conn: &mut Conn, live: &str, listing: &Listing) -> Result<()> {
+    check(conn, live, listing).map(|_| ())
+}
+
+fn check(conn: &mut Conn, live: &str, listing: &Listing) -> Result<Checked> {
+    let scope = Scope::read(
+        conn,
+        live,
+        &listing.database,
+        listing.tables.iter().map(|t| t.name.clone()),
+    )?;
+    Checked::of(&scope, listing)
+}
+
+/// Drops the staging database when the restore ends, however it ends.
+struct StageGuard<'a> {
+    conn: &'a mut Conn,
+    stage: String,
+}
+
+impl Drop for StageGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.query_drop(format!(
+            "DROP DATABASE IF EXISTS {}",
+            quote_ident(&self.stage)
+        ));
+    }
+}
+
+/// Restores `copy` (described by `listing`) into the database `source` names.
+pub fn restore(
+    source: &DbSource,
+    timeout: Duration,
+    copy: &Copy<'_>,
+    listing: &Listing,
+    opts: &RestoreOptions,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<RestoreReport> {
+    listing
+        .archive
+        .as_ref()
+        .context("the listing does not name its archive")?;
+    let mut control = connect(source, timeout)?;
+    let live = db::current_database(&mut control)?;
+    // Every statement of the copy is checked before anything is created.
+    let checked = check(&mut control, &live, listing)
+        .context("the copy's definitions are refused; nothing was changed")?;
+    let stage = SideDb::Stage.of(&live);
+    let guard = create_stage(&mut control, &live, &stage, &checked)?;
+    progress("stage", 0);
+    check_schema_entries(copy, listing)?;
+    progress("load", 0);
+    let loaded = load::load_tables(source, timeout, copy, listing, &stage, opts.threads)
+        .context("the restore failed before touching the live database")?;
+    progress("apply", 0);
+    let undo = match opts.behavior {
+        Behavior::Edit => Some(swap::swap(guard.conn, &checked, &live, &stage)?),
+        Behavior::Skip => {
+            swap::merge(guard.conn, listing, &checked, &live, &stage)?;
+            None
+        }
+    };
+    drop(guard);
+    progress("done", 100);
+    Ok(RestoreReport {
+        tables: listing.tables.len(),
+        rows: loaded,
+        undo,
+    })
+}
+
+/// Creates the staging database (the live one's character set) with the
+/// copy's checked tables; it is dropped when the guard goes.
+fn create_stage<'c>(
+    control: &'c mut Conn,
+    live: &str,
+    stage: &str,
+    checked: &Checked,
+) -> Result<StageGuard<'c>> {
+    let charset: Option<String> = control.exec_first(
+        "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (live,),
+    )?;
+    control.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(stage)))?;
+    control.query_drop(format!(
+        "CREATE DATABASE {} CHARACTER SET {}",
+        quote_ident(stage),
+        charset.unwrap_or_else(|| "utf8mb4".into())
+    ))?;
+    let guard = StageGuard {
+        conn: control,
+        stage: stage.to_string(),
+    };
+    guard
+        .conn
+        .query_drop(format!("USE {}", quote_ident(stage)))?;
+    for (name, create) in &checked.tables {
+        run_checked(guard.conn, create)
+            .with_context(|| format!("failed to create table `{name}` in the staging database"))?;
+    }
+    guard
+        .conn
+        .query_drop(format!("USE {}", quote_ident(live)))?;
+    Ok(guard)
+}
+
+/// The schema entries are checked against the listing: a restore must not
+/// create tables from an archive that differs from what was verified.
+fn check_schema_entries(copy: &Copy<'_>, listing: &Listing) -> Result<()> {
+    for t in &listing.tables {
+        let data = copy.read_range(t.schema_entry.offset, t.schema_entry.size)?;
+        let entry = archive::ReadEntry {
+            path: t.schema_entry.path.clone(),
+            offset: t.schema_entry.offset,
+            data,
+        };
+        check_entry(&t.schema_entry, &entry)?;
+    }
+    Ok(())
+}
+
+/// Base tables of `database`, except the plugin's.
+fn base_tables(c: &mut Conn, database: &str) -> Result<HashSet<String>> {
+    let names: Vec<String> = c.exec(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
+        (database,),
+    )?;
+    Ok(names
+        .into_iter()
+        .filter(|n| !n.starts_with(TABLE_PREFIX))
+        .collect())
+}

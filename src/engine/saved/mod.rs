@@ -1,0 +1,15 @@
+//! Saved objects: what a copy holds that an administrator restores one by
+//! one (`backupdata`) — clients with their users, services and payments,
+//! and the panel's files.
+//!
+//! - [`objects`]: the kinds, defined in one table, and the index rows a
+//!   listing yields;
+//! - [`pick`]: finding an object's rows in a copy by ranged reads;
+//! - [`object_restore`]: an object and what it needs, written into the
+//!   live database in one transaction;
+//! - [`file_restore`]: saved files written back below the allowed roots.
+
+pub mod file_restore;
+pub mod object_restore;
+pub mod objects;
+pub mod pick;
