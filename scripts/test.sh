@@ -7,5 +7,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_deps
 ensure_test_servers
+# The suite may create the system account `billmgrops-test` and vsftpd's
+# /var/run/vsftpd/empty (tests/harness/servers.rs); this script allows it.
+export BILLMGR_OPS_TEST_SYSTEM=1
 say "cargo test"
 exec cargo test --all-targets --features dev "$@"

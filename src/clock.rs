@@ -19,11 +19,6 @@ impl Timestamp {
         Timestamp(secs)
     }
 
-    /// Now, by the system clock, in UTC.
-    pub fn now_utc() -> Timestamp {
-        Timestamp(now_unix())
-    }
-
     /// `YYYY-MM-DD HH:MM:SS` (or `YYYY-MM-DD`, at midnight); `None` for
     /// anything else.
     pub fn parse(text: &str) -> Option<Timestamp> {

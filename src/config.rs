@@ -304,6 +304,9 @@ pub struct Config {
     /// The backup passphrase from BILLMGR_OPS_PASSPHRASE, for restoring
     /// encrypted copies where the database holds no settings (a new server).
     pub backup_passphrase: Option<String>,
+    /// A new storage's password or secret key from
+    /// BILLMGR_OPS_STORAGE_SECRET (`backup storage add`).
+    pub storage_secret: Option<String>,
     /// The directories whose files may be copied and restored: the panel
     /// directory, then `BackupFilesAllowed`.
     pub file_roots: Vec<PathBuf>,
@@ -470,6 +473,10 @@ impl Config {
             upload_private_urls,
             backup_passphrase: env
                 .get("BILLMGR_OPS_PASSPHRASE")
+                .filter(|p| !p.is_empty())
+                .cloned(),
+            storage_secret: env
+                .get("BILLMGR_OPS_STORAGE_SECRET")
                 .filter(|p| !p.is_empty())
                 .cloned(),
             runner,

@@ -25,6 +25,7 @@ impl Rng {
     }
 }
 
+#[allow(clippy::disallowed_methods)]
 fn iterations() -> usize {
     std::env::var("BMO_FUZZ_ITERATIONS")
         .ok()

@@ -1,19 +1,31 @@
 //! billmgr-ops: backup and running operations for BILLmanager 6.
 //!
 //! One binary, several roles: the panel's addon handler (no subcommand),
-//! `billmgr-ops call` for running a function by hand, and the commands cron
-//! and administrators run. The layers, top to bottom:
+//! `billmgr-ops call` for running a function by hand, the download CGI,
+//! and the commands cron and administrators run. The layers, top to
+//! bottom (docs/architecture.md draws them; tests/layers.rs holds the code
+//! to them):
 //!
 //! - [`cli`]: the command line; panel mode reads the environment and stdin.
-//! - [`protocol`]: the panel protocol; the only code that knows PARAM_*,
-//!   the stdin document, and writes to stdout.
+//! - [`install`]: install, upgrade and uninstall into a panel directory.
+//! - [`cron`]: the minute's tick over both modules.
 //! - [`functions`]: the registry of panel functions; one module per
-//!   function family, thin glue from request to db/engine to reply.
-//! - [`db`]: connection, the plugin's migrations, queries by table family.
-//! - [`config`], [`context`], [`logging`], [`xml`], [`clock`]: support.
-//! - [`dev`]: the demo schema and data generator (never used in panel mode).
-//! - [`install`]: install, upgrade and uninstall into a panel directory;
+//!   function family, thin glue from request to engine or db to reply;
 //!   [`health`]: `status` and the notifications.
+//! - [`protocol`]: the panel protocol; the only code that knows PARAM_*,
+//!   the stdin document, and writes the panel's document to stdout.
+//! - [`runner`]: processing-module attempts; [`download`]: download tokens
+//!   and the CGI; [`context`]: one call's config and lazy database.
+//! - [`engine`]: the backup engine; [`dev`]: the demo schema and data
+//!   generator (the `dev` feature only).
+//! - [`db`]: connection, the plugin's migrations, queries by table family.
+//! - [`storage`]: where copies live; [`background`]: detached jobs.
+//! - [`config`], [`logging`], [`xml`], [`clock`], [`fsutil`], [`progress`],
+//!   [`host`]: support.
+//!
+//! Every module is private to the crate, so the compiler reports dead
+//! code; the binary enters through [`main`], and the integration tests
+//! reach the few tables they check through [`test_support`].
 //!
 //! # Files on disk
 //!
@@ -27,27 +39,52 @@
 //!   `/etc/cron.d/billmgr-ops`, `/etc/logrotate.d/billmgr-ops` and their
 //!   record `<mgrdir>/etc/billmgr-ops.installed`: placed by [`install`].
 
-pub mod background;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod context;
-pub mod cron;
-pub mod db;
+// The crate's docs are for its developers (`cargo doc
+// --document-private-items`): they link the private modules freely.
+#![allow(rustdoc::private_intra_doc_links)]
+
+mod background;
+mod cli;
+mod clock;
+mod config;
+mod context;
+mod cron;
+mod db;
 #[cfg(feature = "dev")]
-pub mod dev;
-pub mod download;
-pub mod engine;
-pub mod fsutil;
-pub mod functions;
+mod dev;
+mod download;
+mod engine;
+mod fsutil;
+mod functions;
 #[cfg(test)]
 mod fuzz;
-pub mod health;
-pub mod host;
-pub mod install;
-pub mod logging;
-pub mod progress;
-pub mod protocol;
-pub mod runner;
-pub mod storage;
-pub mod xml;
+mod health;
+mod host;
+mod install;
+mod logging;
+mod progress;
+mod protocol;
+mod runner;
+mod storage;
+mod xml;
+
+pub use cli::main;
+
+/// What the integration tests (tests/) reach inside the crate, and
+/// nothing more: the tables they hold the manifests, texts, README and
+/// example config to, the XML reader for documents, and the archive
+/// writer for forged copies. Not an API.
+#[doc(hidden)]
+pub mod test_support {
+    pub use crate::config::{parse_lines, InstallMode, KEYS};
+    pub use crate::db::migrate::latest as latest_migration;
+    #[cfg(feature = "dev")]
+    pub use crate::dev::schema::tables as billmanager_tables;
+    pub use crate::engine::archive::{read_entries, ArchiveWriter, LISTING_ENTRY};
+    pub use crate::engine::settings::SETTINGS;
+    pub use crate::functions::{Access, Kind, FUNCTIONS};
+    pub use crate::protocol::messages::MANIFESTS;
+    pub use crate::protocol::naming::manifests;
+    pub use crate::protocol::ErrorKind;
+    pub use crate::xml::Element;
+}

@@ -1,5 +1,5 @@
 //! The `billmgr-ops` binary: everything is in the library; see `cli`.
 
 fn main() -> std::process::ExitCode {
-    billmgr_ops::cli::main()
+    billmgr_ops::main()
 }

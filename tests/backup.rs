@@ -463,7 +463,6 @@ fn one_backup_or_restore_at_a_time() {
 fn delete_and_rescan() {
     let f = fixture(5);
     let a = f.copy();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let b = f.copy();
     f.ok(&["delete", &a]);
     assert!(
@@ -676,7 +675,6 @@ fn the_panel_restores_a_copy_in_the_background() {
 fn the_panel_deletes_copies_all_or_nothing() {
     let f = fixture(5);
     let a = f.copy();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let b = f.copy();
     let id = |n: &str| {
         f.db.scalar(&format!(
@@ -780,7 +778,6 @@ fn setup_creates_a_storage_and_a_plan_whose_retention_and_schedule_work() {
 
     // Retention: keep 2.
     for _ in 0..2 {
-        std::thread::sleep(std::time::Duration::from_millis(1100));
         f.ok(&["create", "--plan", &plan]);
     }
     assert_eq!(
@@ -993,7 +990,6 @@ fn progress_is_a_bar_on_a_terminal_and_lines_elsewhere() {
     );
     assert!(!plain.contains('\r'));
     // Under a terminal (script gives the command one).
-    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new copy name
     let tty = f.backup_under_terminal("create");
     assert!(
         tty.contains("\rbackup: [####################] 100%"),
@@ -1071,7 +1067,6 @@ fn the_default_storage_and_a_kept_safety_copy() {
         .join(format!("var/second/{name}.tar"))
         .exists());
     f.ok(&["restore", &name]);
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     f.copy();
     let undo = format!("{}_bmo_undo", f.db.name);
     assert_eq!(

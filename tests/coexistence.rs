@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use billmgr_ops::xml::Element;
+use billmgr_ops::test_support::Element;
 
 use crate::harness::{add_operation, wait_until, Panel, TestDb};
 

@@ -537,7 +537,7 @@ fn deep_and_huge_documents_get_one_document_in_bounded_memory() {
         ("wide", wide, "db"),
     ] {
         let (stdout, rss_kib) = panel_call_measured(&panel, "runningoperation", doc.as_bytes());
-        let parsed = billmgr_ops::xml::Element::parse(&stdout).unwrap_or_else(|e| {
+        let parsed = billmgr_ops::test_support::Element::parse(&stdout).unwrap_or_else(|e| {
             panic!(
                 "{what}: no document ({e}): {}",
                 &stdout[..stdout.len().min(300)]

@@ -7,7 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use billmgr_ops::xml::Element;
+use billmgr_ops::test_support::Element;
 
 use crate::harness::{binary, Panel, TestDb};
 
@@ -177,7 +177,7 @@ fn install_places_every_file_with_its_mode_and_a_second_install_changes_nothing(
     }
     // A first install is a companion: the manifests generated from xml/.
     let companion =
-        billmgr_ops::protocol::naming::manifests(billmgr_ops::config::InstallMode::Companion);
+        billmgr_ops::test_support::manifests(billmgr_ops::test_support::InstallMode::Companion);
     assert_eq!(companion.len(), 3);
     for (name, text) in &companion {
         let path = mgr.join("etc/xml").join(name);
@@ -362,7 +362,7 @@ fn upgrade_keeps_a_modified_config_and_replaces_what_changed() {
     );
     // The installed mode (companion) is kept across the upgrade.
     let companion =
-        billmgr_ops::protocol::naming::manifests(billmgr_ops::config::InstallMode::Companion);
+        billmgr_ops::test_support::manifests(billmgr_ops::test_support::InstallMode::Companion);
     let expected = &companion
         .iter()
         .find(|(f, _)| *f == "billmgr_mod_billmgrops_backup.xml")

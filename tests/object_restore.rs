@@ -219,7 +219,6 @@ fn the_panel_offers_the_copies_that_hold_the_object_and_restores_from_one() {
     let a = f.busy_client();
     let saved = f.client(&a);
     f.copy();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
     let first = f.db.scalar("SELECT id FROM billmgrops_backup");
     f.db.exec(&format!(
         "UPDATE account SET name = 'Later name' WHERE id = {a}"

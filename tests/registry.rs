@@ -4,10 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use billmgr_ops::functions::{Access, Kind, FUNCTIONS};
-use billmgr_ops::protocol::messages::MANIFESTS;
-use billmgr_ops::protocol::ErrorKind;
-use billmgr_ops::xml::Element;
+use billmgr_ops::test_support::Element;
+use billmgr_ops::test_support::ErrorKind;
+use billmgr_ops::test_support::MANIFESTS;
+use billmgr_ops::test_support::{Access, Kind, FUNCTIONS};
 
 type Messages = BTreeMap<(String, String), BTreeMap<String, String>>;
 
@@ -251,7 +251,7 @@ fn every_config_key_is_documented_in_the_example_and_the_readme() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let example = std::fs::read_to_string(root.join("etc/billmgr-ops.conf.example")).unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    for key in billmgr_ops::config::KEYS {
+    for key in billmgr_ops::test_support::KEYS {
         let line = if key.default.is_empty() {
             format!("#{}\n", key.name)
         } else {
@@ -265,13 +265,16 @@ fn every_config_key_is_documented_in_the_example_and_the_readme() {
         );
     }
     // And the example parses to exactly the defaults: nothing is set.
-    assert!(billmgr_ops::config::parse_lines(&example).is_empty());
+    assert!(billmgr_ops::test_support::parse_lines(&example).is_empty());
 }
 
 #[test]
 fn the_backup_settings_table_and_the_config_keys_agree() {
-    for s in billmgr_ops::engine::settings::SETTINGS {
-        if let Some(key) = billmgr_ops::config::KEYS.iter().find(|k| k.name == s.key) {
+    for s in billmgr_ops::test_support::SETTINGS {
+        if let Some(key) = billmgr_ops::test_support::KEYS
+            .iter()
+            .find(|k| k.name == s.key)
+        {
             assert_eq!(
                 key.default, s.default,
                 "{}: config::KEYS vs SETTINGS",

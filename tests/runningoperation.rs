@@ -19,7 +19,7 @@ const COLUMNS: &[&str] = &[
     "manual",
 ];
 
-fn ids(rows: &[billmgr_ops::xml::Element]) -> Vec<u64> {
+fn ids(rows: &[billmgr_ops::test_support::Element]) -> Vec<u64> {
     rows.iter()
         .map(|r| cell(r, "id").parse().unwrap())
         .collect()

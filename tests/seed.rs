@@ -1,9 +1,9 @@
 //! `dev seed` and `migrate`: deterministic data, safe re-runs, racing migrations.
 
-use crate::harness::{command, TestDb};
+use crate::harness::{Panel, TestDb};
 
 fn checksums(db: &TestDb) -> Vec<String> {
-    let tables = billmgr_ops::dev::schema::tables();
+    let tables = billmgr_ops::test_support::billmanager_tables();
     tables
         .iter()
         .chain(
@@ -24,7 +24,8 @@ fn checksums(db: &TestDb) -> Vec<String> {
 }
 
 fn seed(db: &TestDb, args: &[&str]) -> std::process::Output {
-    command(db, &[&["dev", "seed"], args].concat())
+    Panel::new(db)
+        .command(&[&["dev", "seed"], args].concat())
         .output()
         .unwrap()
 }
@@ -113,15 +114,16 @@ fn seeding_refuses_to_overwrite_without_reset() {
 #[test]
 fn racing_migrations_apply_once() {
     let db = TestDb::empty();
+    let panel = Panel::new(&db);
     let racing: Vec<_> = (0..6)
-        .map(|_| command(&db, &["migrate"]).spawn().unwrap())
+        .map(|_| panel.command(&["migrate"]).spawn().unwrap())
         .collect();
     for mut child in racing {
         assert!(child.wait().unwrap().success());
     }
     // And once more on an up-to-date database.
-    assert!(command(&db, &["migrate"]).status().unwrap().success());
-    let latest = billmgr_ops::db::migrate::latest().to_string();
+    assert!(panel.command(&["migrate"]).status().unwrap().success());
+    let latest = billmgr_ops::test_support::latest_migration().to_string();
     assert_eq!(
         db.scalar("SELECT MAX(version) FROM billmgrops_migration"),
         latest
@@ -138,9 +140,11 @@ fn racing_first_calls_on_a_new_database_all_answer() {
     // migrate or wait for the one that does, and answer.
     let db = TestDb::seeded(10);
     db.exec("DROP TABLE billmgrops_migration, billmgrops_operation, billmgrops_attempt");
+    let panel = Panel::new(&db);
     let children: Vec<_> = (0..8)
         .map(|_| {
-            command(&db, &["call", "runningoperation", "p_cnt=1"])
+            panel
+                .command(&["call", "runningoperation", "p_cnt=1"])
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()

@@ -468,12 +468,12 @@ fn s3_server_gone_fails_cleanly() {
 }
 
 #[test]
-fn sftp_connection_dropped_fails_cleanly_or_recovers() {
+fn sftp_connection_dropped_for_good_fails_cleanly() {
     cut_midway(Kind::Sftp, true);
 }
 
 #[test]
-fn ftp_connection_dropped_fails_cleanly_or_recovers() {
+fn ftp_connection_dropped_for_good_fails_cleanly() {
     cut_midway(Kind::Ftp, true);
 }
 

@@ -3,7 +3,8 @@
 //! The harness uses BILLMGR_OPS_TEST_DB when set, otherwise it starts a
 //! private mariadbd; every test gets a database of its own.
 
-#![allow(clippy::print_stdout, clippy::print_stderr)]
+// Tests read the environment and their children's stdout freely.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::disallowed_methods)]
 
 #[cfg(not(feature = "dev"))]
 compile_error!("the integration tests seed their databases with `billmgr-ops dev seed`: run them with `--features dev` (scripts/test.sh does)");
@@ -19,9 +20,9 @@ mod hostile;
 mod install;
 mod layers;
 mod object_restore;
-mod operations;
 mod protocol;
 mod registry;
+mod runner;
 mod runningoperation;
 mod seed;
 mod storages;

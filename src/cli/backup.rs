@@ -45,8 +45,8 @@ pub enum BackupCommand {
         /// The copy's name or id.
         copy: String,
         /// skip: keep existing rows, add missing ones; edit: make every table exactly as in the copy.
-        #[arg(long, default_value = "edit", value_parser = ["edit", "skip"])]
-        behavior: String,
+        #[arg(long, default_value = "edit", value_parser = behavior)]
+        behavior: Behavior,
     },
     /// Undo the last restore: swap the replaced tables back in (again to redo).
     Undo,
@@ -99,8 +99,8 @@ pub enum BackupCommand {
         ids: Vec<i64>,
         /// skip: add what is missing, keep what exists; edit: also bring
         /// existing rows back to their saved values.
-        #[arg(long, default_value = "skip", value_parser = ["edit", "skip"])]
-        behavior: String,
+        #[arg(long, default_value = "skip", value_parser = behavior)]
+        behavior: Behavior,
     },
     /// Configure and check storages.
     #[command(subcommand)]
@@ -130,8 +130,9 @@ pub enum StorageCommand {
 #[derive(Args, Debug)]
 pub struct StorageArgs {
     name: String,
-    #[arg(long, value_parser = ["local", "sftp", "ftp", "s3"])]
-    kind: String,
+    /// local, sftp, ftp or s3.
+    #[arg(long, value_parser = storage_kind)]
+    kind: Kind,
     /// Local or remote directory, or the key prefix in the bucket.
     #[arg(long, default_value = "")]
     path: String,
@@ -171,7 +172,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Create { plan, storage } => create(config, &source, plan, storage),
         BackupCommand::List => list(config),
         BackupCommand::Verify { copy } => verify(config, &copy),
-        BackupCommand::Restore { copy, behavior } => restore(config, &source, &copy, &behavior),
+        BackupCommand::Restore { copy, behavior } => restore(config, &source, &copy, behavior),
         BackupCommand::Delete {
             copy,
             clean_storage,
@@ -185,7 +186,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             kind,
             ids,
             behavior,
-        } => restore_object(config, &source, &copy, &kind, &ids, &behavior),
+        } => restore_object(config, &source, &copy, &kind, &ids, behavior),
         BackupCommand::Show { copy, kind, id } => show(config, &copy, &kind, id),
         BackupCommand::Upload {
             file,
@@ -219,8 +220,14 @@ fn find(config: &Config, copy: &str) -> Result<(CopyRow, Settings)> {
     Ok((row, settings))
 }
 
-fn behavior(text: &str) -> Result<Behavior> {
-    Behavior::parse(text).context("behavior is edit or skip")
+/// `--behavior`, typed by clap.
+fn behavior(text: &str) -> Result<Behavior, String> {
+    Behavior::parse(text).ok_or_else(|| "edit or skip".to_string())
+}
+
+/// `--kind` of a storage, typed by clap.
+fn storage_kind(text: &str) -> Result<Kind, String> {
+    Kind::parse(text).ok_or_else(|| "local, sftp, ftp or s3".to_string())
 }
 
 fn create(
@@ -249,7 +256,7 @@ fn create(
 
 fn list(config: &Config) -> Result<()> {
     let mut db = open_db(config)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout().lock();
     for c in backups::list(&mut db)? {
         let reason = if c.reason.is_empty() {
             String::new()
@@ -278,9 +285,8 @@ fn verify(config: &Config, copy: &str) -> Result<()> {
     Ok(())
 }
 
-fn restore(config: &Config, source: &DbSource, copy: &str, how: &str) -> Result<()> {
+fn restore(config: &Config, source: &DbSource, copy: &str, how: Behavior) -> Result<()> {
     let (row, settings) = find(config, copy)?;
-    let how = behavior(how)?;
     let mut bar = Progress::new("restore");
     let result = jobs::restore_copy(config, source, &settings, &row.name, how, &mut |p, n| {
         bar.update(p, n)
@@ -310,7 +316,7 @@ fn restore_object(
     copy: &str,
     kind: &str,
     ids: &[i64],
-    how: &str,
+    how: Behavior,
 ) -> Result<()> {
     let (row, settings) = find(config, copy)?;
     anyhow::ensure!(
@@ -319,7 +325,6 @@ fn restore_object(
         row.name,
         row.state
     );
-    let how = behavior(how)?;
     let mut bar = Progress::new("restore-object");
     let result = jobs::restore_objects(
         config,
@@ -351,7 +356,7 @@ fn show(config: &Config, copy: &str, kind: &str, id: i64) -> Result<()> {
         "read {} of {} archive bytes",
         view.bytes_read, view.archive_size
     );
-    let mut out = std::io::stdout().lock();
+    let mut out = super::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &view)?;
     writeln!(out)?;
     Ok(())
@@ -417,7 +422,7 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
     match command {
         StorageCommand::Add(a) => {
             let params = Params {
-                kind: Kind::parse(&a.kind).context("unknown kind")?,
+                kind: a.kind,
                 path: a.path,
                 host: a.host,
                 port: a.port,
@@ -444,7 +449,7 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
                         std::io::stdin().read_line(&mut line)?;
                         line.trim_end_matches(['\r', '\n']).to_string()
                     } else {
-                        std::env::var("BILLMGR_OPS_STORAGE_SECRET").unwrap_or_default()
+                        config.storage_secret.clone().unwrap_or_default()
                     };
                     anyhow::ensure!(
                         !secret.is_empty() || !params.kind.secret_required(&params),
@@ -457,16 +462,11 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
                     }
                 }
             };
-            anyhow::ensure!(
-                find(&mut db, &a.name).is_err(),
-                "a storage named `{}` exists already",
-                a.name
-            );
             let id = backupconf::add_storage(&mut db, &a.name, &params, secret.as_deref())?;
             eprintln!("storage {id}: {}", params.describe());
         }
         StorageCommand::List => {
-            let mut out = std::io::stdout().lock();
+            let mut out = super::stdout().lock();
             for s in backupconf::storages(&mut db)? {
                 writeln!(
                     out,
@@ -491,17 +491,6 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
         }
         StorageCommand::Remove { storage } => {
             let row = find(&mut db, &storage)?;
-            let used: Vec<String> = backupconf::plans(&mut db)?
-                .into_iter()
-                .filter(|p| p.storage == row.id)
-                .map(|p| p.name)
-                .collect();
-            anyhow::ensure!(
-                used.is_empty(),
-                "storage `{}` is the storage of plans {}",
-                row.name,
-                used.join(", ")
-            );
             backupconf::remove_storage(&mut db, row.id)?;
         }
     }

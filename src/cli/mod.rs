@@ -3,8 +3,8 @@
 //!
 //! Exit codes: panel mode exits 0 whenever it printed a document (the
 //! `<error>` inside is the signal), 1 when even that failed. `call` exits 0
-//! for a document without `<error>`, 1 for one with it, so scripts can
-//! branch. Other commands exit 0 on success and 1 on failure, with the error
+//! for a document without `<error>`, 1 for one with it (2 for a parameter
+//! that is not KEY=VALUE), so scripts can branch. Other commands exit 0 on success and 1 on failure, with the error
 //! chain on stderr; `run-operation` exits 3 when the operation is already
 //! running and 4 when it does not exist; every `backup` subcommand exits 3
 //! when another backup, restore or upload holds the job lock, and `backup
@@ -163,7 +163,7 @@ pub fn main() -> ExitCode {
             }
             Err(e) => {
                 let _ = write!(
-                    std::io::stdout(),
+                    stdout(),
                     "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nForbidden\n"
                 );
                 fail(e)
@@ -201,6 +201,14 @@ fn invoked_as_cgi() -> bool {
             .file_name()
             .is_some_and(|name| name == crate::download::CGI_NAME)
     })
+}
+
+/// The command line's stdout: listings and reports (`status`, `backup
+/// list`, ...) and the CGI's refusal; panel mode writes only through
+/// `protocol::emit`.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn stdout() -> std::io::Stdout {
+    std::io::stdout()
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
@@ -393,7 +401,7 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
         Command::Status { json, no_probe } => {
             let mut db = open_db(config)?;
             let status = status::gather(config, &mut db, !no_probe)?;
-            let mut out = std::io::stdout().lock();
+            let mut out = stdout().lock();
             if json {
                 serde_json::to_writer_pretty(&mut out, &status)?;
                 writeln!(out)?;
@@ -453,4 +461,43 @@ pub(crate) fn open_db(config: &Config) -> Result<Db> {
         bail!("no database configured: set BILLMGR_OPS_DB, DBUrl in billmgr-ops.conf, or DBHost/DBName in billmgr.conf");
     };
     Db::open(source, config.db_connect_timeout).context("cannot open the billing database")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+    use crate::background::Job;
+
+    /// Background jobs are started with arguments built by
+    /// [`Job::args`]: a renamed flag must fail here, not in production.
+    #[test]
+    fn every_background_job_parses_as_a_command() {
+        let jobs = [
+            Job::BackupCreate {
+                plan: None,
+                storage: None,
+            },
+            Job::BackupCreate {
+                plan: Some(3),
+                storage: Some(4),
+            },
+            Job::BackupRestore {
+                copy: 7,
+                behavior: "edit".into(),
+            },
+            Job::BackupRestore {
+                copy: 7,
+                behavior: "skip".into(),
+            },
+            Job::RunOperation(12),
+        ];
+        for job in jobs {
+            let args = std::iter::once("billmgr-ops".to_string()).chain(job.args());
+            if let Err(e) = Cli::try_parse_from(args) {
+                panic!("{job:?} does not parse: {e}");
+            }
+        }
+    }
 }

@@ -8,6 +8,41 @@ use mysql::prelude::Queryable;
 use super::{cell_text, Db};
 use crate::storage::params::{Kind, Params};
 
+/// A change the configuration refuses. Callers branch on it: the panel
+/// names the field, the CLI prints it.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("a storage named `{0}` exists already")]
+    StorageNameTaken(String),
+    #[error("a plan named `{0}` exists already")]
+    PlanNameTaken(String),
+    #[error("storage `{storage}` is the storage of plans {}", plans.join(", "))]
+    StorageInUse { storage: String, plans: Vec<String> },
+}
+
+/// Refuses names a new storage or plan may not take.
+pub fn check_new_names(db: &mut Db, storage: Option<&str>, plan: Option<&str>) -> Result<()> {
+    if let Some(name) = storage {
+        let taken: Option<u64> = db
+            .conn()
+            .exec_first("SELECT id FROM billmgrops_storage WHERE name = ?", (name,))
+            .context("failed to read the storages")?;
+        if taken.is_some() {
+            return Err(Refused::StorageNameTaken(name.to_string()).into());
+        }
+    }
+    if let Some(name) = plan {
+        let taken: Option<u64> = db
+            .conn()
+            .exec_first("SELECT id FROM billmgrops_plan WHERE name = ?", (name,))
+            .context("failed to read the plans")?;
+        if taken.is_some() {
+            return Err(Refused::PlanNameTaken(name.to_string()).into());
+        }
+    }
+    Ok(())
+}
+
 /// A configured storage.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StorageRow {
@@ -89,6 +124,7 @@ pub fn add_storage(
     params: &Params,
     sealed_secret: Option<&str>,
 ) -> Result<u64> {
+    check_new_names(db, Some(name), None)?;
     let location = match params.kind {
         Kind::Local => params.path.clone(),
         _ => params.describe(),
@@ -115,6 +151,23 @@ pub fn add_storage(
 
 /// Removes a storage that no plan uses; the copies on it stay there.
 pub fn remove_storage(db: &mut Db, id: u64) -> Result<()> {
+    let plans: Vec<String> = db
+        .conn()
+        .exec(
+            "SELECT name FROM billmgrops_plan WHERE storage = ? ORDER BY name",
+            (id,),
+        )
+        .context("failed to read the plans")?;
+    if !plans.is_empty() {
+        let storage: Option<String> = db
+            .conn()
+            .exec_first("SELECT name FROM billmgrops_storage WHERE id = ?", (id,))?;
+        return Err(Refused::StorageInUse {
+            storage: storage.unwrap_or_else(|| id.to_string()),
+            plans,
+        }
+        .into());
+    }
     let mut tx = db
         .conn()
         .start_transaction(mysql::TxOpts::default())
@@ -192,6 +245,7 @@ pub fn plan(db: &mut Db, id: u64) -> Result<Option<PlanRow>> {
 }
 
 pub fn add_plan(db: &mut Db, p: &PlanRow) -> Result<u64> {
+    check_new_names(db, None, Some(&p.name))?;
     db.conn()
         .exec_drop(
             "INSERT INTO billmgrops_plan (name, storage, schedule, at_time, days, keep_count, keep_size_mib, exclude_tables, files)

@@ -15,7 +15,7 @@ mod runningoperation;
 use crate::db::Page;
 use crate::protocol::{messages, Lang, Paging};
 
-pub use crate::protocol::registry::{Access, Function, Handler, Kind};
+pub use crate::protocol::registry::{Access, Function, Kind};
 
 /// Every function the plugin implements.
 pub const FUNCTIONS: &[Function] = &[
@@ -176,11 +176,6 @@ pub const FUNCTIONS: &[Function] = &[
         run: backup::settings,
     },
 ];
-
-/// The function registered under `name`.
-pub fn find(name: &str) -> Option<&'static Function> {
-    FUNCTIONS.iter().find(|f| f.name == name)
-}
 
 /// The names of a sort whitelist, for `Request::paging`.
 fn sort_keys(sorts: &[(&'static str, &'static str)]) -> Vec<&'static str> {

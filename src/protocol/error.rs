@@ -125,7 +125,24 @@ pub fn panel_error(err: &anyhow::Error) -> Option<PanelError> {
     if let Some(taken) = err.downcast_ref::<crate::engine::upload::NameTaken>() {
         return Some(PanelError::new(ErrorKind::Exists, "name", taken.0.clone()));
     }
-    None
+    use crate::db::backupconf::Refused;
+    match err.downcast_ref::<Refused>()? {
+        Refused::StorageNameTaken(name) => Some(PanelError::new(
+            ErrorKind::Exists,
+            "storage_name",
+            name.clone(),
+        )),
+        Refused::PlanNameTaken(name) => Some(PanelError::new(
+            ErrorKind::Exists,
+            "plan_name",
+            name.clone(),
+        )),
+        Refused::StorageInUse { storage, .. } => Some(PanelError::new(
+            ErrorKind::Value,
+            "storage",
+            storage.clone(),
+        )),
+    }
 }
 
 /// A typed, user-facing error: kind, the object it concerns (a parameter or

@@ -137,6 +137,8 @@ pub fn install_panic_hook() {
 pub fn emit(doc: &Element) -> std::io::Result<()> {
     // The tree is complete before the first byte goes out, so a failure
     // cannot leave half a document; it is streamed, not copied whole.
+    // The one writer of stdout in panel mode.
+    #[allow(clippy::disallowed_methods)]
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     doc.write_document(out)
 }

@@ -91,10 +91,14 @@ impl Storage for LocalStorage {
             if name.starts_with('.') || !entry.file_type()?.is_file() {
                 continue;
             }
-            out.push(ObjectInfo {
-                name,
-                size: entry.metadata()?.len(),
-            });
+            // An object deleted while the directory is read (another job,
+            // a probe side by side) is simply not listed.
+            let size = match entry.metadata() {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            out.push(ObjectInfo { name, size });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)

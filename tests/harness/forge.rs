@@ -3,7 +3,7 @@
 //! archive (every entry where the listing says, every hash right) and
 //! only the lie under test remains.
 
-use billmgr_ops::engine::archive::{read_entries, ArchiveWriter, LISTING_ENTRY};
+use billmgr_ops::test_support::{read_entries, ArchiveWriter, LISTING_ENTRY};
 use serde_json::Value;
 
 /// The entries of an archive, in order, except its listing; and the

@@ -247,17 +247,32 @@ pub fn feed(mut stdin: ChildStdin, data: Vec<u8>) -> std::thread::JoinHandle<()>
     })
 }
 
-/// A fresh panel directory (etc/, var/) under the system temp dir.
-pub fn mgrdir() -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "billmgr-ops-mgr-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    for sub in ["etc", "var"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
+/// A fresh panel directory (etc/, var/) under the system temp dir,
+/// removed when the test passes and kept (and named) when it fails.
+pub struct MgrDir(pub PathBuf);
+
+impl MgrDir {
+    pub fn new() -> MgrDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "billmgr-ops-mgr-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["etc", "var"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        MgrDir(dir)
     }
-    dir
+}
+
+impl Drop for MgrDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept panel directory {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }

@@ -10,25 +10,28 @@ pub mod forge;
 pub mod mariadb;
 pub mod servers;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use billmgr_ops::xml::Element;
-pub use mariadb::TestDb;
+use billmgr_ops::test_support::Element;
+pub use mariadb::{MgrDir, TestDb};
 
 /// The binary under test.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_billmgr-ops"))
 }
 
-/// The binary with a clean environment pointed at `db` and a fresh panel
-/// directory: for the commands that are not panel calls.
-pub fn command(db: &TestDb, args: &[&str]) -> Command {
+/// The one way the tests start the binary: a clean environment (only
+/// `PATH`), the panel directory `mgrdir` and the database `db_url`.
+fn binary_command(mgrdir: &Path, db_url: Option<&str>, args: &[String]) -> Command {
     let mut cmd = Command::new(binary());
     cmd.args(args)
         .env_clear()
-        .env("BILLMGR_OPS_DB", &db.url)
-        .env("MGR_DIR", mariadb::mgrdir());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MGR_DIR", mgrdir);
+    if let Some(url) = db_url {
+        cmd.env("BILLMGR_OPS_DB", url);
+    }
     cmd
 }
 
@@ -42,8 +45,8 @@ impl TestDb {
     /// [`TestDb::seeded`] on a given server (see `mariadb::server_utc3`).
     pub fn seeded_on(server: &'static mariadb::Server, clients: u64) -> TestDb {
         let db = TestDb::empty_on(server);
-        let out = Command::new(binary())
-            .args([
+        let out = Panel::new(&db)
+            .command(&[
                 "dev",
                 "seed",
                 "--clients",
@@ -51,9 +54,6 @@ impl TestDb {
                 "--seed",
                 "1",
             ])
-            .env_clear()
-            .env("BILLMGR_OPS_DB", &db.url)
-            .env("MGR_DIR", mariadb::mgrdir())
             .output()
             .expect("failed to run dev seed");
         assert!(
@@ -89,14 +89,14 @@ pub fn add_operation(db: &TestDb, module: &str) -> u64 {
 /// panel directory.
 pub struct Panel {
     db_url: Option<String>,
-    mgrdir: PathBuf,
+    mgrdir: MgrDir,
 }
 
 impl Panel {
     pub fn new(db: &TestDb) -> Panel {
         Panel {
             db_url: Some(db.url.clone()),
-            mgrdir: mariadb::mgrdir(),
+            mgrdir: MgrDir::new(),
         }
     }
 
@@ -132,7 +132,7 @@ impl Panel {
     /// under the name `cgi/billmgr-ops-download` (it tells its role by that
     /// name, as `install` places it).
     pub fn cgi_program(&self) -> PathBuf {
-        let dir = self.mgrdir.join("cgi");
+        let dir = self.mgrdir().join("cgi");
         std::fs::create_dir_all(&dir).unwrap();
         let program = dir.join("billmgr-ops-download");
         if !program.exists() {
@@ -160,12 +160,12 @@ impl Panel {
     pub fn with_url(url: &str) -> Panel {
         Panel {
             db_url: Some(url.to_string()),
-            mgrdir: mariadb::mgrdir(),
+            mgrdir: MgrDir::new(),
         }
     }
 
     pub fn mgrdir(&self) -> &PathBuf {
-        &self.mgrdir
+        &self.mgrdir.0
     }
 
     /// Installs the test processing modules of tests/fixtures/processing
@@ -173,7 +173,7 @@ impl Panel {
     pub fn with_modules(self) -> Panel {
         let src =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/processing");
-        let dst = self.mgrdir.join("processing");
+        let dst = self.mgrdir().join("processing");
         std::fs::create_dir_all(&dst).unwrap();
         for entry in std::fs::read_dir(src).unwrap() {
             let path = entry.unwrap().path();
@@ -188,14 +188,14 @@ impl Panel {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.mgrdir.join("etc/billmgr-ops.conf"))
+            .open(self.mgrdir().join("etc/billmgr-ops.conf"))
             .unwrap();
         f.write_all(lines.as_bytes()).unwrap();
     }
 
     /// The lines the test modules wrote to var/module-runs.log.
     pub fn module_runs(&self) -> Vec<String> {
-        std::fs::read_to_string(self.mgrdir.join("var/module-runs.log"))
+        std::fs::read_to_string(self.mgrdir().join("var/module-runs.log"))
             .unwrap_or_default()
             .lines()
             .map(String::from)
@@ -204,15 +204,8 @@ impl Panel {
 
     /// A command line of the binary against this panel (not a panel call).
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(binary());
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MGR_DIR", &self.mgrdir);
-        if let Some(url) = &self.db_url {
-            cmd.env("BILLMGR_OPS_DB", url);
-        }
-        cmd
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        binary_command(self.mgrdir(), self.db_url.as_deref(), &args)
     }
 
     /// A call in panel mode: PARAM_func, an admin AUTH_LEVEL, no stdin.
@@ -279,17 +272,14 @@ impl Call<'_> {
     }
 
     pub fn run(self) -> Output {
-        let mut cmd = Command::new(binary());
-        cmd.args(&self.args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MGR_DIR", &self.panel.mgrdir)
-            .stdin(Stdio::piped())
+        let mut cmd = binary_command(
+            self.panel.mgrdir(),
+            self.panel.db_url.as_deref(),
+            &self.args,
+        );
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(url) = &self.panel.db_url {
-            cmd.env("BILLMGR_OPS_DB", url);
-        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

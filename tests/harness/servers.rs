@@ -104,13 +104,25 @@ fn watched(command: &str, dir: &Path) -> Watchdog {
     Watchdog::new(child)
 }
 
+/// Fixtures that change the host (a system account, /var/run/vsftpd) run
+/// only when BILLMGR_OPS_TEST_SYSTEM=1 allows it, as scripts/test.sh and
+/// CI do; otherwise the test fails saying so: no silent skip.
+fn allow_host_changes(what: &str) {
+    assert!(
+        std::env::var("BILLMGR_OPS_TEST_SYSTEM").as_deref() == Ok("1"),
+        "this test needs {what} on this host; run the suite through scripts/test.sh \
+         (or set BILLMGR_OPS_TEST_SYSTEM=1, as root) to allow it"
+    );
+}
+
 /// A system account with a password, for the servers that log in system
-/// users (vsftpd, sshd with a password); created once. The tests run as
-/// root, as CI does.
+/// users (vsftpd, sshd with a password); created once, as root, when
+/// [`allow_host_changes`] allows it.
 pub fn test_account() -> (&'static str, &'static str) {
     static ONCE: OnceLock<()> = OnceLock::new();
     let (user, password) = ("billmgrops-test", "Tls-s3cret 1");
     ONCE.get_or_init(|| {
+        allow_host_changes("the system account `billmgrops-test` (useradd, chpasswd)");
         let exists = Command::new("id")
             .arg(user)
             .output()
@@ -286,6 +298,7 @@ pub fn ftps() -> &'static Ftps {
         );
         let (user, password) = test_account();
         let home = PathBuf::from(format!("/home/{user}"));
+        allow_host_changes("vsftpd's /var/run/vsftpd/empty");
         let _ = std::fs::create_dir_all("/var/run/vsftpd/empty");
         let port = free_port();
         std::fs::write(

@@ -26,7 +26,7 @@
 //!   or `FLUSH`/`RESET`/`PURGE`/`KILL`/`SHUTDOWN`, no user-defined (UDF)
 //!   function of the server, no `DATA`/`INDEX DIRECTORY`, no `CONNECTION`,
 //!   only storage engines that keep data inside the server
-//!   ([`ENGINES`]);
+//!   ([`body::ENGINES`]);
 //! - for a table: no `SELECT`, `LIKE` or `UNION`, and foreign keys that
 //!   reference tables of the same database.
 //!
@@ -40,7 +40,6 @@ use std::collections::HashSet;
 use std::fmt;
 
 pub use super::introspect::DefinitionKind;
-pub use body::ENGINES;
 use body::{check_body, check_one_statement, matching_paren};
 use lex::{Kind, Mode, Token};
 

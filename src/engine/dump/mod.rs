@@ -51,7 +51,6 @@ use crate::clock::Timestamp;
 use crate::config::DbSource;
 use crate::db;
 use crate::storage::{Counted, Storage, StorageWriter, Tally};
-pub use snapshot::Consistency;
 use worker::{Part, Shared};
 
 /// How a copy is taken.

@@ -16,8 +16,8 @@ pub mod lock;
 pub mod restore;
 
 pub use backup::{index_objects, take_copy, take_copy_locked};
-pub use catalog::{delete_copy, due_plans, find, rescan, NoSuchCopy};
-pub use lock::{busy, with_job_lock, Busy, JobLock};
+pub use catalog::{delete_copy, due_plans, find, rescan};
+pub use lock::{busy, with_job_lock, Busy};
 pub use restore::{
     open_copy, restore_copy, restore_files, restore_objects, undo_restore, verify_copy,
 };

@@ -24,8 +24,8 @@
 //! The plugin's own tables (`billmgrops_*`) are never in a copy and never
 //! touched.
 //!
-//! [`load`] fills the staging database, [`definitions`] checks and runs
-//! the copy's statements, [`swap`] applies the result and undoes it.
+//! `load.rs` fills the staging database, `definitions.rs` checks and runs
+//! the copy's statements, `swap.rs` applies the result and undoes it.
 
 mod definitions;
 mod load;

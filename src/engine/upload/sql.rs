@@ -208,8 +208,11 @@ fn load(
     let opts = crate::db::options(source, config.db_connect_timeout)?;
     let (client, sandbox) = client()?;
     let mut cmd = Command::new(client);
+    // The client gets nothing of this process's environment but PATH.
+    #[allow(clippy::disallowed_methods)]
+    let path = std::env::var_os("PATH").unwrap_or_default();
     cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PATH", path)
         .arg("--no-defaults")
         .arg("--batch")
         .arg("--binary-mode")

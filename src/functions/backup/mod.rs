@@ -1,5 +1,5 @@
 //! `billmgr.backup` and its family: the list of copies, taking one,
-//! restoring, deleting ([`transfer`]: download and upload; [`setup`]: the
+//! restoring, deleting ([`transfer`]: download and upload; [`mod@setup`]: the
 //! setup wizard and the module settings). Long work (taking and restoring
 //! a copy) runs in the background: the call checks the request and that no
 //! other job runs, starts `billmgr-ops backup ...` and returns at once; the

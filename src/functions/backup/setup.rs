@@ -208,17 +208,9 @@ pub fn setup(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     return Err(PanelError::missed("storage", id).into());
                 }
             }
-            if backupconf::storages(db)?
-                .iter()
-                .any(|s| s.name == storage_name)
-            {
-                return Err(
-                    PanelError::new(ErrorKind::Exists, "storage_name", storage_name).into(),
-                );
-            }
-            if backupconf::plans(db)?.iter().any(|p| p.name == plan.name) {
-                return Err(PanelError::new(ErrorKind::Exists, "plan_name", plan.name).into());
-            }
+            // Both names first: a taken plan name must not leave a new
+            // storage behind.
+            backupconf::check_new_names(db, Some(&storage_name), Some(&plan.name))?;
             let sealed = match &secret {
                 Some(secret) => Some(crypt::seal_secret(&ctx.config.mgrdir, secret)?),
                 None => None,

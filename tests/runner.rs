@@ -904,7 +904,7 @@ fn su_redirects_to_the_clients_user() {
 fn every_function_refuses_a_client() {
     let f = fixture();
     let before = f.db.checksum("runningoperation");
-    for function in billmgr_ops::functions::FUNCTIONS {
+    for function in billmgr_ops::test_support::FUNCTIONS {
         let out = f
             .panel
             .call(function.name)
