@@ -387,8 +387,7 @@ fn upload_copy(
             bar.update("read", percent);
         }
     });
-    let result =
-        upload::upload_with_progress(config, source, &settings, &from, name.as_deref(), progress);
+    let result = upload::upload(config, source, &settings, &from, name.as_deref(), progress);
     if let Ok(mut bar) = bar.lock() {
         bar.finish();
     }

@@ -447,6 +447,33 @@ pub fn places(db: &mut Db, backup: u64) -> Result<Vec<Place>> {
         .collect())
 }
 
+/// [`places`] of many copies in one query (a list of up to 10,000 rows
+/// must not cost a query per row).
+pub fn places_of(
+    db: &mut Db,
+    backups: &[u64],
+) -> Result<std::collections::HashMap<u64, Vec<Place>>> {
+    let mut out: std::collections::HashMap<u64, Vec<Place>> = std::collections::HashMap::new();
+    for ids in backups.chunks(1000) {
+        let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+        let rows: Vec<(u64, u64, String, Option<String>)> = db
+            .conn()
+            .query(format!(
+                "SELECT backup, storage_id, CAST(state AS CHAR), reason FROM billmgrops_copy_place
+                 WHERE backup IN ({list}) ORDER BY backup, storage_id"
+            ))
+            .context("failed to read where the copies went")?;
+        for (backup, storage_id, state, reason) in rows {
+            out.entry(backup).or_default().push(Place {
+                storage_id,
+                state: JobState::parse(&state).unwrap_or(JobState::Failed),
+                reason: reason.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Sort keys of the copies list and their SQL.
 pub const COPY_SORTS: &[(&str, &str)] = &[
     ("id", "id"),

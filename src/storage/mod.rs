@@ -97,6 +97,37 @@ pub trait Storage: Send + Sync {
     }
 }
 
+/// Objects being written as one unit (an archive, its key, its listing):
+/// removed when the guard drops unless [`Pending::keep`] was called, so a
+/// failure at any step leaves nothing that looks like a copy.
+pub struct Pending<'a> {
+    storage: &'a dyn Storage,
+    objects: Vec<String>,
+}
+
+impl<'a> Pending<'a> {
+    pub fn new(storage: &'a dyn Storage, objects: Vec<String>) -> Pending<'a> {
+        Pending { storage, objects }
+    }
+
+    /// The objects stay: the unit is complete.
+    pub fn keep(mut self) {
+        self.objects.clear();
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        for object in &self.objects {
+            if let Err(e) = self.storage.remove(object) {
+                if !is_not_found(&e) {
+                    log::warn!("could not remove {object} after a failure: {e:#}");
+                }
+            }
+        }
+    }
+}
+
 /// What was handed to a storage writer: the byte count and SHA-256, to
 /// check the stored object against after commit.
 #[derive(Clone, Default)]

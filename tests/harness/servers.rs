@@ -1,7 +1,7 @@
 //! The remote storage servers the tests talk to, real ones on loopback,
 //! each started once per test process: OpenSSH's sshd (SFTP), pyftpdlib
-//! (FTP, and FTPS with a test CA), moto (S3, signatures checked). Each test
-//! uses a directory or prefix of its own on them.
+//! (FTP), vsftpd (FTPS, with a test CA), moto (S3, signatures checked).
+//! Each test uses a directory or prefix of its own on them.
 //!
 //! The Python servers come from the venv that scripts/test.sh makes
 //! (`target/test-servers/venv`, or BILLMGR_OPS_TEST_PYTHON). Every server

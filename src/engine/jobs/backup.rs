@@ -20,6 +20,7 @@ use crate::db::backupconf::{self, PlanRow};
 use crate::db::backups::{self, CopyRow, CopyState, PlaceState};
 use crate::db::{quote_ident, Db, SideDb};
 use crate::progress::Throttle;
+use crate::storage::Pending;
 
 /// A new copy's name: `billmgr-YYYYMMDD-HHMMSS` (UTC).
 fn copy_name(now: i64) -> String {
@@ -203,16 +204,13 @@ fn replicate_copy(
             let row =
                 backupconf::storage(db, storage_id)?.ok_or(NoSuchObject("storage", storage_id))?;
             let to = open_storage(&config.mgrdir, &row)?;
-            let done: Result<()> = objects.iter().try_for_each(|object| {
+            let pending = Pending::new(to.as_ref(), objects.clone());
+            for object in &objects {
                 crate::storage::replicate(settings.storage.as_ref(), to.as_ref(), object)
-                    .map(|_| ())
-            });
-            if done.is_err() {
-                for object in &objects {
-                    let _ = to.remove(object);
-                }
+                    .with_context(|| format!("storage `{}`", row.name))?;
             }
-            done.with_context(|| format!("storage `{}`", row.name))
+            pending.keep();
+            Ok(())
         })();
         match sent {
             Ok(()) => place.state = PlaceState::Ok,

@@ -36,7 +36,7 @@ use super::verify;
 use crate::config::{Config, DbSource};
 use crate::db::backups::{self, CopyRow, Found};
 use crate::db::Db;
-use crate::storage::{check_name, check_stored, Counted, StorageWriter, Tally};
+use crate::storage::{check_name, check_stored, Counted, Pending, StorageWriter};
 
 /// The file is not a valid copy nor a SQL dump. Callers branch on it.
 #[derive(Debug)]
@@ -202,20 +202,9 @@ fn looks_like_sql(head: &[u8]) -> bool {
         .any(|p| start.starts_with(p))
 }
 
-/// Brings a copy in. `db` is the catalog's connection; the job lock is
-/// taken here (an upload is a job like a backup).
+/// Brings a copy in, telling `progress` how much of the source has been
+/// read. The job lock is taken here (an upload is a job like a backup).
 pub fn upload(
-    config: &Config,
-    source_db: &DbSource,
-    settings: &Settings,
-    from: &Source,
-    name: Option<&str>,
-) -> Result<CopyRow> {
-    upload_with_progress(config, source_db, settings, from, name, Box::new(|_, _| {}))
-}
-
-/// [`upload`], telling `progress` how much of the source has been read.
-pub fn upload_with_progress(
     config: &Config,
     source_db: &DbSource,
     settings: &Settings,
@@ -295,82 +284,63 @@ fn store_archive(
     let encrypted = key.is_some();
     let object = archive::archive_object(name, encrypted);
     let key_object = crypt::key_object(name);
-    let stored = (|| -> Result<(Tally, u64, String)> {
-        if let (Some(key), Some(passphrase)) = (&key, &settings.passphrase) {
-            let mut w = storage.create(&key_object)?;
-            w.write_all(&key.seal(passphrase)?)?;
-            w.commit()?;
-        }
-        let (out, tally) = Counted::new(storage.create(&object)?);
-        let out: Box<dyn StorageWriter> = Box::new(out);
-        let mut sink = Sink::new(out, key.as_ref())?;
-        // The plaintext's size and hash, for the listing.
-        let mut plain = archive::HashingWriter::new(&mut sink);
-        std::io::copy(input, &mut plain)
-            .map_err(|e| read_failure("the upload cannot be read to its end", e))?;
-        plain.flush()?;
-        let (_, size, sha256) = plain.finish();
-        sink.commit()?;
-        Ok((tally, size, sha256))
-    })();
-    let (tally, size, sha256) = match stored {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = storage.remove(&object);
-            let _ = storage.remove(&key_object);
-            return Err(e);
-        }
+    // Until the listing is beside the archive, a failure removes both.
+    let pending = Pending::new(storage, vec![object.clone(), key_object.clone()]);
+    if let (Some(key), Some(passphrase)) = (&key, &settings.passphrase) {
+        let mut w = storage.create(&key_object)?;
+        w.write_all(&key.seal(passphrase)?)?;
+        w.commit()?;
+    }
+    let (out, tally) = Counted::new(storage.create(&object)?);
+    let out: Box<dyn StorageWriter> = Box::new(out);
+    let mut sink = Sink::new(out, key.as_ref())?;
+    // The plaintext's size and hash, for the listing.
+    let mut plain = archive::HashingWriter::new(&mut sink);
+    std::io::copy(input, &mut plain)
+        .map_err(|e| read_failure("the upload cannot be read to its end", e))?;
+    plain.flush()?;
+    let (_, size, sha256) = plain.finish();
+    sink.commit()?;
+    check_stored(storage, &object, &tally)?;
+    let copy = Copy {
+        storage,
+        name: name.to_string(),
+        key: key.clone(),
     };
-    let checked = (|| -> Result<Listing> {
-        check_stored(storage, &object, &tally)?;
-        let copy = Copy {
-            storage,
-            name: name.to_string(),
-            key: key.clone(),
-        };
-        // The listing the archive carries, then every entry against it.
-        let mut inner = None;
-        archive::read_entries(&mut copy.open()?, |entry| {
-            if entry.path == archive::LISTING_ENTRY {
-                inner = Some(entry.data);
-            }
-            Ok(())
-        })
+    // The listing the archive carries, then every entry against it.
+    let mut inner = None;
+    archive::read_entries(&mut copy.open()?, |entry| {
+        if entry.path == archive::LISTING_ENTRY {
+            inner = Some(entry.data);
+        }
+        Ok(())
+    })
+    .map_err(|e| refuse(format!("{e:#}")))?;
+    let inner = inner.ok_or_else(|| refuse("the archive has no listing"))?;
+    let mut listing = Listing::from_json(&inner)
+        .map_err(|e| refuse(format!("the archive's listing is unreadable: {e:#}")))?;
+    listing.encryption = if encrypted {
+        "age".into()
+    } else {
+        String::new()
+    };
+    listing.archive = Some(ArchiveSummary {
+        object: object.clone(),
+        size,
+        sha256,
+    });
+    verify::verify(&copy, &listing)
+        .map_err(|e| refuse(format!("the archive does not match its listing: {e:#}")))?;
+    // What a restore of it would run is checked now, not at 3 a.m.
+    let live = db.name()?;
+    super::restore::check_statements(db.conn(), &live, &listing)
         .map_err(|e| refuse(format!("{e:#}")))?;
-        let inner = inner.ok_or_else(|| refuse("the archive has no listing"))?;
-        let mut listing = Listing::from_json(&inner)
-            .map_err(|e| refuse(format!("the archive's listing is unreadable: {e:#}")))?;
-        listing.encryption = if encrypted {
-            "age".into()
-        } else {
-            String::new()
-        };
-        listing.archive = Some(ArchiveSummary {
-            object: object.clone(),
-            size,
-            sha256,
-        });
-        verify::verify(&copy, &listing)
-            .map_err(|e| refuse(format!("the archive does not match its listing: {e:#}")))?;
-        // What a restore of it would run is checked now, not at 3 a.m.
-        let live = db.name()?;
-        super::restore::check_statements(db.conn(), &live, &listing)
-            .map_err(|e| refuse(format!("{e:#}")))?;
-        archive::read_objects(&copy, &mut listing)?;
-        let beside = storage.create(&archive::listing_object(name, encrypted))?;
-        let mut beside = Sink::new(beside, key.as_ref())?;
-        beside.write_all(&listing.to_json())?;
-        beside.commit()?;
-        Ok(listing)
-    })();
-    let listing = match checked {
-        Ok(listing) => listing,
-        Err(e) => {
-            let _ = storage.remove(&object);
-            let _ = storage.remove(&key_object);
-            return Err(e);
-        }
-    };
+    archive::read_objects(&copy, &mut listing)?;
+    let beside = storage.create(&archive::listing_object(name, encrypted))?;
+    let mut beside = Sink::new(beside, key.as_ref())?;
+    beside.write_all(&listing.to_json())?;
+    beside.commit()?;
+    pending.keep();
     backups::register(
         db,
         &Found {

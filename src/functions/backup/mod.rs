@@ -38,10 +38,12 @@ pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let lang = req.lang();
     // Where each copy is: its storage, then the further ones of its plan
     // (a failed one marked).
+    let ids: Vec<u64> = rows.iter().map(|c| c.id).collect();
+    let mut further = backups::places_of(db, &ids)?;
     let mut places = Vec::with_capacity(rows.len());
     for c in &rows {
         let mut names = vec![c.storage.clone()];
-        for p in backups::places(db, c.id)? {
+        for p in further.remove(&c.id).unwrap_or_default() {
             let name = storages
                 .iter()
                 .find(|s| s.id == p.storage_id)

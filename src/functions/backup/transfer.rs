@@ -82,7 +82,14 @@ pub fn upload(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
             }
             let settings = crate::engine::settings::Settings::resolve(config, db, None, storage)?;
-            match upload::upload(config, &source, &settings, &from, Some(&name)) {
+            match upload::upload(
+                config,
+                &source,
+                &settings,
+                &from,
+                Some(&name),
+                Box::new(|_, _| {}),
+            ) {
                 Ok(row) => {
                     log::info!("copy {} uploaded by {}", row.name, req.actor());
                     Ok(Reply::Ok)
