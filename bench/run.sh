@@ -4,6 +4,14 @@
 #
 #   bench/run.sh [CLIENTS]      default 90000 clients (about 1 GB)
 #   RUNS=3 THREADS=2 bench/run.sh 90000
+#   SHAPE=wide SCALE=1 bench/run.sh
+#                               the second shape, made by bench/gen-wide.py
+#                               (not by billmgr-ops): skewed clients, 1.4 M
+#                               saved objects, XML log rows with blobs, wide
+#                               attachment rows; about 1.2 GB at scale 1
+#
+# Every tool copies what billmgr-ops copies: tables, data, views, triggers,
+# routines and events (mysqldump --routines --events, mydumper -G -E -R).
 #
 # Results: bench/runs/<date>/results.tsv and summary.md (copy the summary
 # into docs/benchmarks.md). Every restore is checked with CHECKSUM TABLE
@@ -15,12 +23,14 @@ command -v mydumper >/dev/null || apt_install mydumper
 [ -x /usr/bin/time ] || apt_install time
 
 clients=${1:-90000}
+shape=${SHAPE:-seed}
+scale=${SCALE:-1}
 runs=${RUNS:-1}
 threads=${THREADS:-2}
 cargo build --release --quiet --features dev
 bin=$PWD/target/release/billmgr-ops
 work=$PWD/target/bench
-run_dir=$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)
+run_dir=$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-$shape
 out=$work/out
 rm -rf "$out" "$work/mgr"
 mkdir -p "$out" "$work/mgr/etc" "$work/mgr/var" "$run_dir"
@@ -35,8 +45,15 @@ export MGR_DIR=$work/mgr BILLMGR_OPS_DB=$base/bench
 printf 'BackupThreads %s\nBackupCompression 3\nBackupFiles etc\n' "$threads" >"$work/mgr/etc/billmgr-ops.conf"
 
 $M -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench CHARACTER SET utf8mb4'
-say "seeding $clients clients"
-/usr/bin/time -f '%e' -o "$out/seed.time" "$bin" dev seed --clients "$clients" --seed 1 2>"$out/seed.log"
+if [ "$shape" = wide ]; then
+  say "generating the wide shape at scale $scale (bench/gen-wide.py)"
+  /usr/bin/time -f '%e' -o "$out/seed.time" python3 bench/gen-wide.py --port "$port" --database bench --scale "$scale" 2>"$out/seed.log"
+  what="the wide shape (bench/gen-wide.py) at scale $scale"
+else
+  what="$clients clients by dev seed"
+  say "seeding $clients clients"
+  /usr/bin/time -f '%e' -o "$out/seed.time" "$bin" dev seed --clients "$clients" --seed 1 2>"$out/seed.log"
+fi
 $M -N -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'" | while read -r t; do
   $M -e "ANALYZE TABLE bench.\`$t\`" >/dev/null
 done
@@ -75,11 +92,11 @@ for run in $(seq 1 "$runs"); do
   rm -rf "$out/mydumper" "$out"/*.zst "$out"/*.gz "$work/mgr/var/billmgr-ops/backup"
   measure dump billmgr-ops "$run" "$bin backup create" &&
     printf '%s\tok\n' "$(stat -c %s "$work"/mgr/var/billmgr-ops/backup/*.tar)" >>"$results"
-  measure dump mysqldump-zstd "$run" "mysqldump $C --single-transaction --quick bench | zstd -3 -T0 -q >$out/dump.sql.zst" &&
+  measure dump mysqldump-zstd "$run" "mysqldump $C --single-transaction --quick --routines --events --triggers bench | zstd -3 -T0 -q >$out/dump.sql.zst" &&
     printf '%s\tok\n' "$(stat -c %s "$out/dump.sql.zst")" >>"$results"
-  measure dump mysqldump-gzip "$run" "mysqldump $C --single-transaction --quick bench | gzip -6 >$out/dump.sql.gz" &&
+  measure dump mysqldump-gzip "$run" "mysqldump $C --single-transaction --quick --routines --events --triggers bench | gzip -6 >$out/dump.sql.gz" &&
     printf '%s\tok\n' "$(stat -c %s "$out/dump.sql.gz")" >>"$results"
-  measure dump mydumper "$run" "mydumper -h 127.0.0.1 -P $port -u root -B bench -t $threads --compress --trx-consistency-only -o $out/mydumper" &&
+  measure dump mydumper "$run" "mydumper -h 127.0.0.1 -P $port -u root -B bench -t $threads --compress --trx-consistency-only -G -E -R -o $out/mydumper" &&
     printf '%s\tok\n' "$(du -sb "$out/mydumper" | cut -f1)" >>"$results"
 
   copy=$("$bin" backup list | head -1 | cut -f2)
@@ -96,16 +113,16 @@ for run in $(seq 1 "$runs"); do
 done
 
 # Medians and ratios.
-python3 - "$results" "$size_mib" "$rows" "$clients" "$threads" "$runs" >"$run_dir/summary.md" <<'PY'
+python3 - "$results" "$size_mib" "$rows" "$what" "$threads" "$runs" >"$run_dir/summary.md" <<'PY'
 import csv, statistics, sys
-path, size, rows, clients, threads, runs = sys.argv[1:]
+path, size, rows, what, threads, runs = sys.argv[1:]
 data = {}
 for r in csv.DictReader(open(path), delimiter='\t'):
     data.setdefault((r['kind'], r['method']), []).append(r)
 def med(kind, method, field):
     v = [float(r[field]) for r in data.get((kind, method), []) if r.get(field)]
     return statistics.median(v) if v else None
-print(f"Database: {size} MiB (data + indexes), about {rows} rows, {clients} seeded clients; "
+print(f"Database: {size} MiB (data + indexes), about {rows} rows, {what}; "
       f"{threads} threads for every parallel tool; median of {runs} run(s).\n")
 for kind, base in (("dump", "mysqldump-zstd"), ("restore", "mysql")):
     print(f"| {kind} | seconds | x {base} | peak RSS MiB | output MB | verified |")
