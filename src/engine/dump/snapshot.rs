@@ -109,11 +109,24 @@ pub(super) fn snapshot(
 
 /// Splits tables into units, largest first. Ranges of one table cover
 /// every key: the first is open below, the last open above.
+/// The largest share of a table's bytes one unit should hold: a table of
+/// few wide rows (attachments, logs with blobs) is split by its size, not
+/// only by its row count, so that it does not fall to one worker.
+const BYTES_PER_RANGE: u64 = 64 << 20;
+
+/// How many key ranges a table is cut into: by rows or by bytes,
+/// whichever asks for more.
+fn range_count(table: &Table, rows_per_range: u64) -> u64 {
+    let by_rows = table.estimated_rows.div_ceil(rows_per_range.max(1));
+    let by_bytes = table.data_length.div_ceil(BYTES_PER_RANGE);
+    by_rows.max(by_bytes).min(table.estimated_rows.max(1))
+}
+
 pub(super) fn plan(conn: &mut Conn, tables: &[Table], rows_per_range: u64) -> Result<Vec<Unit>> {
     let mut units = Vec::new();
     for (t, table) in tables.iter().enumerate() {
         let weight = table.data_length.max(1);
-        let ranges = table.estimated_rows.div_ceil(rows_per_range.max(1));
+        let ranges = range_count(table, rows_per_range);
         if table.integer_key && ranges >= 2 {
             let key = quote_ident(&table.primary_key[0]);
             let bounds: Option<(Option<i64>, Option<i64>)> = conn
@@ -153,4 +166,29 @@ pub(super) fn plan(conn: &mut Conn, tables: &[Table], rows_per_range: u64) -> Re
     }
     units.sort_by_key(|u| std::cmp::Reverse(u.weight));
     Ok(units)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(rows: u64, bytes: u64) -> Table {
+        Table {
+            estimated_rows: rows,
+            data_length: bytes,
+            ..Table::default()
+        }
+    }
+
+    #[test]
+    fn wide_tables_are_cut_by_bytes_and_long_ones_by_rows() {
+        // 2,500 rows of 80 KB: one unit by rows, four by bytes.
+        assert_eq!(range_count(&table(2_500, 200 << 20), 250_000), 4);
+        // 1 M narrow rows: by rows.
+        assert_eq!(range_count(&table(1_000_000, 60 << 20), 250_000), 4);
+        // Small tables stay whole; never more ranges than rows.
+        assert_eq!(range_count(&table(10, 1 << 10), 250_000), 1);
+        assert_eq!(range_count(&table(3, 900 << 20), 250_000), 3);
+        assert_eq!(range_count(&table(0, 0), 250_000), 0);
+    }
 }
