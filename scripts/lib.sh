@@ -26,6 +26,7 @@ ensure_deps() {
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   command -v curl >/dev/null || missing+=(curl ca-certificates)
   command -v zstd >/dev/null || missing+=(zstd)
+  command -v jq >/dev/null || missing+=(jq)
   command -v age >/dev/null || missing+=(age)
   command -v script >/dev/null || missing+=(bsdutils)
   command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)

@@ -21,6 +21,7 @@ mod install;
 mod layers;
 mod object_restore;
 mod protocol;
+mod recipe;
 mod registry;
 mod runner;
 mod runningoperation;

@@ -1,0 +1,175 @@
+//! docs/archive-format.md's restore script, taken out of the document as
+//! it stands and run as a stranger would on a new server: tar, zstd, jq,
+//! sha256sum and the mariadb client, no billmgr-ops. The database it
+//! restores must equal the source, table by table (CHECKSUM TABLE) and
+//! definition by definition (body, sql_mode, character set).
+
+use std::process::Command;
+
+use crate::harness::{Panel, TestDb};
+
+/// The script block of the document (the one that starts `#!/bin/sh`).
+fn script_from_the_document() -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/archive-format.md"
+    ))
+    .unwrap();
+    let start = doc
+        .find("```sh\n#!/bin/sh\n")
+        .expect("docs/archive-format.md holds the restore script")
+        + "```sh\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_string()
+}
+
+/// Every kind of definition, the hard cases of each.
+fn add_definitions(db: &TestDb) {
+    db.exec(
+        "CREATE FUNCTION client_name(a INT) RETURNS VARCHAR(255) READS SQL DATA
+           COMMENT 'имя клиента 🙂' RETURN (SELECT name FROM account WHERE id = a)",
+    );
+    // Listed (by name) before what they use: a view on a function, a view
+    // on a view.
+    db.exec("CREATE VIEW a_named AS SELECT id, client_name(id) AS n FROM account");
+    db.exec("CREATE VIEW z_base AS SELECT id, name FROM account");
+    db.exec("CREATE VIEW a_first AS SELECT * FROM z_base WHERE id < 10");
+    db.exec(
+        "CREATE PROCEDURE touch_clients(IN n INT) MODIFIES SQL DATA
+         BEGIN
+           DECLARE i INT DEFAULT 0;
+           WHILE i < n DO SET i = i + 1; END WHILE;
+           UPDATE account SET note = CONCAT('проверка; ', note) WHERE id = -1;
+         END",
+    );
+    db.exec(
+        "SET SESSION sql_mode = 'PIPES_AS_CONCAT,NO_ENGINE_SUBSTITUTION';
+         CREATE TRIGGER account_note BEFORE UPDATE ON account FOR EACH ROW
+         BEGIN
+           IF NEW.note IS NULL THEN SET NEW.note = 'was ' || OLD.name; END IF;
+         END;
+         SET SESSION sql_mode = DEFAULT",
+    );
+    db.exec(
+        "CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 03:00:00' DISABLE
+         COMMENT 'ночью' DO UPDATE account SET note = note WHERE id = -1",
+    );
+}
+
+/// (kind, name, body, sql_mode, character set) of every definition.
+fn definitions(db: &TestDb, database: &str) -> Vec<String> {
+    let sql = format!(
+        "SELECT CONCAT_WS('|', 'view', TABLE_NAME, VIEW_DEFINITION, '', CHARACTER_SET_CLIENT) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = '{d}'
+         UNION ALL SELECT CONCAT_WS('|', ROUTINE_TYPE, ROUTINE_NAME, ROUTINE_DEFINITION, SQL_MODE, CHARACTER_SET_CLIENT, ROUTINE_COMMENT) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{d}'
+         UNION ALL SELECT CONCAT_WS('|', 'trigger', TRIGGER_NAME, ACTION_STATEMENT, SQL_MODE, CHARACTER_SET_CLIENT) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{d}'
+         UNION ALL SELECT CONCAT_WS('|', 'event', EVENT_NAME, EVENT_DEFINITION, SQL_MODE, CHARACTER_SET_CLIENT, EVENT_COMMENT) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{d}'",
+        d = database
+    );
+    use mysql::prelude::Queryable;
+    let mut rows: Vec<String> = db.conn().query(sql).unwrap();
+    rows.sort();
+    // A view's text names its own database: compare without it.
+    rows.iter()
+        .map(|r| r.replace(&format!("`{database}`."), ""))
+        .collect()
+}
+
+fn checksums(db: &TestDb, database: &str) -> Vec<String> {
+    use mysql::prelude::Queryable;
+    let mut c = db.conn();
+    let tables: Vec<String> = c
+        .exec(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
+             AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE 'billmgrops\\_%' ORDER BY TABLE_NAME",
+            (database,),
+        )
+        .unwrap();
+    tables
+        .iter()
+        .map(|t| {
+            let row: Option<(String, Option<u64>)> = c
+                .query_first(format!("CHECKSUM TABLE `{database}`.`{t}`"))
+                .unwrap();
+            format!("{t} {:?}", row.unwrap().1)
+        })
+        .collect()
+}
+
+#[test]
+fn the_documented_script_restores_a_copy_exactly() {
+    let db = TestDb::seeded(30);
+    add_definitions(&db);
+    let panel = Panel::for_backups(&db);
+    let (_, name) = panel.take_copy(&db);
+    let copy = panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/backup/{name}.tar"));
+    assert!(copy.exists(), "{}", copy.display());
+    let script = panel.mgrdir().join("restore-copy.sh");
+    std::fs::write(&script, script_from_the_document()).unwrap();
+
+    let target = format!("{}_byhand", db.name);
+    let address = db.url.trim_start_matches("mysql://");
+    let (user, rest) = address.split_once('@').unwrap();
+    let (host_port, _) = rest.split_once('/').unwrap();
+    let (host, port) = host_port.split_once(':').unwrap();
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(&copy)
+        .arg(&target)
+        .env(
+            "MYSQL",
+            format!("mariadb --protocol=tcp -h{host} -P{port} -u{user}"),
+        )
+        .output()
+        .unwrap();
+    let restored = || {
+        assert!(
+            out.status.success(),
+            "the documented script failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(checksums(&db, &target), checksums(&db, &db.name));
+        let (want, got) = (definitions(&db, &db.name), definitions(&db, &target));
+        assert_eq!(want.len(), 7, "{want:#?}");
+        assert_eq!(got, want);
+    };
+    let result = std::panic::catch_unwind(restored);
+    db.exec(&format!("DROP DATABASE IF EXISTS `{target}`"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+#[test]
+fn the_documented_script_stops_at_a_damaged_chunk() {
+    let db = TestDb::seeded(5);
+    let panel = Panel::for_backups(&db);
+    let (_, name) = panel.take_copy(&db);
+    let copy = panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/backup/{name}.tar"));
+    // One byte of the first data chunk flipped inside the tar.
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == [0x28, 0xb5, 0x2f, 0xfd])
+        .expect("a zstd frame (a data chunk) in the tar");
+    // Inside the frame (its header is 6 to 18 bytes): the entry's hash
+    // changes whatever the byte is.
+    bytes[at + 5] ^= 0xff;
+    std::fs::write(&copy, bytes).unwrap();
+    let script = panel.mgrdir().join("restore-copy.sh");
+    std::fs::write(&script, script_from_the_document()).unwrap();
+    let target = format!("{}_byhand", db.name);
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(&copy)
+        .arg(&target)
+        .env("MYSQL", "false")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the copy is damaged"), "{stderr}");
+}
