@@ -126,12 +126,15 @@ fn restore_by_hand(passphrase: Option<&str>) {
     let script = panel.mgrdir().join("restore-copy.sh");
     std::fs::write(&script, script_from_the_document()).unwrap();
     let target = format!("{}_byhand", db.name);
+    let files_to = panel.mgrdir().join("saved");
+    std::fs::create_dir(&files_to).unwrap();
     let out = match passphrase {
         None => Command::new("sh")
             .arg(&script)
             .arg(&copy)
             .arg(&target)
             .env("MYSQL", client(&db))
+            .env("FILES_TO", &files_to)
             .output()
             .unwrap(),
         // age asks for the passphrase on a terminal: `script` gives the
@@ -147,6 +150,7 @@ fn restore_by_hand(passphrase: Option<&str>) {
                 ))
                 .arg("/dev/null")
                 .env("MYSQL", client(&db))
+                .env("FILES_TO", &files_to)
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -173,6 +177,21 @@ fn restore_by_hand(passphrase: Option<&str>) {
         let (want, got) = (definitions(&db, &db.name), definitions(&db, &target));
         assert_eq!(want.len(), 7, "{want:#?}");
         assert_eq!(got, want);
+        // The panel's files (BackupFiles: etc), below FILES_TO at their
+        // own paths, with their modes.
+        let conf = panel.mgrdir().join("etc/billmgr.conf");
+        let saved = files_to.join(conf.strip_prefix("/").unwrap());
+        assert_eq!(
+            std::fs::read(&saved).unwrap_or_default(),
+            std::fs::read(&conf).unwrap(),
+            "{}",
+            saved.display()
+        );
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(
+            std::fs::metadata(&saved).unwrap().mode(),
+            std::fs::metadata(&conf).unwrap().mode()
+        );
     };
     let result = std::panic::catch_unwind(restored);
     db.exec(&format!("DROP DATABASE IF EXISTS `{target}`"));
