@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::super::archive;
+use super::super::archive::{self, Listing};
 use super::super::crypt;
 use super::super::policy::schedule::Schedule;
 use super::super::settings::{open_storage, Settings};
@@ -96,16 +96,7 @@ pub fn rescan(
         });
         match found {
             Ok((l, encrypted)) => {
-                let found = backups::Found {
-                    name,
-                    storage: &settings.storage_name,
-                    storage_id: settings.storage_id,
-                    created: &l.created,
-                    size: l.archive.as_ref().map_or(0, |a| a.size),
-                    tables: l.tables.len() as u64,
-                    rows: l.rows(),
-                    encrypted,
-                };
+                let found = found_copy(name, settings, &l, encrypted);
                 if backups::register(db, &found)? {
                     added += 1;
                     if let Some(row) = backups::by_name(db, name)? {
@@ -132,4 +123,24 @@ pub fn due_plans(db: &mut Db) -> Result<Vec<u64>> {
         })
         .map(|p| p.id)
         .collect())
+}
+
+/// The catalog row of a copy found on (or brought to) the settings'
+/// storage, from its listing: rescan and upload register copies alike.
+pub(crate) fn found_copy<'a>(
+    name: &'a str,
+    settings: &'a Settings,
+    listing: &'a Listing,
+    encrypted: bool,
+) -> backups::Found<'a> {
+    backups::Found {
+        name,
+        storage: &settings.storage_name,
+        storage_id: settings.storage_id,
+        created: &listing.created,
+        size: listing.archive.as_ref().map_or(0, |a| a.size),
+        tables: listing.tables.len() as u64,
+        rows: listing.rows(),
+        encrypted,
+    }
 }

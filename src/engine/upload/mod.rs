@@ -34,7 +34,7 @@ use super::jobs;
 use super::settings::Settings;
 use super::verify;
 use crate::config::{Config, DbSource};
-use crate::db::backups::{self, CopyRow, Found};
+use crate::db::backups::{self, CopyRow};
 use crate::db::Db;
 use crate::storage::{check_name, check_stored, Counted, Pending, StorageWriter};
 
@@ -343,16 +343,7 @@ fn store_archive(
     pending.keep();
     backups::register(
         db,
-        &Found {
-            name,
-            storage: &settings.storage_name,
-            storage_id: settings.storage_id,
-            created: &listing.created,
-            size: listing.archive.as_ref().map_or(0, |a| a.size),
-            tables: listing.tables.len() as u64,
-            rows: listing.rows(),
-            encrypted,
-        },
+        &super::jobs::catalog::found_copy(name, settings, &listing, encrypted),
     )?;
     log::info!("copy {name} uploaded to {}", storage.describe());
     let row = backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")?;
