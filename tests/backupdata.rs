@@ -198,7 +198,8 @@ fn the_listing_carries_the_objects_and_key_ranges_of_each_chunk() {
         f.db.scalar("SELECT MAX(account) FROM item")
     );
     // A rescan indexes what it finds.
-    f.db.exec("DELETE FROM billmgrops_object");
+    f.db.exec("DELETE FROM billmgrops_copy_block");
+    f.db.exec("DELETE FROM billmgrops_object_block");
     f.db.exec("DELETE FROM billmgrops_backup");
     let out = f.panel.command(&["backup", "rescan"]).output().unwrap();
     assert!(out.status.success());
@@ -257,4 +258,97 @@ fn one_object_is_read_from_a_copy_by_ranged_reads() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a kind"));
+}
+
+/// (blocks, references) of the catalog's object index.
+fn index_size(f: &Fixture) -> (u64, u64) {
+    let n = |sql: &str| f.db.scalar(sql).parse::<u64>().unwrap();
+    (
+        n("SELECT COUNT(*) FROM billmgrops_object_block"),
+        n("SELECT COUNT(*) FROM billmgrops_copy_block"),
+    )
+}
+
+#[test]
+fn copies_of_unchanged_data_share_the_object_index() {
+    let f = fixture(3000);
+    let first = f.copy();
+    let (blocks, refs) = index_size(&f);
+    assert!(
+        blocks > 4,
+        "several blocks per kind at 3000 clients: {blocks}"
+    );
+    assert_eq!(blocks, refs);
+    f.copy();
+    f.copy();
+    assert_eq!(
+        index_size(&f),
+        (blocks, 3 * refs),
+        "three copies of the same data: one set of blocks"
+    );
+    // One renamed client changes the one block that holds it.
+    f.db.exec("UPDATE account SET name = 'Renamed' WHERE id = (SELECT MIN(id) FROM (SELECT id FROM account) a)");
+    f.copy();
+    let (after, _) = index_size(&f);
+    assert_eq!(after, blocks + 1, "only the changed block is new");
+    let all = f.names("account", &[("p_cnt", "1")]);
+    assert_eq!(
+        all.value("p_elems"),
+        f.db.scalar("SELECT COUNT(*) FROM account")
+    );
+    let renamed = f.names("account", &[("search", "renamed")]).rows();
+    assert_eq!(cell(&renamed[0], "versions"), "4", "{renamed:?}");
+    // Deleting copies prunes the blocks no copy holds any more.
+    for _ in 0..4 {
+        let id = f.db.scalar("SELECT MIN(id) FROM billmgrops_backup");
+        let out = f
+            .panel
+            .call("backups.delete")
+            .param("elid", &id)
+            .param("sok", "ok")
+            .run();
+        assert!(out.ok(), "{}", out.text());
+    }
+    assert_eq!(index_size(&f), (0, 0));
+    let _ = first;
+}
+
+#[test]
+fn an_index_of_the_older_shape_is_moved_into_blocks() {
+    let f = fixture(5);
+    let id = f.copy();
+    // The index as versions before 7 kept it: a row per object per copy.
+    f.db.exec("DELETE FROM billmgrops_copy_block");
+    f.db.exec("DELETE FROM billmgrops_object_block");
+    f.db.exec(
+        "CREATE TABLE billmgrops_object (backup INT NOT NULL, kind VARCHAR(16) NOT NULL,
+         object_key VARCHAR(255) NOT NULL, name VARCHAR(255) NOT NULL,
+         owner VARCHAR(255) NOT NULL DEFAULT '', owner_id BIGINT NULL,
+         PRIMARY KEY (backup, kind, object_key))",
+    );
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_object SELECT {id}, 'account', id, name, '', NULL FROM account"
+    ));
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_object SELECT {id}, 'item', i.id, i.name, a.name, a.id
+         FROM item i JOIN account a ON a.id = i.account"
+    ));
+    f.db.exec("DELETE FROM billmgrops_migration WHERE version = 7");
+    let clients = f.names("account", &[("p_cnt", "1000")]);
+    assert_eq!(clients.value("p_elems"), "5", "{}", clients.text());
+    let items = f.names("item", &[("p_cnt", "1000")]).rows();
+    assert!(!items.is_empty());
+    let expected = f.db.scalar(&format!(
+        "SELECT a.name FROM item i JOIN account a ON a.id = i.account WHERE i.id = {}",
+        cell(&items[0], "id")
+    ));
+    assert_eq!(cell(&items[0], "owner"), expected);
+    assert_eq!(
+        f.db.scalar(
+            "SELECT COUNT(*) FROM information_schema.tables
+             WHERE table_schema = DATABASE() AND table_name = 'billmgrops_object'"
+        ),
+        "0",
+        "the older table is gone"
+    );
 }

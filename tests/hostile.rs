@@ -89,7 +89,7 @@ impl Fixture {
     fn state(&self) -> String {
         let tables = self.db.scalar(&format!(
             "SELECT GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME) FROM information_schema.TABLES
-             WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME NOT IN ('billmgrops_backup', 'billmgrops_object', 'billmgrops_setting')",
+             WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME NOT IN ('billmgrops_backup', 'billmgrops_copy_block', 'billmgrops_object_block', 'billmgrops_setting')",
             self.db.name
         ));
         let sums: Vec<String> = tables

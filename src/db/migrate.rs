@@ -221,7 +221,39 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 7,
+        name: "the object index as blocks copies share",
+        statements: &[
+            // A run of one kind's objects of a copy in key order, compressed
+            // (`db::objects`), named by the SHA-256 of its content; `lo` and
+            // `hi` bound its keys when they are integers.
+            "CREATE TABLE IF NOT EXISTS billmgrops_object_block (
+            hash CHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY,
+            kind VARCHAR(16) NOT NULL,
+            lo BIGINT NULL,
+            hi BIGINT NULL,
+            objects INT NOT NULL,
+            data MEDIUMBLOB NOT NULL,
+            KEY kind (kind)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+            // The blocks each copy holds.
+            "CREATE TABLE IF NOT EXISTS billmgrops_copy_block (
+            backup INT NOT NULL,
+            block CHAR(64) CHARACTER SET ascii NOT NULL,
+            PRIMARY KEY (backup, block),
+            KEY block (block)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
+
+/// A step of a migration written in Rust.
+type Step = fn(&mut Db) -> Result<()>;
+
+/// Steps in Rust after a migration's statements, by version: what SQL
+/// alone cannot do (7: the older object index, moved into blocks).
+const AFTER: &[(u32, Step)] = &[(7, super::objects::convert_rows)];
 
 const LOCK_NAME: &str = "billmgrops.migrate";
 const LOCK_WAIT_SECS: u32 = 30;
@@ -318,6 +350,9 @@ fn apply_pending(db: &mut Db) -> Result<()> {
             db.conn()
                 .query_drop(sql)
                 .with_context(|| format!("migration {} ({}) failed", m.version, m.name))?;
+        }
+        for (_, step) in AFTER.iter().filter(|(v, _)| *v == m.version) {
+            step(db).with_context(|| format!("migration {} ({}) failed", m.version, m.name))?;
         }
         db.conn()
             .exec_drop(

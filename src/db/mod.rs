@@ -12,6 +12,7 @@ pub mod backups;
 pub mod filter;
 pub mod health;
 pub mod migrate;
+pub mod objects;
 pub mod operations;
 pub mod reports;
 pub mod runstate;

@@ -8,7 +8,8 @@ use anyhow::Result;
 use super::{db_page, label, sort_keys};
 use crate::config::DbSource;
 use crate::context::Ctx;
-use crate::db::backups::{self, OBJECT_SORTS};
+use crate::db::backups;
+use crate::db::objects::{self as index, OBJECT_SORTS};
 use crate::engine::jobs;
 use crate::engine::restore::Behavior;
 use crate::engine::saved::object_restore::Wanted;
@@ -48,7 +49,12 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         .ok_or_else(|| PanelError::empty("plid"))?;
     let search = req.text("search", 255)?.trim().to_string();
     let paging = req.paging(&sort_keys(OBJECT_SORTS))?;
-    let (rows, total) = backups::objects_page(ctx.db()?, kind, &search, None, &db_page(&paging))?;
+    // Owners are clients, shown by their names.
+    let owners = objects::of_table(kind)
+        .and_then(|k| k.owner)
+        .map(|_| objects::TABLE_KINDS[0].kind);
+    let (rows, total) =
+        index::objects_page(ctx.db()?, kind, owners, &search, None, &db_page(&paging))?;
     Ok(Reply::List(ListPage {
         rows: rows
             .into_iter()
@@ -88,7 +94,7 @@ fn choose(
     let lang = req.lang();
     let config = ctx.config;
     let db = ctx.db()?;
-    let versions = backups::copies_holding(db, kind, keys)?;
+    let versions = index::copies_holding(db, kind, keys)?;
     if versions.is_empty() {
         return Err(PanelError::missed(kind, keys.join(", ")).into());
     }
@@ -204,9 +210,10 @@ pub fn files(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let dir = req.required(field)?.to_string();
     let paging = req.paging(&sort_keys(OBJECT_SORTS))?;
     let search = req.text("search", 255)?.trim().to_string();
-    let (rows, total) = backups::objects_page(
+    let (rows, total) = index::objects_page(
         ctx.db()?,
         objects::FILE,
+        None,
         &search,
         Some(&dir),
         &db_page(&paging),

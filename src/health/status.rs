@@ -56,6 +56,8 @@ pub struct BackupStatus {
     /// The newest copy of any kind (by hand, uploaded, or of a plan).
     pub last_copy: Option<CopySummary>,
     pub storages: Vec<StorageStatus>,
+    /// The catalog's index of saved objects (`backupdata`).
+    pub object_index: crate::db::objects::IndexSize,
 }
 
 #[derive(Debug, Serialize)]
@@ -283,6 +285,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
             plans,
             last_copy,
             storages,
+            object_index: crate::db::objects::size(db)?,
         },
         operations: OperationsStatus {
             total,
@@ -371,6 +374,14 @@ pub fn render_text(s: &Status) -> String {
             .last_copy
             .as_ref()
             .map_or_else(|| "none".to_string(), copy_line)
+    );
+    let index = &s.backup.object_index;
+    let _ = writeln!(
+        out,
+        "  object index: {} blocks, {} KiB, {} references from copies",
+        index.blocks,
+        index.bytes / 1024,
+        index.references
     );
     for st in &s.backup.storages {
         let _ = writeln!(

@@ -137,7 +137,7 @@ pub fn take_copy_locked(
             Ok(listing) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
-                index_objects(db, id, &listing);
+                index_objects(db, id, &listing, listing.saved.iter().cloned());
                 if !settings.keep_undo && !importing {
                     drop_undo(db)?;
                 }
@@ -164,8 +164,20 @@ pub fn take_copy_locked(
 
 /// Indexes a good copy's objects for `backupdata`; a failure there costs
 /// the copy nothing (it is logged, and a rescan indexes again).
-pub fn index_objects(db: &mut Db, id: u64, listing: &archive::Listing) {
-    match backups::replace_index(db, id, &objects::index_rows(listing)) {
+pub fn index_objects(
+    db: &mut Db,
+    id: u64,
+    listing: &archive::Listing,
+    saved: impl Iterator<Item = archive::listing::SavedObject>,
+) {
+    let write = |db: &mut Db| -> Result<usize> {
+        let mut writer = crate::db::objects::IndexWriter::begin(db, id)?;
+        for row in objects::index_rows(listing, saved) {
+            writer.push(&row)?;
+        }
+        writer.finish()
+    };
+    match write(db) {
         Ok(n) => log::debug!("copy {id}: {n} objects indexed"),
         Err(e) => log::warn!("copy {id}: its objects were not indexed: {e:#}"),
     }

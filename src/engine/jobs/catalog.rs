@@ -100,7 +100,7 @@ pub fn rescan(
                 if backups::register(db, &found)? {
                     added += 1;
                     if let Some(row) = backups::by_name(db, name)? {
-                        index_objects(db, row.id, &l);
+                        index_objects(db, row.id, &l, l.saved.iter().cloned());
                     }
                 }
             }

@@ -5,8 +5,8 @@
 //! rows stream past during the dump, so that objects can be listed across
 //! copies without opening an archive.
 
-use super::super::archive::listing::{FileKind, Listing};
-use crate::db::backups::IndexRow;
+use super::super::archive::listing::{FileKind, Listing, SavedObject};
+use crate::db::objects::IndexRow;
 
 /// A kind of object kept in one table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,59 +95,54 @@ impl ObjectKind {
     }
 }
 
-/// The rows of the object index (`billmgrops_object`) for a copy's
-/// listing: every object it holds with its name and owning client's name,
-/// every directory of saved files, and every saved file.
-pub fn index_rows(listing: &Listing) -> Vec<IndexRow> {
-    let clients: std::collections::HashMap<i64, &str> = listing
-        .saved
+/// The rows of the catalog's object index (`db::objects`) for a copy:
+/// `saved`, its objects (as the objects entry holds them: by kind, then
+/// id), then every directory of saved files and every saved file, each
+/// kind in key order. Owners are kept by id; lists name them.
+pub fn index_rows<'a>(
+    listing: &'a Listing,
+    saved: impl Iterator<Item = SavedObject> + 'a,
+) -> impl Iterator<Item = IndexRow> + 'a {
+    let objects = saved.map(|o| IndexRow {
+        name: if o.name.is_empty() {
+            format!("#{}", o.id)
+        } else {
+            cut(&o.name)
+        },
+        key: o.id.to_string(),
+        owner: o.owner.map(|id| id.to_string()).unwrap_or_default(),
+        kind: o.kind,
+    });
+    let mut files: Vec<&str> = listing
+        .files
         .iter()
-        .filter(|o| o.kind == "account")
-        .map(|o| (o.id, o.name.as_str()))
+        .filter(|f| f.kind == FileKind::File && f.path.len() <= 255)
+        .map(|f| f.path.as_str())
         .collect();
-    let cut = |s: &str| s.chars().take(255).collect::<String>();
-    let mut rows: Vec<IndexRow> = listing
-        .saved
-        .iter()
-        .map(|o| IndexRow {
-            kind: o.kind.clone(),
-            key: o.id.to_string(),
-            name: if o.name.is_empty() {
-                format!("#{}", o.id)
-            } else {
-                cut(&o.name)
-            },
-            owner: o
-                .owner
-                .map(|id| {
-                    clients
-                        .get(&id)
-                        .map_or_else(|| format!("#{id}"), |n| n.to_string())
-                })
-                .unwrap_or_default(),
-            owner_id: o.owner,
-        })
-        .collect();
-    let files = || listing.files.iter().filter(|f| f.kind == FileKind::File);
-    let mut dirs: Vec<String> = files().map(|f| directory_of(&f.path)).collect();
-    dirs.sort();
+    files.sort_unstable();
+    files.dedup();
+    let mut dirs: Vec<String> = files.iter().map(|f| cut(&directory_of(f))).collect();
+    dirs.sort_unstable();
     dirs.dedup();
-    rows.extend(dirs.into_iter().map(|d| IndexRow {
+    let dirs = dirs.into_iter().map(|d| IndexRow {
         kind: FILES.to_string(),
-        key: cut(&d),
-        name: cut(&d),
+        key: d.clone(),
+        name: d,
         owner: String::new(),
-        owner_id: None,
-    }));
+    });
     // Each file, named by its path, owned by its directory.
-    rows.extend(files().filter(|f| f.path.len() <= 255).map(|f| IndexRow {
+    let files = files.into_iter().map(|f| IndexRow {
         kind: FILE.to_string(),
-        key: f.path.clone(),
-        name: cut(f.path.rsplit('/').next().unwrap_or(&f.path)),
-        owner: cut(&directory_of(&f.path)),
-        owner_id: None,
-    }));
-    rows
+        key: f.to_string(),
+        name: cut(f.rsplit('/').next().unwrap_or(f)),
+        owner: cut(&directory_of(f)),
+    });
+    objects.chain(dirs).chain(files)
+}
+
+/// At most 255 characters (the catalog's limit on names).
+fn cut(s: &str) -> String {
+    s.chars().take(255).collect()
 }
 
 /// The directory a saved file (by its absolute path) belongs to.
