@@ -46,14 +46,10 @@ pub struct Listing {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSummary>,
     /// The entry `objects.tsv.zst`: the objects the copy holds (see
-    /// `engine::saved::objects`), one per line `kind, id, name, owner`; kept out
+    /// `archive::objects`), one per line `kind, id, name, owner`; kept out
     /// of this JSON because a large billing database has millions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<Entry>,
-    /// The objects themselves, when read (by the dump that wrote them, or
-    /// from the entry); never serialized.
-    #[serde(skip)]
-    pub saved: Vec<SavedObject>,
 }
 
 /// One object a copy holds (a line of the `objects.tsv.zst` entry:

@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod listing;
+pub mod objects;
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
@@ -29,65 +30,8 @@ use crate::storage::Storage;
 /// The first entry's path and content.
 pub const FORMAT_ENTRY: &str = "FORMAT";
 pub const LISTING_ENTRY: &str = "listing.json";
-/// The entry with the objects the copy holds (zstd-compressed TSV).
-pub const OBJECTS_ENTRY: &str = "objects.tsv.zst";
-
-/// The objects of a copy as text: `kind, id, name, owner` rows (LOAD DATA
-/// text), compressed with zstd.
-pub fn objects_entry_data(objects: &[listing::SavedObject]) -> Result<Vec<u8>> {
-    let mut text = Vec::new();
-    for o in objects {
-        super::tsv::push_row(
-            &mut text,
-            &[
-                mysql::Value::Bytes(o.kind.clone().into_bytes()),
-                mysql::Value::Int(o.id),
-                mysql::Value::Bytes(o.name.clone().into_bytes()),
-                o.owner.map_or(mysql::Value::NULL, mysql::Value::Int),
-            ],
-        );
-    }
-    Ok(zstd::bulk::compress(&text, 3)?)
-}
-
-/// Reads the objects entry of a copy (a ranged read, checked) into
-/// `listing.saved`; a copy made before the entry existed has none.
-pub fn read_objects(copy: &Copy<'_>, listing: &mut Listing) -> Result<()> {
-    let Some(entry) = &listing.objects else {
-        return Ok(());
-    };
-    let data = copy.read_range(entry.offset, entry.size)?;
-    anyhow::ensure!(
-        sha256_hex(&data) == entry.sha256,
-        "the copy's object index is corrupt"
-    );
-    let mut text = Vec::new();
-    zstd::stream::read::Decoder::new(&data[..])
-        .and_then(|d| d.take(check::MAX_OBJECTS + 1).read_to_end(&mut text))
-        .context("the object index does not decompress")?;
-    anyhow::ensure!(
-        text.len() as u64 <= check::MAX_OBJECTS,
-        "the copy's object index is larger than any copy's"
-    );
-    let cell = |c: &Option<Vec<u8>>| {
-        c.as_deref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
-    listing.saved = super::tsv::parse_rows(&text)
-        .into_iter()
-        .filter(|r| r.len() == 4)
-        .filter_map(|r| {
-            let id = cell(&r[1])?.parse().ok()?;
-            Some(listing::SavedObject {
-                kind: cell(&r[0])?,
-                id,
-                name: cell(&r[2]).unwrap_or_default(),
-                owner: cell(&r[3]).and_then(|o| o.parse().ok()),
-            })
-        })
-        .collect();
-    Ok(())
-}
+/// The entry with the objects the copy holds (see [`objects`]).
+pub const OBJECTS_ENTRY: &str = objects::ENTRY;
 
 /// The archive object of copy `name` on a storage.
 pub fn archive_object(name: &str, encrypted: bool) -> String {
@@ -224,6 +168,22 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Writes tar entries and tells where each entry's data landed.
 pub struct ArchiveWriter<W: Write> {
     builder: tar::Builder<HashingWriter<W>>,
@@ -264,13 +224,45 @@ impl<W: Write> ArchiveWriter<W> {
 
     /// A regular entry (mode 0600, owned by root).
     pub fn append(&mut self, path: &str, data: &[u8]) -> Result<Entry> {
+        self.append_with(path, data, self.own_header())
+    }
+
+    fn own_header(&self) -> tar::Header {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mode(0o600);
         header.set_mtime(self.mtime);
         header.set_uid(0);
         header.set_gid(0);
-        self.append_with(path, data, header)
+        header
+    }
+
+    /// A regular entry like [`Self::append`] of `size` bytes read from
+    /// `data` as they are written (an entry too large to hold in memory).
+    pub fn append_reader(&mut self, path: &str, size: u64, data: impl Read) -> Result<Entry> {
+        let mut header = self.own_header();
+        header.set_size(size);
+        header.set_cksum();
+        let mut hashed = HashingReader {
+            inner: data.take(size),
+            hasher: Sha256::new(),
+            read: 0,
+        };
+        self.builder
+            .append_data(&mut header, path, &mut hashed)
+            .with_context(|| format!("failed to write archive entry `{path}`"))?;
+        anyhow::ensure!(
+            hashed.read == size,
+            "archive entry `{path}` ended after {} of {size} bytes",
+            hashed.read
+        );
+        let end = self.builder.get_ref().position();
+        Ok(Entry {
+            path: path.to_string(),
+            offset: end - size.div_ceil(512) * 512,
+            size,
+            sha256: hex::encode(hashed.hasher.finalize()),
+        })
     }
 
     /// A panel file with its own metadata.

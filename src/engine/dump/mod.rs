@@ -27,6 +27,7 @@
 //! copy interrupted at any point leaves nothing that looks like a copy.
 
 mod snapshot;
+mod spill;
 mod worker;
 
 use std::io::{BufWriter, Write as _};
@@ -40,17 +41,15 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use mysql::prelude::Queryable;
 
-use super::archive::listing::{
-    self, Chunk, Definition, FileEntry, FileKind, Listing, SavedObject, TableEntry,
-};
+use super::archive::listing::{self, Chunk, Definition, FileEntry, FileKind, Listing, TableEntry};
 use super::archive::{self, ArchiveWriter, FileMeta};
 use super::crypt::{CopyKey, Sink};
 use super::introspect::{self, Object, Table};
-use super::saved::objects;
 use crate::clock::Timestamp;
 use crate::config::DbSource;
 use crate::db;
 use crate::storage::{Counted, Storage, StorageWriter, Tally};
+pub use spill::ObjectSpill;
 use worker::{Part, Shared};
 
 /// How a copy is taken.
@@ -153,7 +152,7 @@ pub struct Target<'a> {
 type Writer = ArchiveWriter<BufWriter<Sink>>;
 
 /// Takes a copy onto `target`; returns the listing that was stored beside
-/// the archive.
+/// the archive, and the saved objects the copy holds (to index them).
 ///
 /// Phases: snapshot and plan, schema entries, data (the workers and the
 /// one writer), files, then the listing and the commit.
@@ -163,7 +162,7 @@ pub fn dump(
     opts: &DumpOptions,
     target: &Target<'_>,
     progress: ProgressFn<'_>,
-) -> Result<Listing> {
+) -> Result<(Listing, ObjectSpill)> {
     progress(Phase::Snapshot, 0);
     let (mut workers, consistency) = snapshot::snapshot(
         source,
@@ -203,7 +202,7 @@ pub fn dump(
         rows_done: AtomicU64::new(0),
         opts: opts.clone(),
     });
-    let (chunks, saved) = write_data(&mut writer, workers, &shared, progress)
+    let (chunks, mut saved) = write_data(&mut writer, workers, &shared, progress)
         .map_err(|e| e.context(format!("copy {} failed", target.name)))?;
 
     progress(Phase::Files, 0);
@@ -229,11 +228,10 @@ pub fn dump(
         files,
         archive: None,
         objects: None,
-        saved: Vec::new(),
     };
-    let listing = finish(writer, listing, saved, target, &object, &stored_bytes)?;
+    let listing = finish(writer, listing, &mut saved, target, &object, &stored_bytes)?;
     progress(Phase::Finish, 100);
-    Ok(listing)
+    Ok((listing, saved))
 }
 
 /// Starts the archive object on the storage.
@@ -287,13 +285,13 @@ fn write_schema(
 type TableChunks = Vec<(usize, usize, Chunk)>;
 
 /// Runs the workers and writes their chunks as they come; returns each
-/// table's chunks and the saved objects seen.
+/// table's chunks and the saved objects seen (on disk).
 fn write_data(
     writer: &mut Writer,
     workers: Vec<mysql::Conn>,
     shared: &Arc<Shared>,
     progress: ProgressFn<'_>,
-) -> Result<(Vec<TableChunks>, Vec<SavedObject>)> {
+) -> Result<(Vec<TableChunks>, ObjectSpill)> {
     let estimated_rows: u64 = shared
         .tables
         .iter()
@@ -310,12 +308,17 @@ fn write_data(
         .collect();
     drop(tx);
     let mut chunks: Vec<TableChunks> = vec![Vec::new(); shared.tables.len()];
-    let mut saved: Vec<SavedObject> = Vec::new();
+    let mut saved = ObjectSpill::new()?;
     let mut failure = None;
     for message in rx {
         match message {
             Ok(mut part) => {
-                saved.append(&mut part.objects);
+                if let Some(o) = part.objects.take() {
+                    if let Err(e) = saved.add(o.rank, o.first, o.last, &o.data) {
+                        shared.failed.store(true, Ordering::Relaxed);
+                        failure.get_or_insert(e);
+                    }
+                }
                 let path = format!(
                     "data/{}/{:05}-{:04}.tsv.zst",
                     shared.tables[part.table].name, part.unit, part.part
@@ -441,19 +444,15 @@ fn table_entries(
 fn finish(
     mut writer: Writer,
     mut listing: Listing,
-    mut saved: Vec<SavedObject>,
+    saved: &mut ObjectSpill,
     target: &Target<'_>,
     object: &str,
     stored_bytes: &Tally,
 ) -> Result<Listing> {
     // Objects in kind order (clients first), then by id.
-    let rank = |k: &str| objects::kinds().position(|x| x == k).unwrap_or(usize::MAX);
-    saved.sort_by_key(|o| (rank(&o.kind), o.id));
-    listing.objects = Some(writer.append(
-        archive::OBJECTS_ENTRY,
-        &archive::objects_entry_data(&saved)?,
-    )?);
-    listing.saved = saved;
+    saved.order()?;
+    listing.objects =
+        Some(writer.append_reader(archive::OBJECTS_ENTRY, saved.size(), saved.reader())?);
     writer.append(archive::LISTING_ENTRY, &listing.to_json())?;
     let (buffered, size, sha256) = writer.finish()?;
     let out = buffered

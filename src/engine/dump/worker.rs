@@ -43,8 +43,18 @@ pub(super) struct Part {
     pub last_key: Option<i64>,
     /// Min and max of each integer foreign key column in the chunk.
     pub ranges: BTreeMap<String, [i64; 2]>,
-    /// The objects (of `engine::saved::objects` kinds) among the chunk's rows.
-    pub objects: Vec<SavedObject>,
+    /// The objects (of `engine::saved::objects` kinds) among the chunk's
+    /// rows, as a frame of the objects entry.
+    pub objects: Option<ObjectsFrame>,
+}
+
+/// One chunk's objects, compressed (`archive::objects::frame`).
+pub(super) struct ObjectsFrame {
+    /// The kind's place in `saved::objects::kinds`.
+    pub rank: usize,
+    pub first: i64,
+    pub last: i64,
+    pub data: Vec<u8>,
 }
 
 /// An integer cell, as the text protocol sends it.
@@ -220,6 +230,21 @@ impl<'a> ChunkBuilder<'a> {
         let table = &self.shared.tables[self.unit.table];
         let data = zstd::bulk::compress(&self.text, self.shared.opts.compression_level)
             .with_context(|| format!("failed to compress a chunk of `{}`", table.name))?;
+        let objects = match (self.shape.object, self.objects.is_empty()) {
+            (Some((kind, _)), false) => {
+                let (data, first, last) = archive::objects::frame(&mut self.objects)?;
+                self.objects.clear();
+                Some(ObjectsFrame {
+                    rank: objects::kinds()
+                        .position(|k| k == kind)
+                        .unwrap_or(usize::MAX),
+                    first,
+                    last,
+                    data,
+                })
+            }
+            _ => None,
+        };
         let out = Part {
             table: self.unit.table,
             unit: self.unit.index,
@@ -231,7 +256,7 @@ impl<'a> ChunkBuilder<'a> {
             first_key: self.first_key.take(),
             last_key: self.last_key.take(),
             ranges: std::mem::take(&mut self.ranges),
-            objects: std::mem::take(&mut self.objects),
+            objects,
         };
         self.shared
             .rows_done

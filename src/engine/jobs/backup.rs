@@ -134,10 +134,10 @@ pub fn take_copy_locked(
                 )
             });
         match result {
-            Ok(listing) => {
+            Ok((listing, saved)) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
-                index_objects(db, id, &listing, listing.saved.iter().cloned());
+                index_objects(db, id, &listing, saved.objects());
                 if !settings.keep_undo && !importing {
                     drop_undo(db)?;
                 }
@@ -168,11 +168,11 @@ pub fn index_objects(
     db: &mut Db,
     id: u64,
     listing: &archive::Listing,
-    saved: impl Iterator<Item = archive::listing::SavedObject>,
+    saved: Result<archive::objects::SavedObjects<'_>>,
 ) {
     let write = |db: &mut Db| -> Result<usize> {
         let mut writer = crate::db::objects::IndexWriter::begin(db, id)?;
-        for row in objects::index_rows(listing, saved) {
+        for row in objects::index_rows(listing, saved?) {
             writer.push(&row)?;
         }
         writer.finish()

@@ -90,17 +90,17 @@ pub fn rescan(
             continue;
         };
         let found = open_copy(settings, name).and_then(|c| {
-            let mut l = c.listing()?;
-            archive::read_objects(&c, &mut l)?;
-            Ok((l, c.key.is_some()))
+            let l = c.listing()?;
+            let saved = archive::objects::read(&c, &l)?;
+            Ok((l, saved, c.key.is_some()))
         });
         match found {
-            Ok((l, encrypted)) => {
+            Ok((l, saved, encrypted)) => {
                 let found = found_copy(name, settings, &l, encrypted);
                 if backups::register(db, &found)? {
                     added += 1;
                     if let Some(row) = backups::by_name(db, name)? {
-                        index_objects(db, row.id, &l, l.saved.iter().cloned());
+                        index_objects(db, row.id, &l, Ok(saved));
                     }
                 }
             }

@@ -1,0 +1,158 @@
+//! The objects entry (`objects.tsv.zst`): every object of the saved-data
+//! kinds a copy holds (`engine::saved::objects`), one per line `kind, id,
+//! name, owner` as LOAD DATA text, by kind (clients first) then id. The
+//! text is zstd, written as one frame per data chunk it came from (a
+//! zstd stream of several frames, which every zstd reader reads as one);
+//! a copy made before the entry existed has none. A copy can hold
+//! millions of objects, so they are read as a stream, never all at once.
+
+use std::io::{BufRead, BufReader, Cursor, Read};
+
+use anyhow::{Context, Result};
+use mysql::Value;
+
+use super::listing::{Listing, SavedObject};
+use super::{check, sha256_hex, Copy};
+use crate::engine::tsv;
+
+/// The entry's path in the archive.
+pub const ENTRY: &str = "objects.tsv.zst";
+
+/// The objects one after another, as the entry orders them.
+pub type SavedObjects<'a> = Box<dyn Iterator<Item = SavedObject> + 'a>;
+
+/// `objects` (one chunk's) sorted by id, as text, compressed: one frame
+/// of the entry. Returns the frame and the first and last id.
+pub fn frame(objects: &mut [SavedObject]) -> Result<(Vec<u8>, i64, i64)> {
+    objects.sort_by_key(|o| o.id);
+    let mut text = Vec::with_capacity(objects.len() * 32);
+    for o in objects.iter() {
+        tsv::push_row(
+            &mut text,
+            &[
+                Value::Bytes(o.kind.clone().into_bytes()),
+                Value::Int(o.id),
+                Value::Bytes(o.name.clone().into_bytes()),
+                o.owner.map_or(Value::NULL, Value::Int),
+            ],
+        );
+    }
+    let first = objects.first().map_or(0, |o| o.id);
+    let last = objects.last().map_or(0, |o| o.id);
+    Ok((zstd::bulk::compress(&text, 3)?, first, last))
+}
+
+/// The objects of the entry's text, line by line; a malformed line is
+/// passed over.
+pub struct ObjectLines<R> {
+    reader: R,
+    line: Vec<u8>,
+}
+
+impl<R: BufRead> ObjectLines<R> {
+    pub fn new(reader: R) -> Self {
+        ObjectLines {
+            reader,
+            line: Vec::new(),
+        }
+    }
+}
+
+/// One line of the entry as an object.
+fn parse_line(line: &[u8]) -> Option<SavedObject> {
+    let rows = tsv::parse_rows(line);
+    let cells = rows.first().filter(|r| r.len() == 4)?;
+    let text = |c: &Option<Vec<u8>>| {
+        c.as_deref()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
+    Some(SavedObject {
+        kind: text(&cells[0])?,
+        id: text(&cells[1])?.parse().ok()?,
+        name: text(&cells[2]).unwrap_or_default(),
+        owner: text(&cells[3]).and_then(|o| o.parse().ok()),
+    })
+}
+
+impl<R: BufRead> Iterator for ObjectLines<R> {
+    type Item = SavedObject;
+
+    fn next(&mut self) -> Option<SavedObject> {
+        loop {
+            self.line.clear();
+            match self.reader.read_until(b'\n', &mut self.line) {
+                Ok(0) => return None,
+                Ok(_) => {
+                    if let Some(o) = parse_line(&self.line) {
+                        return Some(o);
+                    }
+                }
+                Err(e) => {
+                    log::warn!("the object index ends early: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The objects of compressed entry data (already checked), streamed;
+/// never more than [`check::MAX_OBJECTS`] bytes of text.
+pub fn decode<'a, R: Read + 'a>(data: R) -> Result<SavedObjects<'a>> {
+    let decoder =
+        zstd::stream::read::Decoder::new(data).context("the object index does not decompress")?;
+    Ok(Box::new(ObjectLines::new(BufReader::new(
+        decoder.take(check::MAX_OBJECTS),
+    ))))
+}
+
+/// Reads the objects entry of a copy (one ranged read, checked against
+/// the listing's SHA-256 before anything is taken from it); a copy made
+/// before the entry existed holds none.
+pub fn read(copy: &Copy<'_>, listing: &Listing) -> Result<SavedObjects<'static>> {
+    let Some(entry) = &listing.objects else {
+        return Ok(Box::new(std::iter::empty()));
+    };
+    let data = copy.read_range(entry.offset, entry.size)?;
+    anyhow::ensure!(
+        sha256_hex(&data) == entry.sha256,
+        "the copy's object index is corrupt"
+    );
+    decode(Cursor::new(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(id: i64, name: &str) -> SavedObject {
+        SavedObject {
+            kind: "account".into(),
+            id,
+            name: name.into(),
+            owner: (id > 1).then_some(1),
+        }
+    }
+
+    #[test]
+    fn frames_read_back_as_one_stream_in_order() {
+        let mut a = vec![object(3, "tab\there"), object(1, "new\nline")];
+        let mut b = vec![object(7, "")];
+        let (fa, first, last) = frame(&mut a).unwrap();
+        assert_eq!((first, last), (1, 3));
+        let (fb, _, _) = frame(&mut b).unwrap();
+        let mut data = fa;
+        data.extend_from_slice(&fb);
+        data.extend_from_slice(&zstd::bulk::compress(b"malformed\n", 3).unwrap());
+        let read: Vec<SavedObject> = decode(Cursor::new(data)).unwrap().collect();
+        assert_eq!(read, [a[0].clone(), a[1].clone(), b[0].clone()]);
+    }
+
+    #[test]
+    fn data_that_is_not_zstd_reads_as_nothing() {
+        let read: Vec<SavedObject> = decode(Cursor::new(b"not zstd at all".to_vec()))
+            .unwrap()
+            .collect();
+        assert!(read.is_empty());
+    }
+}

@@ -1,0 +1,245 @@
+//! The saved objects a dump sees, kept on disk rather than in memory: a
+//! billing database can hold millions. Each worker compresses the objects
+//! of a chunk into a frame of the objects entry (`archive::objects`);
+//! the writer appends the frames to an unnamed temporary file as they
+//! come, noting where each is. At the end the frames are put in the
+//! entry's order (by kind, then id) and copied into the archive as they
+//! are; the catalog's index reads them back from the same file. Frames
+//! come from key-ordered ranges, so they do not overlap; ones that do (a
+//! kind's table ordered by another key) are merged in memory, once.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+use anyhow::{Context, Result};
+
+use super::super::archive::listing::SavedObject;
+use super::super::archive::objects::{self as entry, SavedObjects};
+
+/// Where one frame is in the file.
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    /// The kind's place in `saved::objects::kinds`.
+    rank: usize,
+    first: i64,
+    last: i64,
+    offset: u64,
+    size: u64,
+}
+
+/// The frames of a dump, in an unnamed temporary file.
+pub struct ObjectSpill {
+    file: File,
+    end: u64,
+    frames: Vec<Frame>,
+}
+
+impl ObjectSpill {
+    /// A new spill in the system's temporary directory (created
+    /// exclusively, readable by root alone, unlinked at once).
+    pub fn new() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "billmgr-ops-objects-{}",
+            crate::fsutil::random_hex(8)?
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(crate::fsutil::libc_nofollow())
+            .open(&path)
+            .and_then(|f| std::fs::remove_file(&path).map(|()| f))
+            .with_context(|| format!("failed to create `{}`", path.display()))?;
+        Ok(ObjectSpill {
+            file,
+            end: 0,
+            frames: Vec::new(),
+        })
+    }
+
+    /// Appends one frame of kind `rank` holding ids `first..=last`.
+    pub fn add(&mut self, rank: usize, first: i64, last: i64, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(data, self.end)
+            .context("failed to keep the copy's objects on disk")?;
+        self.frames.push(Frame {
+            rank,
+            first,
+            last,
+            offset: self.end,
+            size: data.len() as u64,
+        });
+        self.end += data.len() as u64;
+        Ok(())
+    }
+
+    /// Puts the frames in the entry's order, merging those that overlap.
+    pub fn order(&mut self) -> Result<()> {
+        self.frames.sort_by_key(|f| (f.rank, f.first, f.last));
+        let mut ordered: Vec<Frame> = Vec::with_capacity(self.frames.len());
+        let mut group: Vec<Frame> = Vec::new();
+        let frames = std::mem::take(&mut self.frames);
+        for f in frames {
+            let overlaps = group.first().is_some_and(|g| g.rank == f.rank)
+                && group.iter().any(|x| f.first <= x.last);
+            if !overlaps && !group.is_empty() {
+                self.close_group(&mut group, &mut ordered)?;
+            }
+            group.push(f);
+        }
+        self.close_group(&mut group, &mut ordered)?;
+        self.frames = ordered;
+        Ok(())
+    }
+
+    /// A group of one frame stays; a group of overlapping frames becomes
+    /// one frame, sorted, written at the end of the file.
+    fn close_group(&mut self, group: &mut Vec<Frame>, ordered: &mut Vec<Frame>) -> Result<()> {
+        match group.len() {
+            0 => {}
+            1 => ordered.push(group[0]),
+            _ => {
+                let mut all: Vec<SavedObject> = Vec::new();
+                for f in group.iter() {
+                    all.extend(entry::decode(self.section(f))?);
+                }
+                let (data, first, last) = entry::frame(&mut all)?;
+                let rank = group[0].rank;
+                self.add(rank, first, last, &data)?;
+                ordered.push(self.frames.pop().expect("the frame just added"));
+            }
+        }
+        group.clear();
+        Ok(())
+    }
+
+    fn section(&self, f: &Frame) -> Section<'_> {
+        Section {
+            file: &self.file,
+            at: f.offset,
+            end: f.offset + f.size,
+        }
+    }
+
+    /// The entry's size: every frame, in order.
+    pub fn size(&self) -> u64 {
+        self.frames.iter().map(|f| f.size).sum()
+    }
+
+    /// The entry's bytes: every frame, in order.
+    pub fn reader(&self) -> impl Read + '_ {
+        Frames {
+            spill: self,
+            next: 0,
+            current: None,
+        }
+    }
+
+    /// The objects, in the entry's order.
+    pub fn objects(&self) -> Result<SavedObjects<'_>> {
+        entry::decode(self.reader())
+    }
+}
+
+/// A byte range of the spill file (positioned reads: no shared cursor).
+struct Section<'a> {
+    file: &'a File,
+    at: u64,
+    end: u64,
+}
+
+impl Read for Section<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_sub(self.at);
+        if left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// The frames one after another.
+struct Frames<'a> {
+    spill: &'a ObjectSpill,
+    next: usize,
+    current: Option<Section<'a>>,
+}
+
+impl Read for Frames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(s) = &mut self.current {
+                let n = s.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+            }
+            let Some(f) = self.spill.frames.get(self.next) else {
+                return Ok(0);
+            };
+            self.next += 1;
+            self.current = Some(self.spill.section(f));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(kind: &str, ids: &[i64]) -> Vec<SavedObject> {
+        ids.iter()
+            .map(|&id| SavedObject {
+                kind: kind.into(),
+                id,
+                name: format!("n{id}"),
+                owner: None,
+            })
+            .collect()
+    }
+
+    fn add(spill: &mut ObjectSpill, rank: usize, kind: &str, ids: &[i64]) {
+        let (data, first, last) = entry::frame(&mut objects(kind, ids)).unwrap();
+        spill.add(rank, first, last, &data).unwrap();
+    }
+
+    #[test]
+    fn frames_come_back_by_kind_then_id_whatever_order_they_came_in() {
+        let mut spill = ObjectSpill::new().unwrap();
+        add(&mut spill, 1, "user", &[5, 6]);
+        add(&mut spill, 0, "account", &[10, 11]);
+        add(&mut spill, 0, "account", &[1, 2]);
+        // Two frames that overlap (a table read in another key's order).
+        add(&mut spill, 2, "item", &[3, 9]);
+        add(&mut spill, 2, "item", &[4, 8]);
+        spill.order().unwrap();
+        let read: Vec<(String, i64)> = spill.objects().unwrap().map(|o| (o.kind, o.id)).collect();
+        let expected: Vec<(String, i64)> = [
+            ("account", 1),
+            ("account", 2),
+            ("account", 10),
+            ("account", 11),
+            ("user", 5),
+            ("user", 6),
+            ("item", 3),
+            ("item", 4),
+            ("item", 8),
+            ("item", 9),
+        ]
+        .iter()
+        .map(|(k, i)| (k.to_string(), *i))
+        .collect();
+        assert_eq!(read, expected);
+        let mut bytes = Vec::new();
+        spill.reader().read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes.len() as u64, spill.size());
+    }
+}
