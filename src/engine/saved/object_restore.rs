@@ -116,12 +116,12 @@ pub fn restore_objects(
     )
     .context("failed to connect for the restore")?;
     let mut g = Gathered::default();
+    let mut reader = pick::ChunkReader::new(copy);
     progress("read", 0);
 
     // The objects themselves.
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
-    let (rows, read) = pick::rows_where(copy, own_table, k.id, &wanted)?;
-    g.bytes_read += read;
+    let rows = pick::rows_where(&mut reader, own_table, k.id, &wanted)?;
     let id_at = column_at(own_table, k.id)?;
     let found: BTreeSet<i64> = rows.iter().filter_map(|r| int(&r[id_at])).collect();
     if let Some(missing) = wanted.difference(&found).next() {
@@ -137,8 +137,7 @@ pub fn restore_objects(
             for fk in t.foreign_keys.iter().filter(|fk| {
                 fk.ref_table == parent && fk.columns.len() == 1 && fk.ref_columns.len() == 1
             }) {
-                let (rows, read) = pick::rows_where(copy, t, &fk.columns[0], &keys)?;
-                g.bytes_read += read;
+                let rows = pick::rows_where(&mut reader, t, &fk.columns[0], &keys)?;
                 add(&mut g.own, t, rows, &mut frontier)?;
             }
         }
@@ -165,38 +164,58 @@ pub fn restore_objects(
             refs(t, row, &mut pending)?;
         }
     }
-    while let Some((table, key)) = pending.pop() {
-        if !seen.insert((table.clone(), key))
-            || g.own.get(&table).is_some_and(|r| r.contains_key(&key))
-        {
-            continue;
+    // By rounds: each round looks up, per table, every key the rows of
+    // the round before point at, in one query and one pass over the
+    // chunks that can hold them.
+    while !pending.is_empty() {
+        let mut by_table: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+        for (table, key) in pending.drain(..) {
+            if g.own.get(&table).is_some_and(|r| r.contains_key(&key))
+                || !seen.insert((table.clone(), key))
+            {
+                continue;
+            }
+            by_table.entry(table).or_default().insert(key);
         }
-        let t = *tables
-            .get(table.as_str())
-            .with_context(|| format!("the copy has no table `{table}`"))?;
-        let column = key_column(t).with_context(|| format!("`{table}` has no single key"))?;
-        let exists: Option<i64> = conn.exec_first(
-            format!(
-                "SELECT 1 FROM {} WHERE {} = ?",
-                quote_ident(&table),
-                quote_ident(column)
-            ),
-            (key,),
-        )?;
-        if exists.is_some() {
-            continue;
+        for (table, keys) in by_table {
+            let t = *tables
+                .get(table.as_str())
+                .with_context(|| format!("the copy has no table `{table}`"))?;
+            let column = key_column(t).with_context(|| format!("`{table}` has no single key"))?;
+            let list = keys
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let present: BTreeSet<i64> = conn
+                .query::<i64, _>(format!(
+                    "SELECT {c} FROM {t} WHERE {c} IN ({list})",
+                    c = quote_ident(column),
+                    t = quote_ident(&table),
+                ))?
+                .into_iter()
+                .collect();
+            let missing: BTreeSet<i64> = keys.difference(&present).copied().collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let at = column_at(t, column)?;
+            let rows = pick::rows_where(&mut reader, t, column, &missing)?;
+            let mut found = BTreeSet::new();
+            for row in rows {
+                let Some(key) = int(&row[at]) else { continue };
+                refs(t, &row, &mut pending)?;
+                found.insert(key);
+                g.needed.entry(table.clone()).or_default().insert(key, row);
+            }
+            if let Some(key) = missing.difference(&found).next() {
+                return Err(anyhow!(
+                    "{kind} needs {table} {key}, which neither the database nor the copy holds"
+                ));
+            }
         }
-        let keys: BTreeSet<i64> = [key].into();
-        let (rows, read) = pick::rows_where(copy, t, column, &keys)?;
-        g.bytes_read += read;
-        let Some(row) = rows.into_iter().next() else {
-            return Err(anyhow!(
-                "{kind} needs {table} {key}, which neither the database nor the copy holds"
-            ));
-        };
-        refs(t, &row, &mut pending)?;
-        g.needed.entry(table).or_default().insert(key, row);
     }
+    g.bytes_read = reader.bytes_read();
 
     // Write, parents first, in one transaction.
     let order = parents_first(listing, g.own.keys().chain(g.needed.keys()));

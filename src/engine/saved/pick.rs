@@ -3,9 +3,11 @@
 //! listing's per-chunk key ranges, and those chunks read by ranged reads
 //! and checked against the listing. Per-object restore is built on this:
 //! one client from a multi-gigabyte copy costs the few chunks that hold its
-//! rows, not the archive.
+//! rows, not the archive. A [`ChunkReader`] reads each chunk from the
+//! storage once: the compressed chunks it has read are kept (up to
+//! [`CACHE_BYTES`]) for the next table or key that needs them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result};
 
@@ -43,19 +45,63 @@ pub fn candidate_chunks<'l>(
         .collect()
 }
 
-/// The rows of one chunk, read by a ranged read and checked: the entry's
-/// SHA-256, then the decompressed text's size and SHA-256.
-pub fn read_chunk(copy: &Copy<'_>, chunk: &Chunk) -> Result<Vec<Vec<Cell>>> {
+/// Compressed chunks a [`ChunkReader`] keeps, at most.
+pub const CACHE_BYTES: u64 = 64 << 20;
+
+/// Reads chunks of one copy, each from the storage once (while the kept
+/// chunks fit in [`CACHE_BYTES`]), and counts the bytes read.
+pub struct ChunkReader<'c, 'a> {
+    copy: &'c Copy<'a>,
+    /// Checked compressed chunks, by their offset in the archive.
+    kept: HashMap<u64, Vec<u8>>,
+    kept_bytes: u64,
+    read: u64,
+}
+
+impl<'c, 'a> ChunkReader<'c, 'a> {
+    pub fn new(copy: &'c Copy<'a>) -> Self {
+        ChunkReader {
+            copy,
+            kept: HashMap::new(),
+            kept_bytes: 0,
+            read: 0,
+        }
+    }
+
+    /// Archive bytes read from the storage so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    /// The rows of one chunk, checked: the entry's SHA-256 (on its first
+    /// read), then the decompressed text's size and SHA-256.
+    pub fn rows(&mut self, chunk: &Chunk) -> Result<Vec<Vec<Cell>>> {
+        let entry = &chunk.entry;
+        if let Some(data) = self.kept.get(&entry.offset) {
+            return decode_chunk(chunk, data);
+        }
+        let data = self.copy.read_range(entry.offset, entry.size)?;
+        self.read += entry.size;
+        anyhow::ensure!(
+            sha256_hex(&data) == entry.sha256,
+            "chunk `{}` is corrupt",
+            entry.path
+        );
+        let rows = decode_chunk(chunk, &data)?;
+        if self.kept_bytes + entry.size <= CACHE_BYTES {
+            self.kept_bytes += entry.size;
+            self.kept.insert(entry.offset, data);
+        }
+        Ok(rows)
+    }
+}
+
+/// The rows of a chunk's checked compressed data.
+fn decode_chunk(chunk: &Chunk, data: &[u8]) -> Result<Vec<Vec<Cell>>> {
     let entry = &chunk.entry;
-    let data = copy.read_range(entry.offset, entry.size)?;
-    anyhow::ensure!(
-        sha256_hex(&data) == entry.sha256,
-        "chunk `{}` is corrupt",
-        entry.path
-    );
     // At most the listed size (checked against a bound when the listing
     // was read), so a forged frame cannot inflate memory.
-    let text = zstd::bulk::decompress(&data, chunk.text_size as usize)
+    let text = zstd::bulk::decompress(data, chunk.text_size as usize)
         .with_context(|| format!("chunk `{}` does not decompress", entry.path))?;
     anyhow::ensure!(
         text.len() as u64 == chunk.text_size && sha256_hex(&text) == chunk.text_sha256,
@@ -66,23 +112,21 @@ pub fn read_chunk(copy: &Copy<'_>, chunk: &Chunk) -> Result<Vec<Vec<Cell>>> {
 }
 
 /// The rows of `table` whose `column` is one of `keys`, reading only the
-/// candidate chunks. Also returns how many archive bytes were read.
+/// candidate chunks.
 pub fn rows_where(
-    copy: &Copy<'_>,
+    reader: &mut ChunkReader<'_, '_>,
     table: &TableEntry,
     column: &str,
     keys: &BTreeSet<i64>,
-) -> Result<(Vec<Vec<Cell>>, u64)> {
+) -> Result<Vec<Vec<Cell>>> {
     let at = table
         .columns
         .iter()
         .position(|c| c == column)
         .with_context(|| format!("table `{}` has no column `{column}`", table.name))?;
     let mut rows = Vec::new();
-    let mut read = 0;
     for chunk in candidate_chunks(table, column, keys) {
-        read += chunk.entry.size;
-        for row in read_chunk(copy, chunk)? {
+        for row in reader.rows(chunk)? {
             // Rows are indexed by the listing's columns from here on.
             anyhow::ensure!(
                 row.len() == table.columns.len(),
@@ -102,7 +146,7 @@ pub fn rows_where(
             }
         }
     }
-    Ok((rows, read))
+    Ok(rows)
 }
 
 /// One saved object and the rows that point at it, as a copy holds them.
@@ -158,21 +202,21 @@ pub fn show_object(
             })
             .collect::<Vec<_>>()
     };
-    let (rows, read) = rows_where(copy, own, k.id, &keys)?;
-    view.bytes_read += read;
+    let mut reader = ChunkReader::new(copy);
+    let rows = rows_where(&mut reader, own, k.id, &keys)?;
     anyhow::ensure!(!rows.is_empty(), "the copy does not hold {kind} {id}");
     view.tables.push((own.name.clone(), as_json(own, rows)));
     for t in &listing.tables {
         for fk in t.foreign_keys.iter().filter(|fk| {
             fk.ref_table == own.name && fk.columns.len() == 1 && fk.ref_columns == [k.id]
         }) {
-            let (rows, read) = rows_where(copy, t, &fk.columns[0], &keys)?;
-            view.bytes_read += read;
+            let rows = rows_where(&mut reader, t, &fk.columns[0], &keys)?;
             if !rows.is_empty() {
                 view.tables.push((t.name.clone(), as_json(t, rows)));
             }
         }
     }
+    view.bytes_read = reader.bytes_read();
     Ok(view)
 }
 
