@@ -94,7 +94,7 @@ fn unescape(field: &[u8]) -> String {
             out.push(b);
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The rows of a block's text: (key, name, owner).
@@ -453,6 +453,29 @@ fn gather(
     Ok(out)
 }
 
+/// A value a list is sorted by.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum SortValue {
+    Text(String),
+    Number(u64),
+}
+
+/// A key, ordered by [`key_order`].
+#[derive(PartialEq, Eq)]
+struct KeyOrder(String);
+
+impl Ord for KeyOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        key_order(&self.0, &other.0)
+    }
+}
+
+impl PartialOrd for KeyOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// A page of the objects of `kind` in good copies, and the total.
 /// `owners`: the kind whose names the owner column refers to (clients),
 /// shown by name; otherwise the owner is shown as stored (a directory).
@@ -505,27 +528,45 @@ pub fn objects_page(
         .filter(|r| owner.is_none_or(|o| r.owner == o))
         .filter(|r| {
             needle.is_empty()
-                || r.name.to_lowercase().contains(&needle)
-                || r.owner.to_lowercase().contains(&needle)
+                || contains_folded(&r.name, &needle)
+                || contains_folded(&r.owner, &needle)
         })
         .collect();
     let total = rows.len() as u64;
-    let by = |r: &ObjectRow, s: &ObjectRow| -> std::cmp::Ordering {
-        match sort {
-            "owner" => r.owner.to_lowercase().cmp(&s.owner.to_lowercase()),
-            "versions" => r.versions.cmp(&s.versions),
-            "latest" => r.latest.cmp(&s.latest),
-            _ => r.name.to_lowercase().cmp(&s.name.to_lowercase()),
-        }
-        .then_with(|| key_order(&r.key, &s.key))
+    // Sort keys computed once per row (case folded as the server's
+    // general collations do for names), ties broken by key.
+    let key_of = |r: &ObjectRow| -> (SortValue, KeyOrder) {
+        let value = match sort {
+            "owner" => SortValue::Text(r.owner.to_lowercase()),
+            "versions" => SortValue::Number(r.versions),
+            "latest" => SortValue::Text(r.latest.clone()),
+            _ => SortValue::Text(r.name.to_lowercase()),
+        };
+        (value, KeyOrder(r.key.clone()))
     };
-    rows.sort_by(|a, b| if page.descending { by(b, a) } else { by(a, b) });
+    if page.descending {
+        rows.sort_by_cached_key(|r| std::cmp::Reverse(key_of(r)));
+    } else {
+        rows.sort_by_cached_key(key_of);
+    }
     let rows = rows
         .into_iter()
         .skip(page.offset as usize)
         .take(page.limit as usize)
         .collect();
     Ok((rows, total))
+}
+
+/// Does `text` contain `needle` (already lower case), in any case?
+fn contains_folded(text: &str, needle: &str) -> bool {
+    if text.is_ascii() && needle.is_ascii() {
+        let (t, n) = (text.as_bytes(), needle.as_bytes());
+        n.len() <= t.len()
+            && t.windows(n.len().max(1))
+                .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+    } else {
+        text.to_lowercase().contains(needle)
+    }
 }
 
 /// The good copies that hold every one of `keys` of `kind`: (id, created,

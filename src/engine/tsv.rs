@@ -24,21 +24,48 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// Appends bytes with the four characters LOAD DATA needs escaped.
+///
+/// Most values have none of them, so the scan skips eight bytes at a time
+/// while a word holds none (a word-at-a-time zero-byte test; the dump spends
+/// a tenth of its time here otherwise).
 pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
+    let mut i = 0;
+    while i < bytes.len() {
+        if i + 8 <= bytes.len() {
+            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+            if !has_special(word) {
+                i += 8;
+                continue;
+            }
+        }
+        let esc: &[u8] = match bytes[i] {
             b'\\' => b"\\\\",
             b'\t' => b"\\t",
             b'\n' => b"\\n",
             0 => b"\\0",
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(esc);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Does any byte of `word` need escaping (backslash, tab, newline, NUL)?
+fn has_special(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
+    zero_in(word)
+        || zero_in(word ^ (ONES * u64::from(b'\\')))
+        || zero_in(word ^ (ONES * u64::from(b'\t')))
+        || zero_in(word ^ (ONES * u64::from(b'\n')))
 }
 
 /// Appends a whole row, tab-separated, newline-terminated.
@@ -100,6 +127,39 @@ fn unescape(field: &[u8]) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_at_a_time_scan_escapes_like_the_byte_at_a_time_one() {
+        let naive = |bytes: &[u8]| {
+            let mut out = Vec::new();
+            for &b in bytes {
+                match b {
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    0 => out.extend_from_slice(b"\\0"),
+                    _ => out.push(b),
+                }
+            }
+            out
+        };
+        // Every special byte at every position of values up to 40 bytes,
+        // among bytes that are near them in value (borrows in the test).
+        for len in 0..40 {
+            for at in 0..len {
+                for special in [b'\\', b'\t', b'\n', 0, 0x80, 0xff, 1, b'[', b']'] {
+                    let mut v: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    v[at] = special;
+                    if at + 1 < len {
+                        v[at + 1] = 0x0b;
+                    }
+                    let mut out = Vec::new();
+                    push_escaped(&mut out, &v);
+                    assert_eq!(out, naive(&v), "{v:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn rows_read_back_byte_for_byte() {
