@@ -290,6 +290,20 @@ fn forged_listings_are_refused_before_anything_is_stored() {
         ),
         ("name", |l| l["name"] = json!("../../x")),
         ("version", |l| l["version"] = json!(99)),
+        // Frames that do not tile their chunk.
+        ("frames", |l| {
+            let t = l["tables"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|t| !t["chunks"].as_array().unwrap().is_empty())
+                .unwrap();
+            t["chunks"][0]["frames"] = json!([1, 2]);
+        }),
+        // A key index of a column the table does not have.
+        ("key-column", |l| {
+            l["tables"][0]["keys"] = json!({"no_such_column": []})
+        }),
     ];
     let copies = f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup");
     for (case, edit) in cases {

@@ -443,3 +443,82 @@ fn relations_declared_in_the_config_are_followed_like_foreign_keys() {
     );
     assert_eq!(notes(), "2", "the declared relation brings them back");
 }
+
+/// A copy's listing (the one beside the archive), as JSON.
+fn listing_of(f: &Fixture, copy: &str) -> (std::path::PathBuf, serde_json::Value) {
+    let path = f
+        .panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/backup/{copy}.json"));
+    let listing = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    (path, listing)
+}
+
+/// The archive bytes `restore-object` says it read.
+fn bytes_read(out: &std::process::Output) -> u64 {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("read ")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn one_client_is_found_by_the_key_index_and_read_by_frames() {
+    let db = TestDb::seeded(1500);
+    let f = Fixture {
+        panel: Panel::for_backups(&db),
+        db,
+    };
+    let copy = f.copy();
+    let (path, listing) = listing_of(&f, &copy);
+    assert_eq!(listing["version"], 2);
+    let tables = listing["tables"].as_array().unwrap();
+    let table = |name: &str| tables.iter().find(|t| t["name"] == name).unwrap();
+    let item = table("item");
+    let frames: usize = item["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["frames"].as_array().map_or(1, Vec::len))
+        .sum();
+    assert!(frames >= 3, "the services are cut into frames: {frames}");
+    let index = item["keys"]["account"].as_array().unwrap();
+    assert!(!index.is_empty(), "services are indexed by client");
+    assert!(
+        table("currency")["keys"].is_null(),
+        "keys to lookup tables are not indexed"
+    );
+
+    let a = f.busy_client();
+    let saved = f.client(&a);
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let read = bytes_read(&f.restore(&copy, "account", &a, "skip"));
+    assert_eq!(f.client(&a), saved);
+    let data: u64 = tables
+        .iter()
+        .flat_map(|t| t["chunks"].as_array().unwrap())
+        .map(|c| c["entry"]["size"].as_u64().unwrap())
+        .sum();
+    assert!(
+        read * 5 < data,
+        "one client of 1500 reads a small part of the data: {read} of {data}"
+    );
+
+    // A copy as format version 1 wrote it (no frames, no key index) still
+    // restores the same client, reading whole chunks.
+    let mut old = listing.clone();
+    old["version"] = 1.into();
+    for t in old["tables"].as_array_mut().unwrap() {
+        t.as_object_mut().unwrap().remove("keys");
+        for c in t["chunks"].as_array_mut().unwrap() {
+            let c = c.as_object_mut().unwrap();
+            c.remove("frames");
+            c.remove("frame_keys");
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let read_v1 = bytes_read(&f.restore(&copy, "account", &a, "skip"));
+    assert_eq!(f.client(&a), saved);
+    assert!(read_v1 > read, "whole chunks: {read_v1} against {read}");
+}

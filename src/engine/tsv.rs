@@ -106,6 +106,11 @@ fn unescape(field: &[u8]) -> Cell {
     if field == b"\\N" {
         return None;
     }
+    Some(unescape_field(field))
+}
+
+/// One field's bytes with the escapes undone (NULL, `\N`, is the caller's).
+pub fn unescape_field(field: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(field.len());
     let mut bytes = field.iter();
     while let Some(&b) = bytes.next() {
@@ -121,7 +126,7 @@ fn unescape(field: &[u8]) -> Cell {
             None => out.push(b'\\'),
         }
     }
-    Some(out)
+    out
 }
 
 #[cfg(test)]

@@ -92,6 +92,9 @@ pub fn verify_with_progress(
         for c in &t.chunks {
             expected.insert(&c.entry.path, (&c.entry, Some((t.name.as_str(), c))));
         }
+        for b in t.keys.values().flatten() {
+            expected.insert(&b.entry.path, (&b.entry, None));
+        }
     }
     for d in &listing.definitions {
         expected.insert(&d.entry.path, (&d.entry, None));

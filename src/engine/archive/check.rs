@@ -155,6 +155,7 @@ impl Listing {
         let mut entries = Vec::new();
         let mut tables = HashSet::new();
         let mut chunks = 0usize;
+        let mut frames = 0usize;
         for t in &self.tables {
             check_identifier("table", &t.name)?;
             if !tables.insert(t.name.to_lowercase()) {
@@ -226,6 +227,20 @@ impl Listing {
                         )));
                     }
                 }
+                // Frames tile the entry exactly, none empty.
+                frames = frames.saturating_add(c.frames.len());
+                if frames > MAX_CHUNKS
+                    || c.frames.contains(&0)
+                    || (!c.frames.is_empty()
+                        && c.frames.iter().fold(0u64, |a, &f| a.saturating_add(f)) != c.entry.size)
+                    || (!c.frame_keys.is_empty() && c.frame_keys.len() != c.frames.len().max(1))
+                    || c.frame_keys.windows(2).any(|w| w[0] > w[1])
+                {
+                    return Err(bad(format!(
+                        "chunk `{}` has impossible frames",
+                        c.entry.path
+                    )));
+                }
                 rows = rows.saturating_add(c.rows);
             }
             if rows != t.rows {
@@ -233,6 +248,24 @@ impl Listing {
                     "table `{}` lists {} rows, its chunks {rows}",
                     t.name, t.rows
                 )));
+            }
+            for (column, blocks) in &t.keys {
+                if !known(column) {
+                    return Err(bad(format!(
+                        "the key index of `{}` names no column of it",
+                        t.name
+                    )));
+                }
+                for b in blocks {
+                    check_entry(&b.entry, MAX_ENTRY, &mut entries)?;
+                    if b.first > b.last {
+                        return Err(bad(format!(
+                            "the key index of `{}`.`{column}` has a reversed range",
+                            t.name
+                        )));
+                    }
+                }
+                chunks += blocks.len();
             }
         }
         let mut definitions = HashSet::new();
@@ -292,7 +325,11 @@ impl Listing {
         let ends = self
             .tables
             .iter()
-            .flat_map(|t| std::iter::once(&t.schema_entry).chain(t.chunks.iter().map(|c| &c.entry)))
+            .flat_map(|t| {
+                std::iter::once(&t.schema_entry)
+                    .chain(t.chunks.iter().map(|c| &c.entry))
+                    .chain(t.keys.values().flatten().map(|b| &b.entry))
+            })
             .chain(self.definitions.iter().map(|d| &d.entry))
             .chain(
                 self.files

@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: &str = "billmgr-ops-copy";
 /// The newest format version this build writes and reads. Readers accept
 /// every older version; a change older readers cannot read gets a new one.
-pub const VERSION: u32 = 1;
+/// Version 2 added each chunk's frames and each table's key index (what
+/// version 1 readers would ignore, but they would then read a one-row
+/// lookup as a whole chunk and never know better).
+pub const VERSION: u32 = 2;
 
 /// The whole listing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +83,24 @@ pub struct TableEntry {
     pub foreign_keys: Vec<ForeignKey>,
     pub rows: u64,
     pub chunks: Vec<Chunk>,
+    /// The key index (version 2): for the single-column integer primary
+    /// key and each single-column integer foreign key, the frames of the
+    /// table's chunks that hold each value, in blocks sorted by value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keys: BTreeMap<String, Vec<KeyBlock>>,
+}
+
+/// One block of a table's key index: the entry `keys/<table>/<column>/
+/// <n>.tsv.zst`, lines `value, frame` (tab-separated, zstd) sorted by
+/// value then frame, for the values `first..=last`; each line's value is
+/// written as its difference from the line before (the first as it is). A frame is numbered
+/// across the table's chunks in order, from 0. The ranges of blocks may
+/// overlap: a reader reads every block whose range holds a value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyBlock {
+    pub first: i64,
+    pub last: i64,
+    pub entry: Entry,
 }
 
 /// A foreign key as the source database declared it.
@@ -121,6 +142,16 @@ pub struct Chunk {
     /// one client, one service ... without reading the others.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ranges: BTreeMap<String, [i64; 2]>,
+    /// The compressed size of each zstd frame of the chunk, in order
+    /// (version 2): frames are independent, end on rows, and carry a
+    /// content checksum, so one frame can be read and checked alone.
+    /// Empty when the chunk is one frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<u64>,
+    /// The primary key of each frame's first row, when the table has a
+    /// single-column integer key (version 2; as many as `frames`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frame_keys: Vec<i64>,
 }
 
 /// A view, trigger, routine or event.

@@ -1,12 +1,15 @@
 //! The archive: one tar file per copy, readable with standard tools.
 //!
 //! ```text
-//! FORMAT                          "billmgr-ops-copy 1\n"
+//! FORMAT                          "billmgr-ops-copy 2\n"
 //! schema/tables/<table>.sql       CREATE TABLE, one per table
 //! schema/<kind>/<name>.sql        views, triggers, procedures, functions, events
 //! data/<table>/<range>-<part>.tsv.zst
 //!                                 rows as LOAD DATA text (tab-separated, \N for
-//!                                 NULL, backslash escapes), one zstd frame each
+//!                                 NULL, backslash escapes), zstd frames of
+//!                                 about 128 KiB of text each
+//! keys/<table>/<column>/<n>.tsv.zst
+//!                                 the key index: which frames hold each value
 //! files/<absolute path>           the panel's files, with their owner, mode, times
 //! listing.json                    the listing (see `listing`), last
 //! ```

@@ -58,19 +58,37 @@ impl<R: BufRead> ObjectLines<R> {
     }
 }
 
-/// One line of the entry as an object.
+/// One line of the entry as an object (fields split in place; only a
+/// field with an escape is copied twice).
 fn parse_line(line: &[u8]) -> Option<SavedObject> {
-    let rows = tsv::parse_rows(line);
-    let cells = rows.first().filter(|r| r.len() == 4)?;
-    let text = |c: &Option<Vec<u8>>| {
-        c.as_deref()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let mut fields = line.split(|&b| b == b'\t');
+    let mut next = || -> Option<Option<String>> {
+        let field = fields.next()?;
+        if field == b"\\N" {
+            return Some(None);
+        }
+        let bytes = if field.contains(&b'\\') {
+            tsv::unescape_field(field)
+        } else {
+            field.to_vec()
+        };
+        Some(Some(String::from_utf8(bytes).unwrap_or_else(|e| {
+            String::from_utf8_lossy(e.as_bytes()).into_owned()
+        })))
     };
+    let kind = next()??;
+    let id = next()??.parse().ok()?;
+    let name = next()?.unwrap_or_default();
+    let owner = next()?.and_then(|o| o.parse().ok());
+    if fields.next().is_some() {
+        return None;
+    }
     Some(SavedObject {
-        kind: text(&cells[0])?,
-        id: text(&cells[1])?.parse().ok()?,
-        name: text(&cells[2]).unwrap_or_default(),
-        owner: text(&cells[3]).and_then(|o| o.parse().ok()),
+        kind,
+        id,
+        name,
+        owner,
     })
 }
 

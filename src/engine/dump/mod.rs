@@ -26,10 +26,12 @@
 //! only on commit, and the listing beside it is written after that: a
 //! copy interrupted at any point leaves nothing that looks like a copy.
 
+mod keys;
 mod snapshot;
 mod spill;
 mod worker;
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write as _};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -164,6 +166,14 @@ pub fn dump(
     progress: ProgressFn<'_>,
 ) -> Result<(Listing, ObjectSpill)> {
     progress(Phase::Snapshot, 0);
+    let started = std::time::Instant::now();
+    let took = |what: &str| {
+        log::debug!(
+            "copy {}: {what} at {} ms",
+            target.name,
+            started.elapsed().as_millis()
+        )
+    };
     let (mut workers, consistency) = snapshot::snapshot(
         source,
         connect_timeout,
@@ -181,6 +191,7 @@ pub fn dump(
         bail!("the database `{database}` has no tables to copy");
     }
     let units = snapshot::plan(first, &tables, opts.rows_per_range)?;
+    let key_columns = keys::key_columns(first, &tables)?;
     log::info!(
         "copy {}: {} tables, {} units, {} workers ({})",
         target.name,
@@ -201,9 +212,21 @@ pub fn dump(
         failed: AtomicBool::new(false),
         rows_done: AtomicU64::new(0),
         opts: opts.clone(),
+        keys: key_columns,
     });
-    let (chunks, mut saved) = write_data(&mut writer, workers, &shared, progress)
+    let (chunks, mut saved, key_runs) = write_data(&mut writer, workers, &shared, progress)
         .map_err(|e| e.context(format!("copy {} failed", target.name)))?;
+    took("data written");
+    let (mut tables, first_frames) = table_entries(&shared.tables, schema_entries, chunks);
+    let key_index = key_runs.write(&mut writer, &shared.tables, &shared.keys, &first_frames)?;
+    for ((table, keys), columns) in tables.iter_mut().zip(key_index).zip(&shared.keys) {
+        table.keys = keys;
+        // A column with no values at all is indexed too: as empty.
+        for c in columns {
+            table.keys.entry(c.column.clone()).or_default();
+        }
+    }
+    took("key index written");
 
     progress(Phase::Files, 0);
     let files = write_files(&mut writer, &opts.files)?;
@@ -223,13 +246,14 @@ pub fn dump(
         } else {
             String::new()
         },
-        tables: table_entries(&shared.tables, schema_entries, chunks),
+        tables,
         definitions,
         files,
         archive: None,
         objects: None,
     };
     let listing = finish(writer, listing, &mut saved, target, &object, &stored_bytes)?;
+    took("stored");
     progress(Phase::Finish, 100);
     Ok((listing, saved))
 }
@@ -291,7 +315,7 @@ fn write_data(
     workers: Vec<mysql::Conn>,
     shared: &Arc<Shared>,
     progress: ProgressFn<'_>,
-) -> Result<(Vec<TableChunks>, ObjectSpill)> {
+) -> Result<(Vec<TableChunks>, ObjectSpill, keys::KeySpill)> {
     let estimated_rows: u64 = shared
         .tables
         .iter()
@@ -309,15 +333,23 @@ fn write_data(
     drop(tx);
     let mut chunks: Vec<TableChunks> = vec![Vec::new(); shared.tables.len()];
     let mut saved = ObjectSpill::new()?;
+    let mut key_runs = keys::KeySpill::new()?;
     let mut failure = None;
     for message in rx {
         match message {
             Ok(mut part) => {
-                if let Some(o) = part.objects.take() {
-                    if let Err(e) = saved.add(o.rank, o.first, o.last, &o.data) {
-                        shared.failed.store(true, Ordering::Relaxed);
-                        failure.get_or_insert(e);
-                    }
+                let spilled = match part.objects.take() {
+                    Some(o) => saved.add(o.rank, o.first, o.last, &o.data),
+                    None => Ok(()),
+                }
+                .and_then(|()| {
+                    part.key_runs
+                        .iter()
+                        .try_for_each(|r| key_runs.add(part.table, part.unit, part.part, r))
+                });
+                if let Err(e) = spilled {
+                    shared.failed.store(true, Ordering::Relaxed);
+                    failure.get_or_insert(e);
                 }
                 let path = format!(
                     "data/{}/{:05}-{:04}.tsv.zst",
@@ -335,6 +367,8 @@ fn write_data(
                             first_key: part.first_key,
                             last_key: part.last_key,
                             ranges: part.ranges,
+                            frames: part.frames,
+                            frame_keys: part.frame_keys,
                         },
                     )),
                     Err(e) => {
@@ -357,7 +391,7 @@ fn write_data(
     }
     match failure {
         Some(e) => Err(e),
-        None => Ok((chunks, saved)),
+        None => Ok((chunks, saved, key_runs)),
     }
 }
 
@@ -410,20 +444,30 @@ fn write_files(writer: &mut Writer, roots: &[PathBuf]) -> Result<Vec<FileEntry>>
     Ok(files)
 }
 
-/// The listing's tables: each with its chunks in (unit, part) order.
+/// The number of a table's first frame of each chunk (unit, part).
+type FirstFrames = HashMap<(usize, usize), u64>;
+
+/// The listing's tables: each with its chunks in (unit, part) order; and
+/// where each chunk's frames start in the table's numbering of frames.
 fn table_entries(
     tables: &[Table],
     schema_entries: Vec<archive::Entry>,
     chunks: Vec<TableChunks>,
-) -> Vec<TableEntry> {
+) -> (Vec<TableEntry>, Vec<FirstFrames>) {
     tables
         .iter()
         .zip(schema_entries)
         .zip(chunks)
         .map(|((t, schema_entry), mut parts)| {
             parts.sort_by_key(|(u, p, _)| (*u, *p));
+            let mut first_frames = FirstFrames::new();
+            let mut next = 0u64;
+            for (u, p, c) in &parts {
+                first_frames.insert((*u, *p), next);
+                next += c.frames.len().max(1) as u64;
+            }
             let chunks: Vec<Chunk> = parts.into_iter().map(|(_, _, c)| c).collect();
-            TableEntry {
+            let entry = TableEntry {
                 name: t.name.clone(),
                 create: t.create.clone(),
                 schema_entry,
@@ -433,9 +477,11 @@ fn table_entries(
                 foreign_keys: t.foreign_keys.clone(),
                 rows: chunks.iter().map(|c| c.rows).sum(),
                 chunks,
-            }
+                keys: BTreeMap::new(),
+            };
+            (entry, first_frames)
         })
-        .collect()
+        .unzip()
 }
 
 /// Writes the object index and the listing into the archive, commits it,

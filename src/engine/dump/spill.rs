@@ -28,19 +28,18 @@ struct Frame {
     size: u64,
 }
 
-/// The frames of a dump, in an unnamed temporary file.
-pub struct ObjectSpill {
+/// An unnamed temporary file written at its end and read by ranges.
+pub struct SpillFile {
     file: File,
     end: u64,
-    frames: Vec<Frame>,
 }
 
-impl ObjectSpill {
-    /// A new spill in the system's temporary directory (created
+impl SpillFile {
+    /// A new file in the system's temporary directory (created
     /// exclusively, readable by root alone, unlinked at once).
-    pub fn new() -> Result<Self> {
+    pub fn new(what: &str) -> Result<Self> {
         let path = std::env::temp_dir().join(format!(
-            "billmgr-ops-objects-{}",
+            "billmgr-ops-{what}-{}",
             crate::fsutil::random_hex(8)?
         ));
         let file = std::fs::OpenOptions::new()
@@ -52,26 +51,62 @@ impl ObjectSpill {
             .open(&path)
             .and_then(|f| std::fs::remove_file(&path).map(|()| f))
             .with_context(|| format!("failed to create `{}`", path.display()))?;
+        Ok(SpillFile { file, end: 0 })
+    }
+
+    /// Appends `data`; returns where it went.
+    pub fn append(&mut self, data: &[u8]) -> Result<u64> {
+        self.file
+            .write_all_at(data, self.end)
+            .context("failed to keep the copy's indexes on disk")?;
+        let at = self.end;
+        self.end += data.len() as u64;
+        Ok(at)
+    }
+
+    /// `size` bytes at `offset`, as a reader.
+    pub fn section(&self, offset: u64, size: u64) -> Section<'_> {
+        Section {
+            file: &self.file,
+            at: offset,
+            end: offset + size,
+        }
+    }
+
+    /// `size` bytes at `offset`.
+    pub fn read(&self, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let mut out = vec![0; usize::try_from(size)?];
+        self.file
+            .read_exact_at(&mut out, offset)
+            .context("failed to read the copy's indexes back")?;
+        Ok(out)
+    }
+}
+
+/// The frames of a dump, in an unnamed temporary file.
+pub struct ObjectSpill {
+    file: SpillFile,
+    frames: Vec<Frame>,
+}
+
+impl ObjectSpill {
+    pub fn new() -> Result<Self> {
         Ok(ObjectSpill {
-            file,
-            end: 0,
+            file: SpillFile::new("objects")?,
             frames: Vec::new(),
         })
     }
 
     /// Appends one frame of kind `rank` holding ids `first..=last`.
     pub fn add(&mut self, rank: usize, first: i64, last: i64, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(data, self.end)
-            .context("failed to keep the copy's objects on disk")?;
+        let offset = self.file.append(data)?;
         self.frames.push(Frame {
             rank,
             first,
             last,
-            offset: self.end,
+            offset,
             size: data.len() as u64,
         });
-        self.end += data.len() as u64;
         Ok(())
     }
 
@@ -116,11 +151,7 @@ impl ObjectSpill {
     }
 
     fn section(&self, f: &Frame) -> Section<'_> {
-        Section {
-            file: &self.file,
-            at: f.offset,
-            end: f.offset + f.size,
-        }
+        self.file.section(f.offset, f.size)
     }
 
     /// The entry's size: every frame, in order.
@@ -143,8 +174,8 @@ impl ObjectSpill {
     }
 }
 
-/// A byte range of the spill file (positioned reads: no shared cursor).
-struct Section<'a> {
+/// A byte range of a spill file (positioned reads: no shared cursor).
+pub struct Section<'a> {
     file: &'a File,
     at: u64,
     end: u64,

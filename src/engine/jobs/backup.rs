@@ -177,8 +177,12 @@ pub fn index_objects(
         }
         writer.finish()
     };
+    let started = std::time::Instant::now();
     match write(db) {
-        Ok(n) => log::debug!("copy {id}: {n} objects indexed"),
+        Ok(n) => log::debug!(
+            "copy {id}: {n} objects indexed in {} ms",
+            started.elapsed().as_millis()
+        ),
         Err(e) => log::warn!("copy {id}: its objects were not indexed: {e:#}"),
     }
 }

@@ -107,7 +107,7 @@ pub fn index_rows<'a>(
         name: if o.name.is_empty() {
             format!("#{}", o.id)
         } else {
-            cut(&o.name)
+            cut_owned(o.name)
         },
         key: o.id.to_string(),
         owner: o.owner.map(|id| id.to_string()).unwrap_or_default(),
@@ -143,6 +143,15 @@ pub fn index_rows<'a>(
 /// At most 255 characters (the catalog's limit on names).
 fn cut(s: &str) -> String {
     s.chars().take(255).collect()
+}
+
+/// [`cut`], keeping the string when it is short enough already.
+fn cut_owned(s: String) -> String {
+    if s.len() <= 255 {
+        s
+    } else {
+        cut(&s)
+    }
 }
 
 /// The directory a saved file (by its absolute path) belongs to.

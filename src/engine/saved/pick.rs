@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result};
 
-use super::super::archive::listing::{Chunk, TableEntry};
+use super::super::archive::listing::{Chunk, KeyBlock, TableEntry};
 use super::super::archive::{sha256_hex, Copy};
 use super::super::tsv::{self, Cell};
 
@@ -73,27 +73,186 @@ impl<'c, 'a> ChunkReader<'c, 'a> {
         self.read
     }
 
+    /// `size` bytes of the archive at `offset`: kept ones, or a ranged
+    /// read (kept while they fit). `check` runs on a first read.
+    fn fetch(
+        &mut self,
+        offset: u64,
+        size: u64,
+        check: impl FnOnce(&[u8]) -> Result<()>,
+    ) -> Result<Vec<u8>> {
+        if let Some(data) = self.kept.get(&offset).filter(|d| d.len() as u64 == size) {
+            return Ok(data.clone());
+        }
+        let data = self.copy.read_range(offset, size)?;
+        self.read += size;
+        check(&data)?;
+        if self.kept_bytes + size <= CACHE_BYTES {
+            self.kept_bytes += size;
+            self.kept.insert(offset, data.clone());
+        }
+        Ok(data)
+    }
+
     /// The rows of one chunk, checked: the entry's SHA-256 (on its first
     /// read), then the decompressed text's size and SHA-256.
     pub fn rows(&mut self, chunk: &Chunk) -> Result<Vec<Vec<Cell>>> {
         let entry = &chunk.entry;
-        if let Some(data) = self.kept.get(&entry.offset) {
-            return decode_chunk(chunk, data);
-        }
-        let data = self.copy.read_range(entry.offset, entry.size)?;
-        self.read += entry.size;
-        anyhow::ensure!(
-            sha256_hex(&data) == entry.sha256,
-            "chunk `{}` is corrupt",
-            entry.path
-        );
-        let rows = decode_chunk(chunk, &data)?;
-        if self.kept_bytes + entry.size <= CACHE_BYTES {
-            self.kept_bytes += entry.size;
-            self.kept.insert(entry.offset, data);
-        }
-        Ok(rows)
+        let data = self.fetch(entry.offset, entry.size, |data| {
+            anyhow::ensure!(
+                sha256_hex(data) == entry.sha256,
+                "chunk `{}` is corrupt",
+                entry.path
+            );
+            Ok(())
+        })?;
+        decode_chunk(chunk, &data)
     }
+
+    /// The rows of one frame of a chunk (format version 2), checked by
+    /// the frame's own content checksum, which zstd verifies.
+    fn frame_rows(&mut self, frame: FrameAt<'_>) -> Result<Vec<Vec<Cell>>> {
+        let data = self.fetch(frame.offset, frame.size, |_| Ok(()))?;
+        let text = zstd::bulk::decompress(&data, frame.chunk.text_size as usize)
+            .with_context(|| format!("a frame of chunk `{}` is corrupt", frame.chunk.entry.path))?;
+        anyhow::ensure!(
+            text.last().is_none_or(|&b| b == b'\n'),
+            "a frame of chunk `{}` ends inside a row",
+            frame.chunk.entry.path
+        );
+        Ok(tsv::parse_rows(&text))
+    }
+
+    /// The `(value, frame)` lines of a block of a key index, checked.
+    fn key_block(&mut self, block: &KeyBlock) -> Result<Vec<(i64, u64)>> {
+        let entry = &block.entry;
+        let data = self.fetch(entry.offset, entry.size, |data| {
+            anyhow::ensure!(
+                sha256_hex(data) == entry.sha256,
+                "key index entry `{}` is corrupt",
+                entry.path
+            );
+            Ok(())
+        })?;
+        let text = zstd::bulk::decompress(&data, MAX_KEY_BLOCK)
+            .with_context(|| format!("key index entry `{}` is corrupt", entry.path))?;
+        // The first value as it is, each next as the difference.
+        let mut value = 0i64;
+        let mut out = Vec::new();
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            let Some((v, f)) = std::str::from_utf8(line)
+                .ok()
+                .and_then(|l| l.split_once('\t'))
+                .and_then(|(v, f)| Some((v.parse::<i64>().ok()?, f.parse::<u64>().ok()?)))
+            else {
+                continue;
+            };
+            value = if i == 0 { v } else { value.wrapping_add(v) };
+            out.push((value, f));
+        }
+        Ok(out)
+    }
+}
+
+/// The text of a key index block, at most (16,384 lines of two numbers).
+const MAX_KEY_BLOCK: usize = 1 << 20;
+
+/// One frame of a table's chunks, located in the archive.
+#[derive(Clone, Copy)]
+struct FrameAt<'l> {
+    chunk: &'l Chunk,
+    offset: u64,
+    size: u64,
+}
+
+/// Every frame of `table`, numbered across its chunks in order (a chunk
+/// of one frame counts one).
+fn frames_of(table: &TableEntry) -> Vec<FrameAt<'_>> {
+    let mut out = Vec::new();
+    for chunk in &table.chunks {
+        if chunk.frames.is_empty() {
+            out.push(FrameAt {
+                chunk,
+                offset: chunk.entry.offset,
+                size: chunk.entry.size,
+            });
+            continue;
+        }
+        let mut offset = chunk.entry.offset;
+        for &size in &chunk.frames {
+            out.push(FrameAt {
+                chunk,
+                offset,
+                size,
+            });
+            offset += size;
+        }
+    }
+    out
+}
+
+/// The frames of `table` that can hold rows whose `column` is one of
+/// `keys`, when the copy says (format version 2): by each frame's first
+/// key for the table's integer key, by the key index for a foreign key.
+/// `None` when the copy does not say (then whole chunks are read).
+fn frames_holding<'l>(
+    reader: &mut ChunkReader<'_, '_>,
+    table: &'l TableEntry,
+    column: &str,
+    keys: &BTreeSet<i64>,
+) -> Result<Option<Vec<FrameAt<'l>>>> {
+    let all = frames_of(table);
+    let is_key = table.primary_key.len() == 1 && table.primary_key[0] == column;
+    if is_key && table.chunks.iter().all(|c| !c.frame_keys.is_empty()) {
+        let mut out = Vec::new();
+        let mut n = 0;
+        for c in &table.chunks {
+            let count = c.frames.len().max(1);
+            if let (Some(lo), Some(hi)) = (c.first_key, c.last_key) {
+                for i in 0..count {
+                    let from = c.frame_keys[i].max(lo);
+                    let hit = match c.frame_keys.get(i + 1) {
+                        Some(&next) => keys.range(from..next).next().is_some(),
+                        None => from <= hi && keys.range(from..=hi).next().is_some(),
+                    };
+                    if hit {
+                        out.push(all[n + i]);
+                    }
+                }
+            }
+            n += count;
+        }
+        return Ok(Some(out));
+    }
+    let Some(blocks) = table.keys.get(column) else {
+        return Ok(None);
+    };
+    let mut numbers = BTreeSet::new();
+    for block in blocks
+        .iter()
+        .filter(|b| keys.range(b.first..=b.last).next().is_some())
+    {
+        for (value, frame) in reader.key_block(block)? {
+            if keys.contains(&value) {
+                numbers.insert(frame);
+            }
+        }
+    }
+    numbers
+        .into_iter()
+        .map(|n| {
+            usize::try_from(n)
+                .ok()
+                .and_then(|n| all.get(n).copied())
+                .with_context(|| {
+                    format!(
+                        "the key index of `{}` names frame {n}, which the table does not have",
+                        table.name
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// The rows of a chunk's checked compressed data.
@@ -125,13 +284,14 @@ pub fn rows_where(
         .position(|c| c == column)
         .with_context(|| format!("table `{}` has no column `{column}`", table.name))?;
     let mut rows = Vec::new();
-    for chunk in candidate_chunks(table, column, keys) {
-        for row in reader.rows(chunk)? {
+    // Each piece (a frame, or a whole chunk) is parsed, filtered and let
+    // go before the next is read.
+    let mut keep = |piece: Vec<Vec<Cell>>| -> Result<()> {
+        for row in piece {
             // Rows are indexed by the listing's columns from here on.
             anyhow::ensure!(
                 row.len() == table.columns.len(),
-                "chunk `{}` of `{}` holds a row of {} fields, the table has {} columns",
-                chunk.entry.path,
+                "a chunk of `{}` holds a row of {} fields, the table has {} columns",
                 table.name,
                 row.len(),
                 table.columns.len()
@@ -145,7 +305,32 @@ pub fn rows_where(
                 rows.push(row);
             }
         }
-    }
+        Ok(())
+    };
+    let before = reader.bytes_read();
+    let how = match frames_holding(reader, table, column, keys)? {
+        Some(frames) => {
+            let n = frames.len();
+            for frame in frames {
+                keep(reader.frame_rows(frame)?)?;
+            }
+            format!("{n} frames")
+        }
+        None => {
+            let chunks = candidate_chunks(table, column, keys);
+            let n = chunks.len();
+            for chunk in chunks {
+                keep(reader.rows(chunk)?)?;
+            }
+            format!("{n} chunks")
+        }
+    };
+    log::debug!(
+        "{}.{column}: {} keys, {how}, {} bytes read",
+        table.name,
+        keys.len(),
+        reader.bytes_read() - before
+    );
     Ok(rows)
 }
 
