@@ -75,6 +75,16 @@ pub const KEYS: &[Key] = &[
         help: "how many operations the scheduler runs at once",
     },
     Key {
+        name: "ModuleConcurrency",
+        default: "0",
+        help: "how many slots one processing module gets while another module's operations are due (it takes free slots nobody else wants), so that one slow or dead module server cannot keep the others waiting; 0: half of Concurrency, at least 1",
+    },
+    Key {
+        name: "SchedulerStay",
+        default: "50",
+        help: "seconds one cron tick stays to start the next due operation as soon as a slot frees (cron starts a tick every minute); 0: one pass only",
+    },
+    Key {
         name: "RunModules",
         default: "auto",
         help: "on: billmgr-ops starts processing modules for running operations; off: it only shows and manages them; auto: on, except when installed in companion mode, where BILLmanager's own scheduler runs them and both would run an operation twice",
@@ -284,6 +294,11 @@ pub struct RunnerConfig {
     pub retry_delay_max: Duration,
     pub max_attempts: u32,
     pub concurrency: u32,
+    /// Attempts of one processing module at once (never more than
+    /// `concurrency`).
+    pub module_concurrency: u32,
+    /// How long a tick keeps feeding free slots.
+    pub scheduler_stay: Duration,
     pub output_limit: usize,
 }
 
@@ -422,6 +437,11 @@ impl Config {
             retry_delay_max: Duration::from_secs(number("RetryDelayMax")?),
             max_attempts: number("MaxAttempts")?.clamp(1, 1_000) as u32,
             concurrency: number("Concurrency")?.clamp(1, 256) as u32,
+            module_concurrency: match number("ModuleConcurrency")? {
+                0 => number("Concurrency")?.clamp(1, 256).div_ceil(2) as u32,
+                n => n.clamp(1, number("Concurrency")?.clamp(1, 256)) as u32,
+            },
+            scheduler_stay: Duration::from_secs(number("SchedulerStay")?.min(55)),
             output_limit: number("OutputLimit")?.clamp(1024, 16 << 20) as usize,
         };
         let mut file_roots = vec![mgrdir.clone()];

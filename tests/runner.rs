@@ -12,6 +12,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let db = TestDb::seeded(20);
     let panel = Panel::new(&db).with_modules();
+    // A tick makes one pass here; the tests of staying ask for it.
+    panel.configure("SchedulerStay 0\n");
     Fixture { db, panel }
 }
 
@@ -921,4 +923,151 @@ fn every_function_refuses_a_client() {
     }
     assert_eq!(f.db.checksum("runningoperation"), before);
     assert!(f.panel.module_runs().is_empty());
+}
+
+/// One more operation on the processing module of operation `like`.
+fn operation_on_module_of(f: &Fixture, like: u64, intname: &str) -> u64 {
+    f.db.exec(&format!(
+        "INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
+         SELECT item, '{intname}', processingmodule, 0, 'off', NOW() FROM runningoperation WHERE id = {like}"
+    ));
+    f.db.scalar("SELECT MAX(id) FROM runningoperation")
+        .parse()
+        .unwrap()
+}
+
+/// The operations a `cron` tick says it started.
+fn started_by(tick: &std::process::Output) -> Vec<u64> {
+    let stderr = String::from_utf8_lossy(&tick.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("started ["))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    line["started [".len()..line.find(']').unwrap()]
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn one_tick_keeps_the_slots_full_until_the_backlog_is_done() {
+    let f = fixture();
+    f.db.exec("DELETE FROM runningoperation");
+    // Six operations of two seconds, two slots: a tick that only started
+    // what fits would leave four for the next minutes.
+    f.panel.configure("Concurrency 2\nSchedulerStay 55\n");
+    let first = f.operation("pmslow");
+    let mut ids = vec![first];
+    for _ in 0..5 {
+        ids.push(f.operation("pmslow"));
+    }
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    assert!(
+        tick.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tick.stderr)
+    );
+    let mut started = started_by(&tick);
+    started.sort_unstable();
+    assert_eq!(started, ids, "every one started by the one tick");
+    for id in &ids {
+        wait_until(30, "the attempt to be recorded", || {
+            f.last_attempt(*id, "outcome") == "ok"
+        });
+    }
+    // Never more than two at once: each attempt began no earlier than the
+    // one two places before it ended.
+    let spans: Vec<(i64, i64)> =
+        f.db.scalar(&format!(
+            "SELECT GROUP_CONCAT(CONCAT(UNIX_TIMESTAMP(createdate) * 1000, ':',
+                        UNIX_TIMESTAMP(createdate) * 1000 + duration_ms) ORDER BY createdate, id)
+                 FROM billmgrops_attempt WHERE runningoperation BETWEEN {} AND {}",
+            ids[0], ids[5]
+        ))
+        .split(',')
+        .map(|s| {
+            let (a, b) = s.split_once(':').unwrap();
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    assert_eq!(spans.len(), 6);
+    // (createdate has whole seconds: allow one.)
+    for i in 2..spans.len() {
+        assert!(
+            spans[i].0 + 1000 >= spans[i - 2].1.min(spans[i - 1].1),
+            "three at once: {spans:?}"
+        );
+    }
+}
+
+#[test]
+fn one_module_does_not_take_every_slot_and_open_goes_first() {
+    let f = fixture();
+    f.db.exec("DELETE FROM runningoperation");
+    f.panel
+        .configure("Concurrency 2\nModuleConcurrency 1\nSchedulerStay 0\n");
+    // Oldest first: two hanging operations of one module, a housekeeping
+    // one of another, then an `open` of a third.
+    let hang = f.operation("pmhang");
+    let hang2 = operation_on_module_of(&f, hang, "open");
+    let sync = f.operation("pmok");
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET intname = 'sync_item' WHERE id = {sync}"
+    ));
+    let open = f.operation("pmok");
+    f.db.exec("UPDATE runningoperation SET cdate = NOW() - INTERVAL 1 HOUR WHERE intname = 'open'");
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET cdate = NOW() - INTERVAL 2 HOUR WHERE id = {sync}"
+    ));
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET cdate = NOW() - INTERVAL 30 MINUTE WHERE id = {open}"
+    ));
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    let mut started = started_by(&tick);
+    started.sort_unstable();
+    // `open` before `sync_item` though younger; one of the module's two.
+    assert_eq!(
+        started,
+        vec![hang, open],
+        "{}",
+        String::from_utf8_lossy(&tick.stderr)
+    );
+    assert_eq!(f.status(hang2), "wait", "the module's second waits");
+    assert_eq!(f.status(sync), "wait");
+    f.call("runningoperation.stop", &hang.to_string());
+    f.settled(hang);
+}
+
+#[test]
+fn an_operation_marked_by_a_killed_tick_is_due_again_without_an_attempt() {
+    let f = fixture();
+    let id = f.operation("pmok");
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET manual = 'on' WHERE id = {id}"
+    ));
+    // Marked running by a tick killed before the runner started.
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_operation (runningoperation, status, started) VALUES ({id}, 'run', NOW() - INTERVAL 2 MINUTE)"
+    ));
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&tick.stderr);
+    assert!(stderr.contains(&format!("put back [{id}]")), "{stderr}");
+    assert_eq!(f.status(id), "wait");
+    assert_eq!(f.field(id, "trycount"), "0", "no attempt counted");
+    // status shows what is due and, once attempts have run, how long the
+    // backlog takes.
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET manual = 'off' WHERE id = {id}"
+    ));
+    let status = f
+        .panel
+        .command(&["status", "--json", "--no-probe"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(
+        json["operations"]["backlog"].as_u64().unwrap() >= 1,
+        "{json}"
+    );
 }

@@ -356,8 +356,8 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
                 eprintln!("another tick is running: nothing done");
             } else {
                 eprintln!(
-                    "started {:?}; settled as interrupted {:?}; {} running",
-                    ops.started, ops.interrupted, ops.running
+                    "started {:?}; settled as interrupted {:?}; put back {:?}; {} running",
+                    ops.started, ops.interrupted, ops.put_back, ops.running
                 );
             }
         }

@@ -359,14 +359,42 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
     Ok(settled)
 }
 
-/// Operations marked running, with the seconds since they were marked.
-pub fn marked_running(db: &mut Db) -> Result<Vec<(u64, u64)>> {
-    db.conn()
+/// An operation marked running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marked {
+    pub id: u64,
+    /// Seconds since it was marked (or its attempt began).
+    pub age: u64,
+    /// Its processing module, if it has one.
+    pub module: Option<u64>,
+    /// A runner took it (began an attempt); false while it is only marked.
+    pub taken: bool,
+}
+
+/// Operations marked running.
+pub fn marked_running(db: &mut Db) -> Result<Vec<Marked>> {
+    let rows: Vec<(u64, u64, Option<u64>, bool)> = db
+        .conn()
         .query(
-            "SELECT runningoperation, GREATEST(0, TIMESTAMPDIFF(SECOND, COALESCE(started, updated), NOW()))
-             FROM billmgrops_operation WHERE status = 'run'",
+            "SELECT s.runningoperation,
+                    GREATEST(0, TIMESTAMPDIFF(SECOND, COALESCE(s.started, s.updated), NOW())),
+                    COALESCE(ro.processingmodule, i.processingmodule),
+                    s.runner IS NOT NULL
+             FROM billmgrops_operation s
+             LEFT JOIN runningoperation ro ON ro.id = s.runningoperation
+             LEFT JOIN item i ON i.id = ro.item
+             WHERE s.status = 'run'",
         )
-        .context("failed to list running operations")
+        .context("failed to list running operations")?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, age, module, taken)| Marked {
+            id,
+            age,
+            module,
+            taken,
+        })
+        .collect())
 }
 
 /// Settles an operation whose runner vanished: error, retried after `retry_in`.
@@ -381,20 +409,77 @@ pub fn mark_interrupted(db: &mut Db, operation: u64, retry_in: u64) -> Result<()
         .context("failed to settle an interrupted operation")
 }
 
-/// Operations due for an attempt, oldest due first, at most `limit`.
-pub fn due(db: &mut Db, limit: u32) -> Result<Vec<u64>> {
+/// Puts back an operation that was marked but never taken by a runner (a
+/// scheduler killed between the two): due again, no attempt counted.
+pub fn mark_not_started(db: &mut Db, operation: u64) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "UPDATE billmgrops_operation SET status = 'wait', started = NULL, next_try = NULL
+             WHERE runningoperation = ? AND status = 'run' AND runner IS NULL",
+            (operation,),
+        )
+        .context("failed to put back an operation that never started")
+}
+
+/// Operations due for an attempt, at most `limit`, each with its
+/// processing module: by `priorities` (command, rank; lower first, a
+/// command not named after all), then oldest first.
+pub fn due(db: &mut Db, limit: u32, priorities: &[(&str, u32)]) -> Result<Vec<(u64, Option<u64>)>> {
+    let rank = if priorities.is_empty() {
+        "0".to_string()
+    } else {
+        format!(
+            "CASE ro.intname {} ELSE {} END",
+            "WHEN ? THEN ? ".repeat(priorities.len()),
+            priorities.iter().map(|p| p.1).max().unwrap_or(0) + 1
+        )
+    };
+    let mut params: Vec<mysql::Value> = Vec::with_capacity(priorities.len() * 2 + 1);
+    for (command, rank) in priorities {
+        params.push((*command).into());
+        params.push((*rank).into());
+    }
+    params.push(limit.into());
     db.conn()
         .exec(
-            "SELECT ro.id FROM runningoperation ro
+            format!(
+                "SELECT ro.id, COALESCE(ro.processingmodule, i.processingmodule)
+                 FROM runningoperation ro
+                 LEFT JOIN item i ON i.id = ro.item
+                 LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
+                 WHERE ro.manual = 'off'
+                   AND COALESCE(s.status, 'wait') IN ('wait', 'error')
+                   AND (s.next_try IS NULL OR s.next_try <= NOW())
+                 ORDER BY {rank}, ro.cdate, ro.id
+                 LIMIT ?"
+            ),
+            params,
+        )
+        .context("failed to select due operations")
+}
+
+/// How many operations are due now, and the mean length (seconds) of the
+/// last 200 attempts that ended, if any did.
+pub fn backlog(db: &mut Db) -> Result<(u64, Option<f64>)> {
+    let due: u64 = db
+        .conn()
+        .query_first(
+            "SELECT COUNT(*) FROM runningoperation ro
              LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
              WHERE ro.manual = 'off'
                AND COALESCE(s.status, 'wait') IN ('wait', 'error')
-               AND (s.next_try IS NULL OR s.next_try <= NOW())
-             ORDER BY COALESCE(s.next_try, ro.cdate), ro.id
-             LIMIT ?",
-            (limit,),
+               AND (s.next_try IS NULL OR s.next_try <= NOW())",
         )
-        .context("failed to select due operations")
+        .context("failed to count due operations")?
+        .unwrap_or(0);
+    let mean: Option<Option<f64>> = db
+        .conn()
+        .query_first(
+            "SELECT AVG(d) / 1000 FROM (SELECT duration_ms AS d FROM billmgrops_attempt
+               WHERE duration_ms IS NOT NULL ORDER BY id DESC LIMIT 200) recent",
+        )
+        .context("failed to measure recent attempts")?;
+    Ok((due, mean.flatten()))
 }
 
 /// Removes runner state whose operation is gone (BILLmanager removes an

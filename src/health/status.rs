@@ -102,6 +102,12 @@ pub struct OperationsStatus {
     pub by_state: BTreeMap<String, u64>,
     pub oldest_failing: Option<TroubledOperation>,
     pub turned_manual_last_day: Vec<TroubledOperation>,
+    /// Operations due now and not yet started.
+    pub backlog: u64,
+    /// The mean length of recent attempts, seconds (none yet: unknown).
+    pub mean_attempt_secs: Option<f64>,
+    /// How long the backlog takes at that pace with every slot busy.
+    pub drain_secs: Option<u64>,
 }
 
 fn summary(c: &backups::CopyRow) -> CopySummary {
@@ -262,6 +268,10 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
     }
 
     let by_state: BTreeMap<String, u64> = health::operations_by_state(db)?.into_iter().collect();
+    let (backlog, mean_attempt_secs) = crate::db::runstate::backlog(db)?;
+    let drain_secs = mean_attempt_secs.map(|mean| {
+        (backlog as f64 * mean / f64::from(config.runner.concurrency.max(1))).ceil() as u64
+    });
     let total = by_state.values().sum();
     let oldest_failing = health::oldest_failing(db)?;
     let turned_manual_last_day = health::turned_manual_within(db, 24)?;
@@ -290,6 +300,9 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         operations: OperationsStatus {
             total,
             by_state,
+            backlog,
+            mean_attempt_secs,
+            drain_secs,
             oldest_failing,
             turned_manual_last_day,
         },
@@ -313,6 +326,15 @@ fn operation_line(op: &TroubledOperation) -> String {
         op.created,
         op.error_suffix()
     )
+}
+
+/// A duration for people: `45 s`, `12 min`, `3 h 20 min`.
+fn duration_words(secs: u64) -> String {
+    match secs {
+        0..=99 => format!("{secs} s"),
+        100..=5999 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+    }
 }
 
 /// The one screen.
@@ -406,6 +428,20 @@ pub fn render_text(s: &Status) -> String {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         let _ = writeln!(out, "  {}", states.join(", "));
+    }
+    if s.operations.backlog > 0 {
+        let _ = writeln!(
+            out,
+            "  due now: {}{}",
+            s.operations.backlog,
+            match (s.operations.mean_attempt_secs, s.operations.drain_secs) {
+                (Some(mean), Some(drain)) => format!(
+                    "; about {} at the current pace ({mean:.1} s an attempt)",
+                    duration_words(drain)
+                ),
+                _ => String::new(),
+            }
+        );
     }
     if let Some(op) = &s.operations.oldest_failing {
         let _ = writeln!(out, "  oldest failing: {}", operation_line(op));

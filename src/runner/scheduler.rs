@@ -1,7 +1,25 @@
-//! One scheduler tick (`billmgr-ops cron`, meant for every minute): settle
-//! what vanished runners left behind, then start what is due, within the
-//! concurrency bound. Nothing starts while `<mgrdir>/etc/billmgr.DoNothing`
+//! The scheduler (`billmgr-ops cron`, every minute): settle what vanished
+//! runners left behind, then keep the slots full. One tick stays for
+//! `SchedulerStay` seconds (default 50), and whenever an attempt ends it
+//! starts the next due operation, so a backlog drains at the modules' pace
+//! and not at cron's. Nothing starts while `<mgrdir>/etc/billmgr.DoNothing`
 //! exists (BILLmanager's maintenance mode).
+//!
+//! Guarantees (docs/operations.md):
+//! - one scheduler per database, across processes and hosts: a tick holds
+//!   a server-side named lock on its connection, released by the server if
+//!   the tick dies;
+//! - one attempt of an operation at a time: each runner holds the
+//!   operation's own named lock (`db::runstate::lock_name`);
+//! - `kill -9` of a tick loses nothing: an operation it marked but whose
+//!   runner never started is put back as due, without an attempt counted;
+//!   one whose runner died is settled as interrupted and retried;
+//! - fair: at most `Concurrency` attempts; a module past
+//!   `ModuleConcurrency` only takes slots no other module's due operation
+//!   wants; the due ones by [`COMMAND_PRIORITY`], then oldest first.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -14,6 +32,27 @@ use crate::db::Db;
 /// A runner that has not taken its lock this long after being marked is
 /// taken for dead (it normally takes it within milliseconds).
 const START_GRACE_SECS: u64 = 60;
+/// How often a staying tick looks at the slots.
+const POLL: Duration = Duration::from_millis(250);
+/// How often a staying tick looks for newly due operations while slots
+/// are free but nothing ended (a retry whose time came, a new operation).
+const DUE_EVERY: Duration = Duration::from_secs(5);
+
+/// Which commands go first, lower first; any other command after these.
+/// A client who paid waits for `open` and `resume`; changes the client
+/// asked for come next; `suspend` and `close` end a service and can wait
+/// minutes without harm (and `close` cannot be undone, so it goes after
+/// `suspend`); synchronisation and the rest are housekeeping.
+pub const COMMAND_PRIORITY: &[(&str, u32)] = &[
+    ("open", 0),
+    ("resume", 0),
+    ("reopen", 0),
+    ("prolong", 1),
+    ("setparam", 1),
+    ("changeparam", 1),
+    ("suspend", 2),
+    ("close", 3),
+];
 
 /// What a tick did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +63,8 @@ pub struct TickReport {
     pub overlapped: bool,
     /// Operations whose runner had vanished, now settled as failed.
     pub interrupted: Vec<u64>,
+    /// Operations marked but never taken by a runner, put back as due.
+    pub put_back: Vec<u64>,
     /// Operations started by this tick.
     pub started: Vec<u64>,
     /// Attempts running when the tick ended.
@@ -50,44 +91,129 @@ pub fn tick(config: &Config, db: &mut Db) -> Result<TickReport> {
     result.map(|()| report)
 }
 
+/// The attempts running now, by operation, with their modules.
+struct Slots {
+    running: HashMap<u64, Option<u64>>,
+}
+
+impl Slots {
+    fn per_module(&self) -> HashMap<Option<u64>, u32> {
+        let mut out = HashMap::new();
+        for module in self.running.values() {
+            *out.entry(*module).or_default() += 1;
+        }
+        out
+    }
+}
+
 fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<()> {
     runstate::drop_orphans(db)?;
+    let stay_until = Instant::now() + config.runner.scheduler_stay;
+    let mut looked_for_due: Option<Instant> = None;
+    let mut last_running: BTreeSet<u64> = BTreeSet::new();
+    loop {
+        let slots = settle(config, db, report)?;
+        report.running = slots.running.len();
+        if !config.runs_modules() {
+            // Companion mode: BILLmanager's own scheduler runs the operations.
+            return Ok(());
+        }
+        let now_running: BTreeSet<u64> = slots.running.keys().copied().collect();
+        let something_ended = last_running.difference(&now_running).next().is_some();
+        let free = (config.runner.concurrency as usize).saturating_sub(slots.running.len());
+        let look = free > 0
+            && (looked_for_due.is_none()
+                || something_ended
+                || looked_for_due.is_some_and(|t| t.elapsed() >= DUE_EVERY));
+        let mut started = Vec::new();
+        if look {
+            looked_for_due = Some(Instant::now());
+            started = pick(config, db, &slots, free)?;
+            if !started.is_empty() {
+                control::start(config, db, &started).context("failed to start due operations")?;
+                log::info!("started operations {started:?}");
+            }
+        }
+        last_running = now_running;
+        last_running.extend(started.iter().copied());
+        report.running = last_running.len();
+        report.started.extend(started);
+        if Instant::now() >= stay_until || config.maintenance() {
+            return Ok(());
+        }
+        // Nothing runs and nothing was due: no reason to stay.
+        if last_running.is_empty() && look {
+            return Ok(());
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Settles operations whose runner is gone; returns what runs.
+fn settle(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<Slots> {
     let database = db.name()?;
-    let mut running = 0usize;
-    for (id, age) in runstate::marked_running(db)? {
-        if runstate::is_locked(db, &runstate::lock_name(&database, id))? {
-            running += 1;
-        } else if age >= START_GRACE_SECS {
-            let tries = crate::db::operations::get(db, id)?.map_or(1, |o| o.trycount.max(1));
+    let mut running = HashMap::new();
+    for m in runstate::marked_running(db)? {
+        if runstate::is_locked(db, &runstate::lock_name(&database, m.id))? {
+            running.insert(m.id, m.module);
+        } else if m.age < START_GRACE_SECS {
+            running.insert(m.id, m.module); // just marked; its runner is on the way
+        } else if !m.taken {
+            runstate::mark_not_started(db, m.id)?;
+            log::warn!("operation {}: marked but never started; due again", m.id);
+            report.put_back.push(m.id);
+        } else {
+            let tries = crate::db::operations::get(db, m.id)?.map_or(1, |o| o.trycount.max(1));
             let delay = retry_delay(
                 tries,
                 config.runner.retry_delay,
                 config.runner.retry_delay_max,
             );
-            runstate::mark_interrupted(db, id, delay.as_secs())?;
+            runstate::mark_interrupted(db, m.id, delay.as_secs())?;
             log::warn!(
-                "operation {id}: its runner vanished; retry in {}s",
+                "operation {}: its runner vanished; retry in {}s",
+                m.id,
                 delay.as_secs()
             );
-            report.interrupted.push(id);
-        } else {
-            running += 1; // just marked; its runner is on the way
+            report.interrupted.push(m.id);
         }
     }
-    let free = (config.runner.concurrency as usize).saturating_sub(running);
-    if !config.runs_modules() {
-        // Companion mode: BILLmanager's own scheduler runs the operations.
-        report.running = running;
-        return Ok(());
-    }
-    if free > 0 {
-        let due = runstate::due(db, free as u32)?;
-        if !due.is_empty() {
-            control::start(config, db, &due).context("failed to start due operations")?;
-            log::info!("started operations {due:?}");
+    Ok(Slots { running })
+}
+
+/// The due operations to start in `free` slots: in [`COMMAND_PRIORITY`]
+/// order, oldest first; first no module past `ModuleConcurrency`, then,
+/// if slots are still free, any (a slot never idles while something is
+/// due: a backlog of one module drains at the full `Concurrency`, and
+/// the others' operations take the slots it frees before it does).
+fn pick(config: &Config, db: &mut Db, slots: &Slots, free: usize) -> Result<Vec<u64>> {
+    let mut per_module = slots.per_module();
+    let limit = config.runner.module_concurrency.max(1);
+    // Enough candidates that a saturated module's backlog does not hide
+    // the others'.
+    let want = (free as u32).saturating_mul(16).clamp(64, 4096);
+    let candidates = runstate::due(db, want, COMMAND_PRIORITY)?;
+    let mut out = Vec::with_capacity(free);
+    for &(id, module) in &candidates {
+        if out.len() == free {
+            break;
         }
-        report.started = due;
+        let n = per_module.entry(module).or_default();
+        // Operations without a module fail at once; they take no
+        // module's share.
+        if module.is_some() && *n >= limit {
+            continue;
+        }
+        *n += 1;
+        out.push(id);
     }
-    report.running = running + report.started.len();
-    Ok(())
+    for &(id, _) in &candidates {
+        if out.len() == free {
+            break;
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Benchmark: draining a backlog of running operations at the modules' pace.
+# `billmgr-ops cron` is run once a minute, as /etc/cron.d does; the time
+# from the first tick until no operation is left is compared with the
+# ideal, operations x module seconds / Concurrency.
+#
+#   bench/operations.sh                 backlogs of 100 and 1000, a 2 s module
+#   BACKLOGS="100 1000 10000" bench/operations.sh
+#
+# Then a mix (fast, slow, failing and hanging modules at once), and the
+# tick's own cost and the list call with 50,000 operations. Results:
+# bench/runs/<date>-<host>-operations/results.tsv and summary.md. Not a
+# test: nothing here asserts a time.
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_deps
+[ -x /usr/bin/time ] || apt_install time
+
+backlogs=${BACKLOGS:-100 1000}
+concurrency=${CONCURRENCY:-4}
+cargo build --release --quiet --features dev
+bin=$PWD/target/release/billmgr-ops
+work=$PWD/target/bench-operations
+run_dir=$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-operations
+rm -rf "$work/mgr"
+mkdir -p "$work/mgr/etc" "$work/mgr/var" "$work/mgr/processing" "$run_dir"
+
+base=$(start_mariadb "$work/mariadb")
+trap 'stop_mariadb "$work/mariadb"' EXIT
+port=${base##*:}
+M="mariadb --protocol=tcp -h127.0.0.1 -P$port -uroot"
+export MGR_DIR=$work/mgr BILLMGR_OPS_DB=$base/ops
+$M -e 'DROP DATABASE IF EXISTS ops; CREATE DATABASE ops CHARACTER SET utf8mb4'
+"$bin" dev seed --clients 200 --seed 1 2>/dev/null
+"$bin" migrate >/dev/null 2>&1 || true
+
+# The fixture modules: succeed after N seconds, fail, or hang.
+module() { # name body
+  printf '#!/bin/sh\n%s\n' "$2" >"$work/mgr/processing/$1"
+  chmod +x "$work/mgr/processing/$1"
+  $M ops -e "INSERT INTO processingmodule (name, module) VALUES ('bench $1', '$1')"
+}
+module pm2s "sleep 2; echo '<doc><ok/></doc>'"
+module pmfast "sleep 0.2; echo '<doc><ok/></doc>'"
+module pmslow "sleep 5; echo '<doc><ok/></doc>'"
+module pmfail "sleep 0.2; echo '<doc><error type=\"bench\"/></doc>'; exit 1"
+module pmhang "sleep 600"
+printf 'Concurrency %s\nRetryDelay 3600\nOperationTimeout 20\nRunModules on\n' "$concurrency" >"$work/mgr/etc/billmgr-ops.conf"
+
+# add N MODULE [COMMAND]: N due operations on services of the seed.
+add() {
+  $M ops -e "
+    INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
+    SELECT i.id, '${3:-open}', (SELECT id FROM processingmodule WHERE module = '$2'), 0, 'off', NOW()
+    FROM item i CROSS JOIN (SELECT seq FROM seq_1_to_100) s LIMIT $1"
+}
+clear_ops() { $M ops -e 'DELETE FROM runningoperation; DELETE FROM billmgrops_operation; DELETE FROM billmgrops_attempt'; }
+left() { $M -N ops -e "SELECT COUNT(*) FROM runningoperation r LEFT JOIN billmgrops_operation s ON s.runningoperation = r.id WHERE r.manual = 'off' AND (COALESCE(s.status, 'wait') IN ('wait', 'run') OR (s.status = 'error' AND s.next_try <= NOW()))"; }
+
+# drain: runs cron every 60 s until nothing is left; prints seconds.
+drain() {
+  local start now
+  start=$(date +%s.%N)
+  while :; do
+    tick=$(date +%s)
+    "$bin" cron >>"$work/cron.log" 2>&1 &
+    while [ $(( $(date +%s) - tick )) -lt 60 ]; do
+      sleep 0.5
+      if [ "$(left)" = 0 ]; then
+        now=$(date +%s.%N); wait
+        python3 -c "print(round($now - $start, 1))"
+        return
+      fi
+    done
+    wait
+  done
+}
+
+results=$run_dir/results.tsv
+printf 'case\toperations\tseconds\tideal\tratio\n' >"$results"
+for n in $backlogs; do
+  clear_ops
+  add "$n" pm2s
+  say "backlog of $n operations of 2 s, Concurrency $concurrency"
+  secs=$(drain)
+  ideal=$(python3 -c "print($n * 2 / $concurrency)")
+  ratio=$(python3 -c "print(round($secs / $ideal, 2))")
+  printf 'backlog-2s\t%s\t%s\t%s\t%s\n' "$n" "$secs" "$ideal" "$ratio" >>"$results"
+  say "  drained in $secs s (ideal $ideal s, x $ratio)"
+done
+
+# The mix: hanging operations first (oldest), then slow, failing, fast.
+clear_ops
+add 8 pmhang; add 40 pmslow; add 40 pmfail; add 200 pmfast
+say "mix: 8 hanging (timeout 20 s), 40 of 5 s, 40 failing, 200 of 0.2 s"
+# Done when every operation that can succeed has; the failing ones wait
+# for their retry, the hanging ones for theirs.
+secs=$(start=$(date +%s.%N); "$bin" cron >>"$work/cron.log" 2>&1 &
+  while [ "$($M -N ops -e "SELECT COUNT(*) FROM runningoperation r JOIN processingmodule p ON p.id = r.processingmodule WHERE p.module IN ('pmslow', 'pmfast')")" != 0 ]; do sleep 0.5; done
+  now=$(date +%s.%N); python3 -c "print(round($now - $start, 1))")
+wait
+ideal=$(python3 -c "print((40 * 5 + 200 * 0.2 + 40 * 0.2) / $concurrency)")
+printf 'mix-succeeding\t240\t%s\t%s\t%s\n' "$secs" "$ideal" "$(python3 -c "print(round($secs / $ideal, 2))")" >>"$results"
+say "  the 240 that succeed were done in $secs s (their ideal alone $ideal s)"
+"$bin" call runningoperation.stop elid="$($M -N ops -e "SELECT GROUP_CONCAT(id SEPARATOR ', ') FROM runningoperation")" >/dev/null 2>&1 || true
+
+# The tick's own cost with 50,000 operations (none due: all in back-off),
+# and the list call against the mariadb client running the same query.
+clear_ops
+add 50000 pm2s sync_item
+$M ops -e "INSERT INTO billmgrops_operation (runningoperation, status, next_try) SELECT id, 'error', NOW() + INTERVAL 1 DAY FROM runningoperation"
+printf 'SchedulerStay 0\n' >>"$work/mgr/etc/billmgr-ops.conf"
+"$bin" cron >/dev/null 2>&1
+/usr/bin/time -f '%e' -o "$work/t" "$bin" cron >/dev/null 2>&1
+tick=$(cat "$work/t")
+printf 'tick-50000\t50000\t%s\t\t\n' "$tick" >>"$results"
+say "tick with 50,000 operations: $tick s"
+/usr/bin/time -f '%e' -o "$work/t" "$bin" call runningoperation >/dev/null 2>&1
+list=$(cat "$work/t")
+printf 'list-50000\t50000\t%s\t\t\n' "$list" >>"$results"
+say "list with 50,000 operations (billmgr-ops call): $list s"
+
+{
+  echo "Concurrency $concurrency, the cron tick every 60 s as /etc/cron.d runs it; \`SchedulerStay\` 50 (default)."
+  echo
+  echo "| case | operations | seconds | ideal | x ideal |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  tail -n +2 "$results" | while IFS=$'\t' read -r c n s i r; do echo "| $c | $n | $s | $i | $r |"; done
+} >"$run_dir/summary.md"
+cat "$run_dir/summary.md"
