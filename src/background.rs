@@ -4,7 +4,7 @@
 //! same panel directory and config file.
 
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result};
 
@@ -75,12 +75,14 @@ impl Job {
 }
 
 /// Starts `job` in the background and returns at once.
-pub fn start(config: &Config, job: &Job) -> Result<()> {
+pub fn start(config: &Config, job: &Job) -> Result<Child> {
     spawn(config, &job.args())
 }
 
-/// Starts `billmgr-ops <args>` in the background and returns at once.
-fn spawn(config: &Config, args: &[String]) -> Result<()> {
+/// Starts `billmgr-ops <args>` in the background and returns at once,
+/// with the child: a caller that stays (the scheduler) waits for it, and
+/// so learns at once when it ends; one that returns may drop it.
+fn spawn(config: &Config, args: &[String]) -> Result<Child> {
     let exe = std::env::current_exe().context("cannot find the billmgr-ops executable")?;
     let mut cmd = Command::new(&exe);
     for (name, _) in std::env::vars_os() {
@@ -103,6 +105,5 @@ fn spawn(config: &Config, args: &[String]) -> Result<()> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
-        .with_context(|| format!("failed to start `{} {}`", exe.display(), args.join(" ")))?;
-    Ok(())
+        .with_context(|| format!("failed to start `{} {}`", exe.display(), args.join(" ")))
 }

@@ -81,7 +81,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "SchedulerStay",
-        default: "50",
+        default: "55",
         help: "seconds one cron tick stays to start the next due operation as soon as a slot frees (cron starts a tick every minute); 0: one pass only",
     },
     Key {

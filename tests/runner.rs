@@ -1071,3 +1071,50 @@ fn an_operation_marked_by_a_killed_tick_is_due_again_without_an_attempt() {
         "{json}"
     );
 }
+
+#[test]
+fn a_staying_tick_killed_mid_backlog_loses_nothing_and_runs_nothing_twice() {
+    let f = fixture();
+    f.db.exec("DELETE FROM runningoperation");
+    f.panel.configure("Concurrency 2\nSchedulerStay 55\n");
+    let ids: Vec<u64> = (0..6).map(|_| f.operation("pmslow")).collect();
+    let list = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let done = || {
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_attempt WHERE runningoperation IN ({list}) AND outcome = 'ok'"
+        ))
+        .parse::<usize>()
+        .unwrap()
+    };
+    let mut tick = f
+        .panel
+        .command(&["cron"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed with attempts done, attempts running and operations due.
+    wait_until(30, "two attempts to end", || done() >= 2);
+    tick.kill().unwrap(); // SIGKILL
+    tick.wait().unwrap();
+    assert!(done() < ids.len(), "the tick was killed mid-backlog");
+    // The next tick takes over at once (the server released the killed
+    // tick's lock with its connection) and finishes the backlog.
+    let next = f.panel.command(&["cron"]).output().unwrap();
+    assert!(
+        next.status.success(),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    wait_until(60, "every operation to be done", || done() == ids.len());
+    for id in &ids {
+        assert_eq!(f.status(*id), "gone", "operation {id}");
+    }
+    // Exactly one attempt each: none lost, none run twice.
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_attempt WHERE runningoperation IN ({list})"
+        )),
+        ids.len().to_string()
+    );
+}

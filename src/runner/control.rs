@@ -6,6 +6,7 @@
 //! Stop raises the operation's stop flag; its runner (on whichever host)
 //! polls the flag every second and ends the module's process group.
 
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -28,17 +29,15 @@ pub fn first_running(db: &mut Db, ids: &[u64]) -> Result<Option<u64>> {
 }
 
 /// Launches `billmgr-ops run-operation ID` in the background.
-pub fn spawn_runner(config: &Config, id: u64) -> Result<()> {
+pub fn spawn_runner(config: &Config, id: u64) -> Result<Child> {
     crate::background::start(config, &crate::background::Job::RunOperation(id))
 }
 
-/// Starts an attempt of each operation in the background.
-pub fn start(config: &Config, db: &mut Db, ids: &[u64]) -> Result<()> {
+/// Starts an attempt of each operation in the background; returns the
+/// runners (a caller that does not wait for them may drop them).
+pub fn start(config: &Config, db: &mut Db, ids: &[u64]) -> Result<Vec<Child>> {
     runstate::mark_pending(db, ids)?;
-    for &id in ids {
-        spawn_runner(config, id)?;
-    }
-    Ok(())
+    ids.iter().map(|&id| spawn_runner(config, id)).collect()
 }
 
 /// Waits until no attempt of `ids` runs, at most `limit`; false on time-out.

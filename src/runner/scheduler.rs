@@ -1,6 +1,6 @@
 //! The scheduler (`billmgr-ops cron`, every minute): settle what vanished
 //! runners left behind, then keep the slots full. One tick stays for
-//! `SchedulerStay` seconds (default 50), and whenever an attempt ends it
+//! `SchedulerStay` seconds (default 55), and whenever an attempt ends it
 //! starts the next due operation, so a backlog drains at the modules' pace
 //! and not at cron's. Nothing starts while `<mgrdir>/etc/billmgr.DoNothing`
 //! exists (BILLmanager's maintenance mode).
@@ -19,6 +19,7 @@
 //!   wants; the due ones by [`COMMAND_PRIORITY`], then oldest first.
 
 use std::collections::{BTreeSet, HashMap};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -32,8 +33,12 @@ use crate::db::Db;
 /// A runner that has not taken its lock this long after being marked is
 /// taken for dead (it normally takes it within milliseconds).
 const START_GRACE_SECS: u64 = 60;
-/// How often a staying tick looks at the slots.
+/// How often a staying tick looks at the slots in the database (for
+/// attempts started elsewhere: the panel's Start, another host).
 const POLL: Duration = Duration::from_millis(250);
+/// How often it asks whether a runner it started has exited: an ended
+/// attempt frees its slot at once, not at the next look.
+const REAP: Duration = Duration::from_millis(20);
 /// How often a staying tick looks for newly due operations while slots
 /// are free but nothing ended (a retry whose time came, a new operation).
 const DUE_EVERY: Duration = Duration::from_secs(5);
@@ -111,6 +116,7 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
     let stay_until = Instant::now() + config.runner.scheduler_stay;
     let mut looked_for_due: Option<Instant> = None;
     let mut last_running: BTreeSet<u64> = BTreeSet::new();
+    let mut runners: Vec<Child> = Vec::new();
     loop {
         let slots = settle(config, db, report)?;
         report.running = slots.running.len();
@@ -130,7 +136,10 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
             looked_for_due = Some(Instant::now());
             started = pick(config, db, &slots, free)?;
             if !started.is_empty() {
-                control::start(config, db, &started).context("failed to start due operations")?;
+                runners.extend(
+                    control::start(config, db, &started)
+                        .context("failed to start due operations")?,
+                );
                 log::info!("started operations {started:?}");
             }
         }
@@ -145,7 +154,22 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
         if last_running.is_empty() && look {
             return Ok(());
         }
-        std::thread::sleep(POLL);
+        wait_for_runners(&mut runners, POLL);
+    }
+}
+
+/// Sleeps up to `limit`, returning early when one of `runners` exits (and
+/// reaping those that did, so a staying tick leaves no zombies).
+fn wait_for_runners(runners: &mut Vec<Child>, limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        let before = runners.len();
+        // An error from try_wait means the child is gone all the same.
+        runners.retain_mut(|r| matches!(r.try_wait(), Ok(None)));
+        if runners.len() < before || Instant::now() >= until {
+            return;
+        }
+        std::thread::sleep(REAP.min(until.saturating_duration_since(Instant::now())));
     }
 }
 
