@@ -77,6 +77,22 @@ quiesce() {
   sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
 }
 
+# An S3-compatible storage for per-object restore over the network (S3=0:
+# none).
+s3_storage=
+if [ "${S3:-1}" = 1 ]; then
+  ensure_test_servers
+  s3port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  coproc S3D { target/test-servers/venv/bin/python tests/fixtures/servers/s3d.py "$s3port" copies 2>/dev/null; }
+  read -r s3 <&"${S3D[0]}"
+  s3f() { python3 -c "import json, sys; print(json.loads(sys.argv[1])['$1'])" "$s3"; }
+  "$bin" call billmgr.backup.setup sok=ok storage_name=bench-s3 plan_name=bench-s3 schedule=off at_time=03:00 \
+    storage_kind=s3 endpoint="http://127.0.0.1:$s3port" bucket="$(s3f bucket)" \
+    access_key="$(s3f access_key)" secret_key="$(s3f secret_key)" >"$out/s3-setup.log" 2>&1
+  s3_storage=$($M -N bench -e "SELECT id FROM billmgrops_storage WHERE name = 'bench-s3'")
+  [ -n "$s3_storage" ] || { say "the S3 storage was not set up:"; cat "$out/s3-setup.log"; exit 1; }
+fi
+
 results=$run_dir/results.tsv
 printf 'kind\tmethod\trun\tseconds\tpeak_rss_kib\tbytes\tverified\n' >"$results"
 measure() { # kind method run command...
@@ -120,6 +136,16 @@ for run in $(seq 1 "$runs"); do
     measure "object-$which" billmgr-ops "$run" "$bin backup restore-object $copy account $client --behavior skip" &&
       printf '%s\tok\n' "$(sed -n 's/^read \([0-9]*\) of .*/\1/p' "$out/billmgr-ops.log")" >>"$results"
   done
+
+  # The typical client again, from a copy on S3-compatible storage: moto
+  # (the tests' server) on loopback, every read a signed ranged GET.
+  if [ -n "$s3_storage" ]; then
+    "$bin" backup create --storage "$s3_storage" >"$out/s3-backup.log" 2>&1
+    s3_copy=$($M -N bench -e "SELECT name FROM billmgrops_backup WHERE state = 'ok' ORDER BY id DESC LIMIT 1")
+    client=$($M -N bench -e "SELECT account FROM item GROUP BY account ORDER BY ABS(COUNT(*) - 25), account LIMIT 1")
+    measure object-typical-s3 billmgr-ops "$run" "$bin backup restore-object $s3_copy account $client --behavior skip" &&
+      printf '%s\tok\n' "$(sed -n 's/^read \([0-9]*\) of .*/\1/p' "$out/billmgr-ops.log")" >>"$results"
+  fi
 done
 
 # Medians and ratios.
@@ -145,7 +171,8 @@ for kind, base in (("dump", "mysqldump-zstd"), ("restore", "mysql")):
         ok = ",".join(sorted({r['verified'] for r in rs}))
         print(f"| {m} | {s:.2f} | {s/b:.2f} | {rss/1024:.0f} | {by/1e6:.1f} | {ok} |")
     print()
-for which, what in (('typical', 'a typical client (services closest to 25)'), ('busiest', 'the client with the most services')):
+for which, what in (('typical', 'a typical client (services closest to 25)'), ('busiest', 'the client with the most services'),
+                    ('typical-s3', 'the typical client from S3-compatible storage (moto on loopback)')):
     o = med(f'object-{which}', 'billmgr-ops', 'seconds')
     if o is not None:
         read = med(f'object-{which}', 'billmgr-ops', 'bytes'); arch = med('dump', 'billmgr-ops', 'bytes')

@@ -522,3 +522,40 @@ fn one_client_is_found_by_the_key_index_and_read_by_frames() {
     assert_eq!(f.client(&a), saved);
     assert!(read_v1 > read, "whole chunks: {read_v1} against {read}");
 }
+
+#[test]
+fn a_key_index_naming_a_frame_the_table_lacks_is_refused_and_changes_nothing() {
+    use crate::harness::forge::{listing_beside, take_apart};
+    let f = fixture();
+    let copy = f.copy();
+    let (path, listing) = listing_of(&f, &copy);
+    let object = listing["archive"]["object"].as_str().unwrap().to_string();
+    let tar_path = path.with_file_name(&object);
+    let a = f.busy_client();
+    // Every block of the services' index by client now says client `a`'s
+    // services are in frame 99999; the archive is otherwise consistent.
+    let forged_block = zstd::bulk::compress(format!("{a}\t99999\n").as_bytes(), 3).unwrap();
+    let mut parts = take_apart(&std::fs::read(&tar_path).unwrap());
+    let mut forged = 0;
+    for (entry, data) in &mut parts.entries {
+        if entry.starts_with("keys/item/account/") {
+            *data = forged_block.clone();
+            forged += 1;
+        }
+    }
+    assert!(forged > 0, "the copy indexes services by client");
+    let tar = parts.build();
+    std::fs::write(&tar_path, &tar).unwrap();
+    std::fs::write(&path, listing_beside(&tar, &object)).unwrap();
+
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let before = f.client(&a);
+    let out = f.restore(&copy, "account", &a, "skip");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the restore ran: {stderr}");
+    assert!(
+        stderr.contains("names frame 99999, which the table does not have"),
+        "{stderr}"
+    );
+    assert_eq!(f.client(&a), before, "nothing was restored");
+}

@@ -19,6 +19,7 @@
 //! - [`upload`]: copies and dumps brought from outside, checked first;
 //! - [`policy`]: when plans are due and which copies they keep;
 //! - [`settings`]: the one table of backup settings and how they resolve;
+//! - [`spill`]: unnamed temporary files for what would not fit in memory;
 //! - [`jobs`]: what the CLI and the panel call: one backup or restore at a
 //!   time (a database lock), the catalog of copies, progress and outcome.
 
@@ -32,6 +33,7 @@ pub mod policy;
 pub mod restore;
 pub mod saved;
 pub mod settings;
+pub mod spill;
 pub mod tsv;
 pub mod upload;
 pub mod verify;

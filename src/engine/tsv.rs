@@ -79,6 +79,20 @@ pub fn push_row(out: &mut Vec<u8>, row: &[Value]) {
     out.push(b'\n');
 }
 
+/// Appends a row read back ([`parse_rows`]) as text again.
+pub fn push_cells(out: &mut Vec<u8>, row: &[Cell]) {
+    for (i, cell) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match cell {
+            None => out.extend_from_slice(b"\\N"),
+            Some(bytes) => push_escaped(out, bytes),
+        }
+    }
+    out.push(b'\n');
+}
+
 /// Rows in a text chunk: its newlines (values' own newlines are escaped).
 pub fn count_rows(text: &[u8]) -> u64 {
     text.iter().filter(|&&b| b == b'\n').count() as u64

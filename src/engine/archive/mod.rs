@@ -18,6 +18,7 @@
 
 pub mod check;
 pub mod listing;
+pub mod object_spill;
 pub mod objects;
 
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -26,7 +26,7 @@ use mysql::Conn;
 use super::super::archive::listing::KeyBlock;
 use super::super::introspect::Table;
 use super::super::saved::objects;
-use super::spill::SpillFile;
+use super::super::spill::SpillFile;
 use super::Writer;
 use crate::db::quote_ident;
 

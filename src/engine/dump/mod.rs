@@ -28,7 +28,6 @@
 
 mod keys;
 mod snapshot;
-mod spill;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +43,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use mysql::prelude::Queryable;
 
 use super::archive::listing::{self, Chunk, Definition, FileEntry, FileKind, Listing, TableEntry};
+pub use super::archive::object_spill::ObjectSpill;
 use super::archive::{self, ArchiveWriter, FileMeta};
 use super::crypt::{CopyKey, Sink};
 use super::introspect::{self, Object, Table};
@@ -51,7 +51,6 @@ use crate::clock::Timestamp;
 use crate::config::DbSource;
 use crate::db;
 use crate::storage::{Counted, Storage, StorageWriter, Tally};
-pub use spill::ObjectSpill;
 use worker::{Part, Shared};
 
 /// How a copy is taken.

@@ -6,10 +6,12 @@
 //!   listing yields;
 //! - [`pick`]: finding an object's rows in a copy by ranged reads;
 //! - [`object_restore`]: an object and what it needs, written into the
-//!   live database in one transaction;
+//!   live database in one transaction, its rows kept on disk until then
+//!   ([`gathered`]);
 //! - [`file_restore`]: saved files written back below the allowed roots.
 
 pub mod file_restore;
+pub mod gathered;
 pub mod object_restore;
 pub mod objects;
 pub mod pick;

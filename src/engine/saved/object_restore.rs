@@ -29,6 +29,7 @@ use super::super::archive::listing::TableEntry;
 use super::super::archive::{Copy, Listing};
 use super::super::restore::Behavior;
 use super::super::tsv::Cell;
+use super::gathered::{Gathered, Part};
 use super::objects;
 use super::pick;
 use crate::config::DbSource;
@@ -42,16 +43,6 @@ pub struct ObjectReport {
     /// Archive bytes read, of `archive_size`.
     pub bytes_read: u64,
     pub archive_size: u64,
-}
-
-/// Rows taken from the copy, by table, keyed by their integer primary key.
-#[derive(Default)]
-struct Gathered {
-    /// The object and its dependents: written by the behavior.
-    own: BTreeMap<String, BTreeMap<i64, Vec<Cell>>>,
-    /// What they need and the live database lacks: inserted only.
-    needed: BTreeMap<String, BTreeMap<i64, Vec<Cell>>>,
-    bytes_read: u64,
 }
 
 fn int(cell: &Cell) -> Option<i64> {
@@ -115,20 +106,40 @@ pub fn restore_objects(
              sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
     )
     .context("failed to connect for the restore")?;
-    let mut g = Gathered::default();
+    let mut g = Gathered::new()?;
     let mut reader = pick::ChunkReader::new(copy);
     progress("read", 0);
 
+    // What restored rows point at, by table: looked up upward at the end.
+    let mut pointed: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let refs = |t: &TableEntry, row: &[Cell], out: &mut BTreeMap<String, BTreeSet<i64>>| {
+        for fk in t
+            .foreign_keys
+            .iter()
+            .filter(|fk| fk.columns.len() == 1 && fk.ref_columns.len() == 1)
+        {
+            if let Some(v) = int(&row[column_at(t, &fk.columns[0])?]) {
+                out.entry(fk.ref_table.clone()).or_default().insert(v);
+            }
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+
     // The objects themselves.
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
-    let rows = pick::rows_where(&mut reader, own_table, k.id, &wanted)?;
+    let mut frontier: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut found = BTreeSet::new();
     let id_at = column_at(own_table, k.id)?;
-    let found: BTreeSet<i64> = rows.iter().filter_map(|r| int(&r[id_at])).collect();
+    pick::each_row_where(&mut reader, own_table, k.id, &wanted, &mut |row| {
+        if let Some(id) = int(&row[id_at]) {
+            found.insert(id);
+        }
+        add(&mut g, own_table, &row, &mut frontier)?;
+        refs(own_table, &row, &mut pointed)
+    })?;
     if let Some(missing) = wanted.difference(&found).next() {
         return Err(anyhow!("the copy does not hold {kind} {missing}"));
     }
-    let mut frontier: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-    add(&mut g.own, own_table, rows, &mut frontier)?;
 
     // Downward: rows pointing at restored rows, to a fixed point.
     while let Some((parent, keys)) = frontier.pop_first() {
@@ -137,45 +148,30 @@ pub fn restore_objects(
             for fk in t.foreign_keys.iter().filter(|fk| {
                 fk.ref_table == parent && fk.columns.len() == 1 && fk.ref_columns.len() == 1
             }) {
-                let rows = pick::rows_where(&mut reader, t, &fk.columns[0], &keys)?;
-                add(&mut g.own, t, rows, &mut frontier)?;
+                pick::each_row_where(&mut reader, t, &fk.columns[0], &keys, &mut |row| {
+                    if add(&mut g, t, &row, &mut frontier)? {
+                        refs(t, &row, &mut pointed)?;
+                    }
+                    Ok(())
+                })?;
             }
         }
     }
 
     // Upward: what restored rows point at and the live database lacks.
-    let mut pending: Vec<(String, i64)> = Vec::new();
-    let mut seen: BTreeSet<(String, i64)> = BTreeSet::new();
-    let refs = |t: &TableEntry, row: &[Cell], out: &mut Vec<(String, i64)>| -> Result<()> {
-        for fk in t
-            .foreign_keys
-            .iter()
-            .filter(|fk| fk.columns.len() == 1 && fk.ref_columns.len() == 1)
-        {
-            if let Some(v) = int(&row[column_at(t, &fk.columns[0])?]) {
-                out.push((fk.ref_table.clone(), v));
-            }
-        }
-        Ok(())
-    };
-    for (name, rows) in &g.own {
-        let t = tables[name.as_str()];
-        for row in rows.values() {
-            refs(t, row, &mut pending)?;
-        }
-    }
     // By rounds: each round looks up, per table, every key the rows of
     // the round before point at, in one query and one pass over the
-    // chunks that can hold them.
-    while !pending.is_empty() {
+    // frames that can hold them.
+    let mut seen: BTreeSet<(String, i64)> = BTreeSet::new();
+    while !pointed.is_empty() {
         let mut by_table: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
-        for (table, key) in pending.drain(..) {
-            if g.own.get(&table).is_some_and(|r| r.contains_key(&key))
-                || !seen.insert((table.clone(), key))
-            {
-                continue;
+        for (table, keys) in std::mem::take(&mut pointed) {
+            for key in keys {
+                if g.contains(Part::Own, &table, key) || !seen.insert((table.clone(), key)) {
+                    continue;
+                }
+                by_table.entry(table.clone()).or_default().insert(key);
             }
-            by_table.entry(table).or_default().insert(key);
         }
         for (table, keys) in by_table {
             let t = *tables
@@ -200,14 +196,16 @@ pub fn restore_objects(
                 continue;
             }
             let at = column_at(t, column)?;
-            let rows = pick::rows_where(&mut reader, t, column, &missing)?;
             let mut found = BTreeSet::new();
-            for row in rows {
-                let Some(key) = int(&row[at]) else { continue };
-                refs(t, &row, &mut pending)?;
+            pick::each_row_where(&mut reader, t, column, &missing, &mut |row| {
+                let Some(key) = int(&row[at]) else {
+                    return Ok(());
+                };
+                refs(t, &row, &mut pointed)?;
                 found.insert(key);
-                g.needed.entry(table.clone()).or_default().insert(key, row);
-            }
+                g.insert(Part::Needed, &table, key, &row)?;
+                Ok(())
+            })?;
             if let Some(key) = missing.difference(&found).next() {
                 return Err(anyhow!(
                     "{kind} needs {table} {key}, which neither the database nor the copy holds"
@@ -215,21 +213,16 @@ pub fn restore_objects(
             }
         }
     }
-    g.bytes_read = reader.bytes_read();
+    let bytes_read = reader.bytes_read();
 
     // Write, parents first, in one transaction.
-    let order = parents_first(listing, g.own.keys().chain(g.needed.keys()));
+    let order = parents_first(listing, g.tables());
     let mut report = ObjectReport {
-        bytes_read: g.bytes_read,
+        bytes_read,
         archive_size: listing.archive.as_ref().map_or(0, |a| a.size),
         ..ObjectReport::default()
     };
-    let total: usize = g
-        .own
-        .values()
-        .chain(g.needed.values())
-        .map(BTreeMap::len)
-        .sum();
+    let total = g.len();
     let mut done = 0usize;
     progress("write", 0);
     let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
@@ -264,12 +257,11 @@ pub fn restore_objects(
                 .join(", ")
         );
         let exists_sql = format!("SELECT 1 FROM {table} WHERE {key} = ?");
-        for (rows, overwrite) in [
-            (g.needed.get(&name), false),
-            (g.own.get(&name), behavior == Behavior::Edit),
+        for (part, overwrite) in [
+            (Part::Needed, false),
+            (Part::Own, behavior == Behavior::Edit),
         ] {
-            let Some(rows) = rows else { continue };
-            for row in rows.values() {
+            g.each_row(part, &name, &mut |row| {
                 let mut params: Vec<mysql::Value> = positions
                     .iter()
                     .map(|&i| match &row[i] {
@@ -308,34 +300,33 @@ pub fn restore_objects(
                 if now != before {
                     progress("write", now as u32);
                 }
-            }
+                Ok(())
+            })?;
         }
     }
     tx.commit().context("failed to commit the restore")?;
     Ok(report)
 }
 
-/// Adds rows of `t` to `into` (by key); the keys new to it go to the
-/// frontier.
+/// Adds a row of `t` to the object's own rows (by key); a key new to them
+/// goes to the frontier. False if the row was there already.
 fn add(
-    into: &mut BTreeMap<String, BTreeMap<i64, Vec<Cell>>>,
+    g: &mut Gathered,
     t: &TableEntry,
-    rows: Vec<Vec<Cell>>,
+    row: &[Cell],
     frontier: &mut BTreeMap<String, BTreeSet<i64>>,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(key) = key_column(t) else {
-        return Ok(());
+        return Ok(false);
     };
-    let at = column_at(t, key)?;
-    let table = into.entry(t.name.clone()).or_default();
-    for row in rows {
-        if let Some(k) = int(&row[at]) {
-            if table.insert(k, row).is_none() {
-                frontier.entry(t.name.clone()).or_default().insert(k);
-            }
-        }
+    let Some(k) = int(&row[column_at(t, key)?]) else {
+        return Ok(false);
+    };
+    let new = g.insert(Part::Own, &t.name, k, row)?;
+    if new {
+        frontier.entry(t.name.clone()).or_default().insert(k);
     }
-    Ok(())
+    Ok(new)
 }
 
 /// The tables in an order that puts every table after those it points at

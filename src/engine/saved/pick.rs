@@ -278,12 +278,28 @@ pub fn rows_where(
     column: &str,
     keys: &BTreeSet<i64>,
 ) -> Result<Vec<Vec<Cell>>> {
+    let mut rows = Vec::new();
+    each_row_where(reader, table, column, keys, &mut |row| {
+        rows.push(row);
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// [`rows_where`], handing each row to `each` as its frame or chunk is
+/// read, so that no more than one piece is in memory at a time.
+pub fn each_row_where(
+    reader: &mut ChunkReader<'_, '_>,
+    table: &TableEntry,
+    column: &str,
+    keys: &BTreeSet<i64>,
+    each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
+) -> Result<()> {
     let at = table
         .columns
         .iter()
         .position(|c| c == column)
         .with_context(|| format!("table `{}` has no column `{column}`", table.name))?;
-    let mut rows = Vec::new();
     // Each piece (a frame, or a whole chunk) is parsed, filtered and let
     // go before the next is read.
     let mut keep = |piece: Vec<Vec<Cell>>| -> Result<()> {
@@ -302,7 +318,7 @@ pub fn rows_where(
                 .and_then(|b| std::str::from_utf8(b).ok())
                 .and_then(|s| s.parse::<i64>().ok());
             if key.is_some_and(|k| keys.contains(&k)) {
-                rows.push(row);
+                each(row)?;
             }
         }
         Ok(())
@@ -331,7 +347,7 @@ pub fn rows_where(
         keys.len(),
         reader.bytes_read() - before
     );
-    Ok(rows)
+    Ok(())
 }
 
 /// One saved object and the rows that point at it, as a copy holds them.
