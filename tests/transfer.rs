@@ -221,6 +221,12 @@ fn a_downloaded_copy_uploads_verifies_and_restores() {
         "home:ok",
         "named after the file"
     );
+    // Its objects are indexed from its own tables, for backupdata.
+    let names = f.panel.call("backupdata.names").param("plid", "item").run();
+    assert_eq!(
+        names.value("p_elems"),
+        f.db.scalar("SELECT COUNT(*) FROM item")
+    );
     let verify = f.cli(&["backup", "verify", "home"]);
     assert!(
         verify.status.success(),

@@ -34,8 +34,6 @@ use crate::storage::Storage;
 /// The first entry's path and content.
 pub const FORMAT_ENTRY: &str = "FORMAT";
 pub const LISTING_ENTRY: &str = "listing.json";
-/// The entry with the objects the copy holds (see [`objects`]).
-pub const OBJECTS_ENTRY: &str = objects::ENTRY;
 
 /// The archive object of copy `name` on a storage.
 pub fn archive_object(name: &str, encrypted: bool) -> String {

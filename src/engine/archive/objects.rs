@@ -3,20 +3,19 @@
 //! name, owner` as LOAD DATA text, by kind (clients first) then id. The
 //! text is zstd, written as one frame per data chunk it came from (a
 //! zstd stream of several frames, which every zstd reader reads as one);
-//! a copy made before the entry existed has none. A copy can hold
-//! millions of objects, so they are read as a stream, never all at once.
+//! copies made from format 2 on have none (their objects are read from
+//! the tables of those kinds: `saved::objects::of_copy`), nor do copies
+//! made before the entry existed. A copy can hold millions of objects, so
+//! they are read as a stream, never all at once.
 
-use std::io::{BufRead, BufReader, Cursor, Read};
+use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result};
 use mysql::Value;
 
-use super::listing::{Listing, SavedObject};
+use super::listing::{Entry, SavedObject};
 use super::{check, sha256_hex, Copy};
 use crate::engine::tsv;
-
-/// The entry's path in the archive.
-pub const ENTRY: &str = "objects.tsv.zst";
 
 /// The objects one after another, as the entry orders them.
 pub type SavedObjects<'a> = Box<dyn Iterator<Item = SavedObject> + 'a>;
@@ -124,24 +123,26 @@ pub fn decode<'a, R: Read + 'a>(data: R) -> Result<SavedObjects<'a>> {
     ))))
 }
 
-/// Reads the objects entry of a copy (one ranged read, checked against
-/// the listing's SHA-256 before anything is taken from it); a copy made
-/// before the entry existed holds none.
-pub fn read(copy: &Copy<'_>, listing: &Listing) -> Result<SavedObjects<'static>> {
-    let Some(entry) = &listing.objects else {
-        return Ok(Box::new(std::iter::empty()));
-    };
+/// The compressed objects entry of a copy that has one (one ranged
+/// read, checked against the listing's SHA-256 before anything is taken
+/// from it): its frames, to [`decode`].
+pub fn read_entry(copy: &Copy<'_>, entry: &Entry) -> Result<Vec<u8>> {
+    anyhow::ensure!(
+        entry.size <= check::MAX_OBJECTS,
+        "the copy's object index is too large"
+    );
     let data = copy.read_range(entry.offset, entry.size)?;
     anyhow::ensure!(
         sha256_hex(&data) == entry.sha256,
         "the copy's object index is corrupt"
     );
-    decode(Cursor::new(data))
+    Ok(data)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
 
     fn object(id: i64, name: &str) -> SavedObject {
         SavedObject {

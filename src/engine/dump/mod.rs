@@ -251,7 +251,11 @@ pub fn dump(
         archive: None,
         objects: None,
     };
-    let listing = finish(writer, listing, &mut saved, target, &object, &stored_bytes)?;
+    let listing = finish(writer, listing, target, &object, &stored_bytes)?;
+    // The objects in kind order (clients first), then by id, for the
+    // catalog's index. The archive does not carry them: its tables of
+    // those kinds already do (`saved::objects::of_copy`).
+    saved.order()?;
     took("stored");
     progress(Phase::Finish, 100);
     Ok((listing, saved))
@@ -483,21 +487,16 @@ fn table_entries(
         .unzip()
 }
 
-/// Writes the object index and the listing into the archive, commits it,
+/// Writes the listing into the archive, commits it,
 /// checks the storage holds every byte, then writes the listing beside
 /// it: the copy exists from that moment.
 fn finish(
     mut writer: Writer,
     mut listing: Listing,
-    saved: &mut ObjectSpill,
     target: &Target<'_>,
     object: &str,
     stored_bytes: &Tally,
 ) -> Result<Listing> {
-    // Objects in kind order (clients first), then by id.
-    saved.order()?;
-    listing.objects =
-        Some(writer.append_reader(archive::OBJECTS_ENTRY, saved.size(), saved.reader())?);
     writer.append(archive::LISTING_ENTRY, &listing.to_json())?;
     let (buffered, size, sha256) = writer.finish()?;
     let out = buffered

@@ -91,7 +91,7 @@ pub fn rescan(
         };
         let found = open_copy(settings, name).and_then(|c| {
             let l = c.listing()?;
-            let saved = archive::objects::read(&c, &l)?;
+            let saved = super::super::saved::objects::of_copy(&c, &l)?;
             Ok((l, saved, c.key.is_some()))
         });
         match found {
@@ -100,7 +100,7 @@ pub fn rescan(
                 if backups::register(db, &found)? {
                     added += 1;
                     if let Some(row) = backups::by_name(db, name)? {
-                        index_objects(db, row.id, &l, Ok(saved));
+                        index_objects(db, row.id, &l, saved.objects());
                     }
                 }
             }

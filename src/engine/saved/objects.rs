@@ -1,11 +1,18 @@
 //! The kinds of saved objects an administrator restores one by one
 //! (`backupdata`): clients, their users, services and payments, and saved
-//! files. Defined here, in one place; a copy's listing carries an index of
-//! the objects it holds (kind, id, name, owning client), gathered while the
-//! rows stream past during the dump, so that objects can be listed across
-//! copies without opening an archive.
+//! files. Defined here, in one place. A dump gathers the objects it holds
+//! (kind, id, name, owning client) while the rows stream past and indexes
+//! them in the catalog (`db::objects`), so that objects are listed across
+//! copies without opening an archive; a copy found on a storage or
+//! uploaded is indexed from its own tables ([`of_copy`]).
+
+use anyhow::Result;
 
 use super::super::archive::listing::{FileKind, Listing, SavedObject};
+use super::super::archive::object_spill::ObjectSpill;
+use super::super::archive::{self, Copy};
+use super::super::tsv::Cell;
+use super::pick::ChunkReader;
 use crate::db::objects::IndexRow;
 
 /// A kind of object kept in one table.
@@ -93,6 +100,68 @@ impl ObjectKind {
             },
         })
     }
+}
+
+/// The objects `copy` holds, gathered on disk as a dump gathers them:
+/// from the objects entry of a copy that has one (made between format 1's
+/// objects entry and format 2), else from the copy's tables of those
+/// kinds, each chunk read once, checked, and never kept. A copy of a
+/// large database holds millions of objects: they are read back as a
+/// stream ([`ObjectSpill::objects`]).
+pub fn of_copy(copy: &Copy<'_>, listing: &Listing) -> Result<ObjectSpill> {
+    let mut spill = ObjectSpill::new()?;
+    if let Some(entry) = &listing.objects {
+        // Already in the entry's order: one frame, never reordered.
+        spill.add(
+            0,
+            i64::MIN,
+            i64::MAX,
+            &archive::objects::read_entry(copy, entry)?,
+        )?;
+        return Ok(spill);
+    }
+    let mut reader = ChunkReader::once(copy);
+    for (rank, kind) in TABLE_KINDS.iter().enumerate() {
+        let Some(table) = listing.tables.iter().find(|t| t.name == kind.table) else {
+            continue;
+        };
+        let Some(at) = kind.positions(&table.columns) else {
+            continue;
+        };
+        for chunk in &table.chunks {
+            let mut found: Vec<SavedObject> = reader
+                .rows(chunk)?
+                .into_iter()
+                .filter_map(|row| object_of(kind, at, &row))
+                .collect();
+            if !found.is_empty() {
+                let (data, first, last) = archive::objects::frame(&mut found)?;
+                spill.add(rank, first, last, &data)?;
+            }
+        }
+    }
+    spill.order()?;
+    Ok(spill)
+}
+
+/// The object a row of `kind`'s table is, if its key is an integer.
+fn object_of(kind: &ObjectKind, at: Positions, row: &[Cell]) -> Option<SavedObject> {
+    let int = |i: usize| -> Option<i64> {
+        std::str::from_utf8(row.get(i)?.as_deref()?)
+            .ok()?
+            .parse()
+            .ok()
+    };
+    Some(SavedObject {
+        kind: kind.kind.to_string(),
+        id: int(at.id)?,
+        name: row
+            .get(at.name)
+            .and_then(|c| c.as_deref())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default(),
+        owner: at.owner.and_then(int),
+    })
 }
 
 /// The rows of the catalog's object index (`db::objects`) for a copy:

@@ -52,6 +52,9 @@ pub const CACHE_BYTES: u64 = 64 << 20;
 /// chunks fit in [`CACHE_BYTES`]), and counts the bytes read.
 pub struct ChunkReader<'c, 'a> {
     copy: &'c Copy<'a>,
+    /// What it keeps at most: [`CACHE_BYTES`], or nothing for a reader
+    /// that reads each chunk once anyway.
+    cache: u64,
     /// Checked compressed chunks, by their offset in the archive.
     kept: HashMap<u64, Vec<u8>>,
     kept_bytes: u64,
@@ -62,9 +65,18 @@ impl<'c, 'a> ChunkReader<'c, 'a> {
     pub fn new(copy: &'c Copy<'a>) -> Self {
         ChunkReader {
             copy,
+            cache: CACHE_BYTES,
             kept: HashMap::new(),
             kept_bytes: 0,
             read: 0,
+        }
+    }
+
+    /// A reader that keeps nothing: for reading a table through once.
+    pub fn once(copy: &'c Copy<'a>) -> Self {
+        ChunkReader {
+            cache: 0,
+            ..ChunkReader::new(copy)
         }
     }
 
@@ -87,7 +99,7 @@ impl<'c, 'a> ChunkReader<'c, 'a> {
         let data = self.copy.read_range(offset, size)?;
         self.read += size;
         check(&data)?;
-        if self.kept_bytes + size <= CACHE_BYTES {
+        if self.kept_bytes + size <= self.cache {
             self.kept_bytes += size;
             self.kept.insert(offset, data.clone());
         }

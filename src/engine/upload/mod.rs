@@ -335,7 +335,7 @@ fn store_archive(
     let live = db.name()?;
     super::restore::check_statements(db.conn(), &live, &listing)
         .map_err(|e| refuse(format!("{e:#}")))?;
-    let saved = archive::objects::read(&copy, &listing)?;
+    let saved = super::saved::objects::of_copy(&copy, &listing)?;
     let beside = storage.create(&archive::listing_object(name, encrypted))?;
     let mut beside = Sink::new(beside, key.as_ref())?;
     beside.write_all(&listing.to_json())?;
@@ -347,7 +347,7 @@ fn store_archive(
     )?;
     log::info!("copy {name} uploaded to {}", storage.describe());
     let row = backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")?;
-    jobs::index_objects(db, row.id, &listing, Ok(saved));
+    jobs::index_objects(db, row.id, &listing, saved.objects());
     Ok(row)
 }
 
