@@ -20,6 +20,61 @@ pub enum Node {
     Text(String),
     CData(String),
     Comment(String),
+    /// Elements written by [`Markup`], sent as they are.
+    Markup(Markup),
+}
+
+/// Elements already written as text: a list of thousands of rows costs
+/// one string instead of an element, a name and a text per cell. Only
+/// this module writes it (the field is private), so it is always
+/// well-formed: whole elements, names from the program, values escaped.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Markup(String);
+
+impl Markup {
+    /// Appends `<name attrs...><child>text</child>...</name>`.
+    pub fn element<'a>(
+        &mut self,
+        name: &'static str,
+        attrs: &[(&'static str, &str)],
+        children: impl IntoIterator<Item = (&'static str, &'a str)>,
+    ) {
+        debug_assert!(is_name(name));
+        let out = &mut self.0;
+        out.c('<');
+        out.s(name);
+        for (attr, value) in attrs {
+            debug_assert!(is_name(attr));
+            out.c(' ');
+            out.s(attr);
+            out.s("=\"");
+            push_escaped(out, value, true);
+            out.c('"');
+        }
+        out.c('>');
+        for (child, text) in children {
+            debug_assert!(is_name(child));
+            out.c('<');
+            out.s(child);
+            out.c('>');
+            push_escaped(out, text, false);
+            out.s("</");
+            out.s(child);
+            out.c('>');
+        }
+        out.s("</");
+        out.s(name);
+        out.c('>');
+    }
+}
+
+/// A name as the program writes them: ASCII letters, digits, `_`, `-`
+/// and `.`, starting with a letter or `_`.
+fn is_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// An element with its attributes in document order and its children.
@@ -296,6 +351,7 @@ impl Element {
                 }
                 Step::Node(Node::Element(e)) => steps.push(Step::Open(e)),
                 Step::Node(Node::Text(t)) => push_escaped(out, t, false),
+                Step::Node(Node::Markup(m)) => out.s(&m.0),
                 Step::Node(Node::CData(t)) => {
                     // "]]>" cannot appear inside CDATA; split it across two sections.
                     out.s("<![CDATA[");
@@ -396,20 +452,27 @@ fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 fn push_escaped(out: &mut impl Out, s: &str, attribute: bool) {
-    for c in s.chars() {
-        match c {
-            '<' => out.s("&lt;"),
-            '>' => out.s("&gt;"),
-            '&' => out.s("&amp;"),
-            '"' if attribute => out.s("&quot;"),
+    // Runs that need nothing go out as one slice: a list of thousands of
+    // rows is megabytes of text.
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        let replacement = match c {
+            '<' => "&lt;",
+            '>' => "&gt;",
+            '&' => "&amp;",
+            '"' if attribute => "&quot;",
             // Attribute values are normalised by parsers; keep line breaks.
-            '\n' if attribute => out.s("&#10;"),
-            '\r' => out.s("&#13;"),
-            '\t' if attribute => out.s("&#9;"),
-            c if is_xml_char(c) => out.c(c),
-            _ => out.c('\u{FFFD}'),
-        }
+            '\n' if attribute => "&#10;",
+            '\r' => "&#13;",
+            '\t' if attribute => "&#9;",
+            c if is_xml_char(c) => continue,
+            _ => "\u{FFFD}",
+        };
+        out.s(&s[start..i]);
+        out.s(replacement);
+        start = i + c.len_utf8();
     }
+    out.s(&s[start..]);
 }
 
 #[cfg(test)]

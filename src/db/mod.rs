@@ -249,18 +249,32 @@ impl Page<'_> {
 /// A result cell as display text: NULL is empty, bytes are read as UTF-8
 /// (invalid sequences replaced), dates as `YYYY-MM-DD HH:MM:SS`.
 pub fn cell_text(row: &mysql::Row, index: usize) -> String {
+    row.as_ref(index).map(value_text).unwrap_or_default()
+}
+
+/// [`cell_text`], moving the value out of the row (text is not copied).
+pub fn cell_take(row: &mut mysql::Row, index: usize) -> String {
+    match row.take::<mysql::Value, _>(index) {
+        Some(mysql::Value::Bytes(b)) => String::from_utf8(b)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        Some(v) => value_text(&v),
+        None => String::new(),
+    }
+}
+
+fn value_text(value: &mysql::Value) -> String {
     use mysql::Value;
-    match row.as_ref(index) {
-        None | Some(Value::NULL) => String::new(),
-        Some(Value::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
-        Some(Value::Int(i)) => i.to_string(),
-        Some(Value::UInt(u)) => u.to_string(),
-        Some(Value::Float(f)) => f.to_string(),
-        Some(Value::Double(d)) => d.to_string(),
-        Some(Value::Date(y, mo, d, h, mi, s, _)) => {
+    match value {
+        Value::NULL => String::new(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Double(d) => d.to_string(),
+        Value::Date(y, mo, d, h, mi, s, _) => {
             format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
         }
-        Some(Value::Time(neg, days, h, mi, s, _)) => {
+        Value::Time(neg, days, h, mi, s, _) => {
             let sign = if *neg { "-" } else { "" };
             format!("{sign}{:02}:{mi:02}:{s:02}", u32::from(*h) + days * 24)
         }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::filter::OperationFilter;
-use super::{cell_text, Db, Page};
+use super::{cell_take, cell_text, Db, Page};
 
 /// Operation types: the processing module commands an operation can carry.
 pub const OPERATION_TYPES: &[&str] = &[
@@ -92,27 +92,43 @@ pub fn list(
          {OPERATION_FROM}{condition} {}",
         page.clause(OPERATION_SORTS, "ro.id", "ro.id")?
     );
-    let rows: Vec<mysql::Row> = db
-        .conn()
-        .exec(sql, values)
-        .context("failed to list running operations")?;
-    let rows = rows
-        .iter()
-        .map(|r| OperationRow {
-            id: cell_text(r, 0),
-            intname: cell_text(r, 1),
-            item: cell_text(r, 2),
-            item_name: cell_text(r, 3),
-            itemtype: cell_text(r, 4),
-            client: cell_text(r, 5),
-            cdate: cell_text(r, 6),
-            trycount: cell_text(r, 7),
-            processingmodule: cell_text(r, 8),
-            task: cell_text(r, 9),
-            status: cell_text(r, 10),
-            manual: cell_text(r, 11),
+    // Rows are moved out of the result as it streams (a list can be
+    // 10,000 rows the panel pages itself); without parameters it goes by
+    // the text protocol, as the mariadb client would.
+    let to_row = |r: mysql::Result<mysql::Row>| -> Result<OperationRow> {
+        let mut r = r.context("failed to list running operations")?;
+        let mut next = (0..).map(|i| cell_take(&mut r, i));
+        let mut field = || next.next().unwrap_or_default();
+        Ok(OperationRow {
+            id: field(),
+            intname: field(),
+            item: field(),
+            item_name: field(),
+            itemtype: field(),
+            client: field(),
+            cdate: field(),
+            trycount: field(),
+            processingmodule: field(),
+            task: field(),
+            status: field(),
+            manual: field(),
         })
-        .collect();
+    };
+    let context = "failed to list running operations";
+    let rows: Result<Vec<OperationRow>> = if values.is_empty() {
+        db.conn()
+            .query_iter(sql)
+            .context(context)?
+            .map(to_row)
+            .collect()
+    } else {
+        db.conn()
+            .exec_iter(sql, values)
+            .context(context)?
+            .map(to_row)
+            .collect()
+    };
+    let rows = rows?;
     Ok((rows, total))
 }
 

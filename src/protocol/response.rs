@@ -25,7 +25,7 @@
 use super::error::PanelError;
 use super::messages::{self, Lang};
 use super::request::Paging;
-use crate::xml::Element;
+use crate::xml::{Element, Markup, Node};
 
 /// One list row: cells in column order, and an optional row colour.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -125,16 +125,17 @@ pub fn render(doc: Option<Element>, func: &str, lang: Lang, reply: &Reply) -> El
     let mut out = base(doc, func, lang);
     match reply {
         Reply::List(page) => {
+            // Thousands of rows: written as text, not as a tree.
+            let mut rows = Markup::default();
             for row in &page.rows {
-                let mut elem = Element::new("elem");
-                if let Some(color) = row.color {
-                    elem.set_attr("color", color);
-                }
-                for (name, v) in &row.cells {
-                    elem.push(value(name, v));
-                }
-                out.push(elem);
+                let color = row.color.map(|c| ("color", c));
+                rows.element(
+                    "elem",
+                    color.as_slice(),
+                    row.cells.iter().map(|(name, v)| (*name, v.as_str())),
+                );
             }
+            out.children.push(Node::Markup(rows));
             out.push(value("p_elems", &page.total.to_string()));
             let p = &page.paging;
             if p.whole {
@@ -241,16 +242,26 @@ mod tests {
         )
         .unwrap();
         let reply = Reply::List(ListPage {
-            rows: vec![Row::default().cell("id", "7").cell("desc", "a<b")],
+            rows: vec![Row {
+                color: Some("red"),
+                ..Row::default()
+            }
+            .cell("id", "7")
+            .cell("desc", "a<b \u{1}&")],
             total: 11,
             paging: paging(),
         });
         let out = render(Some(incoming), "runningoperation", Lang::En, &reply);
+        let out = Element::parse(&out.to_document()).unwrap();
         assert_eq!(out.get_attr("binary"), Some("/billmgr"));
         assert!(out.find("metadata").is_some() && out.find("messages").is_some());
         let elems: Vec<_> = out.find_all("elem").collect();
         assert_eq!(elems.len(), 1);
-        assert_eq!(elems[0].find("desc").unwrap().text_content(), "a<b");
+        assert_eq!(
+            elems[0].find("desc").unwrap().text_content(),
+            "a<b \u{FFFD}&"
+        );
+        assert_eq!(elems[0].get_attr("color"), Some("red"));
         assert_eq!(out.find("p_elems").unwrap().text_content(), "11");
         assert_eq!(out.find("p_order").unwrap().text_content(), "desc");
     }
