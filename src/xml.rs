@@ -41,30 +41,17 @@ impl Markup {
     ) {
         debug_assert!(is_name(name));
         let out = &mut self.0;
-        out.c('<');
-        out.s(name);
-        for (attr, value) in attrs {
-            debug_assert!(is_name(attr));
-            out.c(' ');
-            out.s(attr);
-            out.s("=\"");
-            push_escaped(out, value, true);
-            out.c('"');
-        }
+        debug_assert!(attrs.iter().all(|(a, _)| is_name(a)));
+        push_start(out, name, attrs.iter().copied());
         out.c('>');
         for (child, text) in children {
             debug_assert!(is_name(child));
-            out.c('<');
-            out.s(child);
+            push_start(out, child, std::iter::empty());
             out.c('>');
             push_escaped(out, text, false);
-            out.s("</");
-            out.s(child);
-            out.c('>');
+            push_end(out, child);
         }
-        out.s("</");
-        out.s(name);
-        out.c('>');
+        push_end(out, name);
     }
 }
 
@@ -327,15 +314,11 @@ impl Element {
         while let Some(step) = steps.pop() {
             match step {
                 Step::Open(e) => {
-                    out.c('<');
-                    out.s(&e.name);
-                    for (name, value) in &e.attrs {
-                        out.c(' ');
-                        out.s(name);
-                        out.s("=\"");
-                        push_escaped(out, value, true);
-                        out.c('"');
-                    }
+                    push_start(
+                        out,
+                        &e.name,
+                        e.attrs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+                    );
                     if e.children.is_empty() {
                         out.s("/>");
                     } else {
@@ -344,11 +327,7 @@ impl Element {
                         steps.extend(e.children.iter().rev().map(Step::Node));
                     }
                 }
-                Step::Close(name) => {
-                    out.s("</");
-                    out.s(name);
-                    out.c('>');
-                }
+                Step::Close(name) => push_end(out, name),
                 Step::Node(Node::Element(e)) => steps.push(Step::Open(e)),
                 Step::Node(Node::Text(t)) => push_escaped(out, t, false),
                 Step::Node(Node::Markup(m)) => out.s(&m.0),
@@ -449,6 +428,26 @@ fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
                 .collect(),
         )
     }
+}
+
+/// `<name attr="value"...`, the tag left open (`>` or `/>` follows).
+fn push_start<'a>(out: &mut impl Out, name: &str, attrs: impl Iterator<Item = (&'a str, &'a str)>) {
+    out.c('<');
+    out.s(name);
+    for (attr, value) in attrs {
+        out.c(' ');
+        out.s(attr);
+        out.s("=\"");
+        push_escaped(out, value, true);
+        out.c('"');
+    }
+}
+
+/// `</name>`.
+fn push_end(out: &mut impl Out, name: &str) {
+    out.s("</");
+    out.s(name);
+    out.c('>');
 }
 
 fn push_escaped(out: &mut impl Out, s: &str, attribute: bool) {
