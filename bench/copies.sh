@@ -39,7 +39,7 @@ trap 'stop_mariadb "$work/mariadb"' EXIT
 port=${base##*:}
 M="mariadb --protocol=tcp -h127.0.0.1 -P$port -uroot"
 export MGR_DIR=$work/mgr BILLMGR_OPS_DB=$base/bench
-printf 'BackupThreads %s\nBackupCompression 3\nBackupFiles etc\n' "$threads" >"$work/mgr/etc/billmgr-ops.conf"
+printf 'BackupThreads %s\nBackupFiles etc\n' "$threads" >"$work/mgr/etc/billmgr-ops.conf"
 
 $M -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench CHARACTER SET utf8mb4'
 if [ "$shape" = wide ]; then

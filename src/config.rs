@@ -111,8 +111,8 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "BackupCompression",
-        default: "3",
-        help: "zstd level of copies, 1 (fastest) to 19 (smallest)",
+        default: "1",
+        help: "zstd level of copies, 1 (fastest) to 19 (smallest); on billing rows in 128 KiB frames 1 is also smaller than 2 to 4",
     },
     Key {
         name: "BackupFiles",

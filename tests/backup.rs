@@ -803,7 +803,7 @@ fn settings_are_saved_dropped_and_the_catalog_rescanned() {
     let f = fixture(5);
     let name = f.copy();
     let form = f.panel.call("billmgr.backup.settings").run().doc();
-    assert_eq!(form.find("compression").unwrap().text_content(), "3");
+    assert_eq!(form.find("compression").unwrap().text_content(), "1");
     let save = |compression: &str| save_settings(&f, &[("compression", compression)]);
     assert_eq!(
         save("99").error_type(),

@@ -471,7 +471,7 @@ fn one_client_is_found_by_the_key_index_and_read_by_frames() {
     };
     let copy = f.copy();
     let (path, listing) = listing_of(&f, &copy);
-    assert_eq!(listing["version"], 2);
+    assert_eq!(listing["version"], 3);
     let tables = listing["tables"].as_array().unwrap();
     let table = |name: &str| tables.iter().find(|t| t["name"] == name).unwrap();
     let item = table("item");
@@ -504,18 +504,45 @@ fn one_client_is_found_by_the_key_index_and_read_by_frames() {
         "one client of 1500 reads a small part of the data: {read} of {data}"
     );
 
-    // A copy as format version 1 wrote it (no frames, no key index) still
-    // restores the same client, reading whole chunks.
+    // A copy as format version 1 wrote it (no frames, no key index, the
+    // SHA-256 of every chunk's text) still restores the same client,
+    // reading whole chunks.
+    use sha2::Digest as _;
+    let tar =
+        std::fs::read(path.with_file_name(listing["archive"]["object"].as_str().unwrap())).unwrap();
     let mut old = listing.clone();
     old["version"] = 1.into();
     for t in old["tables"].as_array_mut().unwrap() {
         t.as_object_mut().unwrap().remove("keys");
         for c in t["chunks"].as_array_mut().unwrap() {
+            assert!(c.get("text_sha256").is_none(), "version 3 hashes text once");
+            let at = c["entry"]["offset"].as_u64().unwrap() as usize;
+            let size = c["entry"]["size"].as_u64().unwrap() as usize;
+            let text = zstd::stream::decode_all(&tar[at..at + size]).unwrap();
             let c = c.as_object_mut().unwrap();
             c.remove("frames");
             c.remove("frame_keys");
+            c.insert(
+                "text_sha256".into(),
+                hex::encode(sha2::Sha256::digest(&text)).into(),
+            );
         }
     }
+    // Its text hashes are still checked: one wrong, the client is refused.
+    let mut wrong = old.clone();
+    for t in wrong["tables"].as_array_mut().unwrap() {
+        for c in t["chunks"].as_array_mut().unwrap() {
+            c["text_sha256"] = "0".repeat(64).into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&wrong).unwrap()).unwrap();
+    f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
+    let gone = f.client(&a);
+    let out = f.restore(&copy, "account", &a, "skip");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("other text than was saved"), "{stderr}");
+    assert_eq!(f.client(&a), gone, "nothing was restored");
     std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
     f.db.exec(&format!("DELETE FROM account WHERE id = {a}"));
     let read_v1 = bytes_read(&f.restore(&copy, "account", &a, "skip"));

@@ -70,7 +70,7 @@ pub const SETTINGS: &[Setting] = &[
         key: "BackupCompression",
         field: Some("compression"),
         values: Values::Number { min: 1, max: 19 },
-        default: "3",
+        default: "1",
     },
     Setting {
         key: "BackupFiles",

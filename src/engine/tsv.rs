@@ -25,47 +25,60 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
 
 /// Appends bytes with the four characters LOAD DATA needs escaped.
 ///
-/// Most values have none of them, so the scan skips eight bytes at a time
-/// while a word holds none (a word-at-a-time zero-byte test; the dump spends
-/// a tenth of its time here otherwise).
+/// Most values have none of them, so the scan looks at 32 bytes at a time:
+/// a mask of the bytes that may need escaping (at most `\n`, or a
+/// backslash: two comparisons the compiler turns into vector code), then
+/// only those bytes. The dump spent a tenth of its time here byte by
+/// byte, and 1.6 times less than that again word by word.
 pub fn push_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if i + 8 <= bytes.len() {
-            let word = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
-            if !has_special(word) {
-                i += 8;
-                continue;
-            }
+    let mut base = 0;
+    while base + 32 <= bytes.len() {
+        let block: &[u8; 32] = bytes[base..base + 32].try_into().expect("32 bytes");
+        let mut mask = candidates(block);
+        while mask != 0 {
+            let i = base + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            escape_at(out, bytes, i, &mut start);
         }
-        let esc: &[u8] = match bytes[i] {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            0 => b"\\0",
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(esc);
-        i += 1;
-        start = i;
+        base += 32;
+    }
+    // The tail (most values are shorter than a block): as a block padded
+    // with bytes that need nothing.
+    let tail = &bytes[base..];
+    if !tail.is_empty() {
+        let mut block = [b'a'; 32];
+        block[..tail.len()].copy_from_slice(tail);
+        let mut mask = candidates(&block);
+        while mask != 0 {
+            let i = base + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            escape_at(out, bytes, i, &mut start);
+        }
     }
     out.extend_from_slice(&bytes[start..]);
 }
 
-/// Does any byte of `word` need escaping (backslash, tab, newline, NUL)?
-fn has_special(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let zero_in = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
-    zero_in(word)
-        || zero_in(word ^ (ONES * u64::from(b'\\')))
-        || zero_in(word ^ (ONES * u64::from(b'\t')))
-        || zero_in(word ^ (ONES * u64::from(b'\n')))
+/// Bit `i` set where `block[i]` may need escaping (`\0` to `\n`, `\\`).
+fn candidates(block: &[u8; 32]) -> u32 {
+    block.iter().enumerate().fold(0, |mask, (i, &b)| {
+        mask | (u32::from((b <= b'\n') | (b == b'\\')) << i)
+    })
+}
+
+/// Escapes `bytes[i]` if it needs it: what came since `start` first.
+#[inline]
+fn escape_at(out: &mut Vec<u8>, bytes: &[u8], i: usize, start: &mut usize) {
+    let esc: &[u8] = match bytes[i] {
+        b'\\' => b"\\\\",
+        b'\t' => b"\\t",
+        b'\n' => b"\\n",
+        0 => b"\\0",
+        _ => return,
+    };
+    out.extend_from_slice(&bytes[*start..i]);
+    out.extend_from_slice(esc);
+    *start = i + 1;
 }
 
 /// Appends a whole row, tab-separated, newline-terminated.
@@ -148,7 +161,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_word_at_a_time_scan_escapes_like_the_byte_at_a_time_one() {
+    fn the_block_at_a_time_scan_escapes_like_the_byte_at_a_time_one() {
         let naive = |bytes: &[u8]| {
             let mut out = Vec::new();
             for &b in bytes {
@@ -162,9 +175,9 @@ mod tests {
             }
             out
         };
-        // Every special byte at every position of values up to 40 bytes,
-        // among bytes that are near them in value (borrows in the test).
-        for len in 0..40 {
+        // Every special byte at every position of values up to 80 bytes
+        // (two blocks and a tail), among bytes that are near them in value.
+        for len in 0..80 {
             for at in 0..len {
                 for special in [b'\\', b'\t', b'\n', 0, 0x80, 0xff, 1, b'[', b']'] {
                     let mut v: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
@@ -178,6 +191,15 @@ mod tests {
                 }
             }
         }
+        // Every byte value, specials side by side, across block edges.
+        let all: Vec<u8> = (0..=255u8)
+            .chain((0..=255u8).rev())
+            .cycle()
+            .take(1000)
+            .collect();
+        let mut out = Vec::new();
+        push_escaped(&mut out, &all);
+        assert_eq!(out, naive(&all));
     }
 
     #[test]

@@ -34,11 +34,34 @@ struct LocalWriter {
     temp: PathBuf,
     target: PathBuf,
     committed: bool,
+    /// Bytes written, and up to where the kernel was told to start
+    /// writing them out.
+    written: u64,
+    started: u64,
 }
+
+/// Written bytes after which the kernel starts writing them to disk, so
+/// that the sync on commit does not wait for the whole object (0.4 s of
+/// a 250 MB copy otherwise).
+const WRITE_OUT_EVERY: u64 = 32 << 20;
 
 impl Write for LocalWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.file.write(buf)
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITE_OUT_EVERY {
+            // DONTNEED starts the write-back of dirty pages without waiting
+            // for it (and drops the clean ones: a copy is not read back
+            // soon). Only a hint: a failure changes nothing.
+            let _ = nix::fcntl::posix_fadvise(
+                &self.file,
+                i64::try_from(self.started).unwrap_or(i64::MAX),
+                i64::try_from(self.written - self.started).unwrap_or(i64::MAX),
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+            self.started = self.written;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
@@ -120,6 +143,8 @@ impl Storage for LocalStorage {
             temp,
             target,
             committed: false,
+            written: 0,
+            started: 0,
         }))
     }
 

@@ -119,7 +119,7 @@ fn decompress(data: &[u8]) -> Result<Vec<u8>> {
     zstd::bulk::decompress(data, MAX_STORED_TEXT).context("a block of the object index is corrupt")
 }
 
-/// A block being filled, then sealed.
+/// A block being filled.
 #[derive(Default)]
 struct Block {
     kind: String,
@@ -128,8 +128,6 @@ struct Block {
     /// The lowest and highest key, when every key is an integer.
     range: Option<(i64, i64)>,
     numeric: bool,
-    hash: String,
-    data: Vec<u8>,
 }
 
 impl Block {
@@ -156,15 +154,81 @@ impl Block {
         self.objects += 1;
     }
 
-    fn seal(&mut self) -> Result<()> {
+    /// Names the block by its content and compresses it.
+    fn seal(self) -> Result<Sealed> {
         let mut hasher = Sha256::new();
         hasher.update(self.kind.as_bytes());
         hasher.update([0]);
         hasher.update(&self.text);
-        self.hash = hex::encode(hasher.finalize());
-        self.data = zstd::bulk::compress(&self.text, 3).context("failed to compress the index")?;
-        self.text = Vec::new();
+        Ok(Sealed {
+            hash: hex::encode(hasher.finalize()),
+            // Level 1: sealing is on a dump's critical path, and the name
+            // is of the text, so blocks stored at level 3 stay shared.
+            data: zstd::bulk::compress(&self.text, 1).context("failed to compress the index")?,
+            kind: self.kind,
+            range: self.range,
+            objects: self.objects,
+        })
+    }
+}
+
+/// A block ready for the catalog: named by the SHA-256 of its kind and
+/// text, the text compressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub hash: String,
+    pub kind: String,
+    /// The lowest and highest key, when every key is an integer.
+    pub range: Option<(i64, i64)>,
+    pub objects: usize,
+    pub data: Vec<u8>,
+}
+
+/// Cuts a copy's index rows into sealed blocks: the half of writing an
+/// index that needs no database, so a dump does it while it finishes the
+/// archive. Rows come kind by kind, each kind in [`key_order`]; a key
+/// equal to the one before (a copy that lists an object twice) is kept
+/// once.
+#[derive(Default)]
+pub struct Cutter {
+    open: Block,
+    last_key: String,
+    objects: usize,
+}
+
+impl Cutter {
+    /// Adds one row; the blocks it closes go to `out`.
+    pub fn push(&mut self, row: &IndexRow, out: &mut Vec<Sealed>) -> Result<()> {
+        if self.open.objects > 0 {
+            if self.open.kind != row.kind {
+                self.cut(out)?;
+            } else if self.last_key == row.key {
+                return Ok(());
+            }
+        }
+        self.open.push(row);
+        self.last_key.clone_from(&row.key);
+        self.objects += 1;
+        if key_hash(&row.key).is_multiple_of(CUT_EVERY)
+            || self.open.objects >= MAX_BLOCK_OBJECTS
+            || self.open.text.len() >= MAX_BLOCK_TEXT
+        {
+            self.cut(out)?;
+        }
         Ok(())
+    }
+
+    /// Closes the open block, if it holds anything.
+    pub fn cut(&mut self, out: &mut Vec<Sealed>) -> Result<()> {
+        if self.open.objects > 0 {
+            out.push(std::mem::take(&mut self.open).seal()?);
+        }
+        Ok(())
+    }
+
+    /// The objects pushed, each kept once.
+    pub fn objects(&self) -> usize {
+        self.objects
     }
 }
 

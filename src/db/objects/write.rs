@@ -7,18 +7,14 @@ use std::collections::HashSet;
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
-use super::{
-    key_hash, key_order, Block, IndexRow, BATCH_BLOCKS, BATCH_BYTES, CUT_EVERY, MAX_BLOCK_OBJECTS,
-    MAX_BLOCK_TEXT,
-};
+use super::{key_order, Cutter, IndexRow, Sealed, BATCH_BLOCKS, BATCH_BYTES};
 use crate::db::Db;
 
 pub struct IndexWriter<'a> {
     tx: mysql::Transaction<'a>,
     backup: u64,
-    open: Block,
-    last_key: String,
-    sealed: Vec<Block>,
+    cutter: Cutter,
+    sealed: Vec<Sealed>,
     objects: usize,
 }
 
@@ -33,42 +29,29 @@ impl<'a> IndexWriter<'a> {
         Ok(IndexWriter {
             tx,
             backup,
-            open: Block::default(),
-            last_key: String::new(),
+            cutter: Cutter::default(),
             sealed: Vec::new(),
             objects: 0,
         })
     }
 
-    /// Adds one object. A key equal to the one before (a copy that lists
-    /// an object twice) is kept once.
+    /// Adds one object ([`Cutter::push`]).
     pub fn push(&mut self, row: &IndexRow) -> Result<()> {
-        if self.open.objects > 0 {
-            if self.open.kind != row.kind {
-                self.cut()?;
-            } else if self.last_key == row.key {
-                return Ok(());
-            }
-        }
-        self.open.push(row);
-        self.last_key.clone_from(&row.key);
-        self.objects += 1;
-        if key_hash(&row.key).is_multiple_of(CUT_EVERY)
-            || self.open.objects >= MAX_BLOCK_OBJECTS
-            || self.open.text.len() >= MAX_BLOCK_TEXT
-        {
-            self.cut()?;
-        }
-        Ok(())
+        self.cutter.push(row, &mut self.sealed)?;
+        self.flush_full()
     }
 
-    fn cut(&mut self) -> Result<()> {
-        if self.open.objects == 0 {
-            return Ok(());
-        }
-        let mut block = std::mem::take(&mut self.open);
-        block.seal()?;
+    /// Adds a block cut and sealed beforehand (by a [`Cutter`] of its
+    /// own: the rows pushed here start a block of their own after it).
+    pub fn push_sealed(&mut self, block: Sealed) -> Result<()> {
+        self.cutter.cut(&mut self.sealed)?;
+        self.objects += block.objects;
         self.sealed.push(block);
+        self.flush_full()
+    }
+
+    /// Sends the sealed blocks once there are a statement's worth.
+    fn flush_full(&mut self) -> Result<()> {
         let bytes: usize = self.sealed.iter().map(|b| b.data.len()).sum();
         if self.sealed.len() >= BATCH_BLOCKS || bytes >= BATCH_BYTES {
             self.flush()?;
@@ -96,7 +79,7 @@ impl<'a> IndexWriter<'a> {
             .context("failed to read the object index")?
             .into_iter()
             .collect();
-        let missing: Vec<&Block> = self
+        let missing: Vec<&Sealed> = self
             .sealed
             .iter()
             .filter(|b| !present.contains(&b.hash))
@@ -138,12 +121,12 @@ impl<'a> IndexWriter<'a> {
 
     /// Commits; returns how many objects were indexed.
     pub fn finish(mut self) -> Result<usize> {
-        self.cut()?;
+        self.cutter.cut(&mut self.sealed)?;
         self.flush()?;
         self.tx
             .commit()
             .context("failed to index the copy's objects")?;
-        Ok(self.objects)
+        Ok(self.objects + self.cutter.objects())
     }
 }
 

@@ -201,8 +201,10 @@ impl Listing {
             let mut rows = 0u64;
             for c in &t.chunks {
                 check_entry(&c.entry, MAX_ENTRY, &mut entries)?;
-                let sha_ok = c.text_sha256.len() == 64
-                    && c.text_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+                // Required before version 3, optional after.
+                let sha_ok = (c.text_sha256.is_empty() && self.version >= 3)
+                    || (c.text_sha256.len() == 64
+                        && c.text_sha256.bytes().all(|b| b.is_ascii_hexdigit()));
                 // Every row ends with a newline: a chunk holds at most as
                 // many rows as bytes.
                 if c.text_size > MAX_ENTRY || c.rows > c.text_size || !sha_ok {

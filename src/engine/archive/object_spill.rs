@@ -98,24 +98,41 @@ impl ObjectSpill {
         self.file.section(f.offset, f.size)
     }
 
-    /// The entry's bytes: every frame, in order.
-    fn reader(&self) -> impl Read + '_ {
+    /// The frames' bytes, in order.
+    fn reader<'a>(&'a self, frames: &'a [Frame]) -> impl Read + 'a {
         Frames {
             spill: self,
+            frames,
             next: 0,
             current: None,
         }
     }
 
-    /// The objects, in the entry's order.
-    pub fn objects(&self) -> Result<SavedObjects<'_>> {
-        entry::decode(self.reader())
+    /// The kinds (by their place in `saved::objects::kinds`) the ordered
+    /// frames hold, each with its compressed size.
+    pub fn ranks(&self) -> Vec<(usize, u64)> {
+        let mut out: Vec<(usize, u64)> = Vec::new();
+        for f in &self.frames {
+            match out.last_mut() {
+                Some((rank, size)) if *rank == f.rank => *size += f.size,
+                _ => out.push((f.rank, f.size)),
+            }
+        }
+        out
+    }
+
+    /// The objects of one kind ([`Self::ranks`]), in the entry's order.
+    pub fn objects_of(&self, rank: usize) -> Result<SavedObjects<'_>> {
+        let start = self.frames.partition_point(|f| f.rank < rank);
+        let end = self.frames.partition_point(|f| f.rank <= rank);
+        entry::decode(self.reader(&self.frames[start..end]))
     }
 }
 
 /// The frames one after another.
 struct Frames<'a> {
     spill: &'a ObjectSpill,
+    frames: &'a [Frame],
     next: usize,
     current: Option<Section<'a>>,
 }
@@ -129,7 +146,7 @@ impl Read for Frames<'_> {
                     return Ok(n);
                 }
             }
-            let Some(f) = self.spill.frames.get(self.next) else {
+            let Some(f) = self.frames.get(self.next) else {
                 return Ok(0);
             };
             self.next += 1;
@@ -168,7 +185,16 @@ mod tests {
         add(&mut spill, 2, "item", &[3, 9]);
         add(&mut spill, 2, "item", &[4, 8]);
         spill.order().unwrap();
-        let read: Vec<(String, i64)> = spill.objects().unwrap().map(|o| (o.kind, o.id)).collect();
+        assert_eq!(
+            spill.ranks().iter().map(|r| r.0).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        let read: Vec<(String, i64)> = spill
+            .ranks()
+            .iter()
+            .flat_map(|&(rank, _)| spill.objects_of(rank).unwrap())
+            .map(|o| (o.kind, o.id))
+            .collect();
         let expected: Vec<(String, i64)> = [
             ("account", 1),
             ("account", 2),

@@ -47,7 +47,6 @@ pub(super) struct Part {
     pub data: Vec<u8>,
     pub rows: u64,
     pub text_size: u64,
-    pub text_sha256: String,
     pub first_key: Option<i64>,
     pub last_key: Option<i64>,
     /// Min and max of each integer foreign key column in the chunk.
@@ -179,7 +178,8 @@ struct ChunkBuilder<'a> {
     part: usize,
     first_key: Option<i64>,
     last_key: Option<i64>,
-    ranges: BTreeMap<String, [i64; 2]>,
+    /// Min and max so far of each of `shape.foreign_keys`.
+    ranges: Vec<Option<[i64; 2]>>,
     objects: Vec<SavedObject>,
     /// Where each frame after the first starts in `text`.
     frame_starts: Vec<usize>,
@@ -194,17 +194,18 @@ impl<'a> ChunkBuilder<'a> {
         let mut compressor = zstd::bulk::Compressor::new(shared.opts.compression_level)?;
         // Each frame checks itself when read alone.
         compressor.include_checksum(true)?;
+        let shape = RowShape::of(&shared.tables[unit.table]);
         Ok(ChunkBuilder {
+            ranges: vec![None; shape.foreign_keys.len()],
             shared,
             unit,
             tx,
-            shape: RowShape::of(&shared.tables[unit.table]),
+            shape,
             text: Vec::with_capacity(shared.opts.chunk_bytes + (64 << 10)),
             rows: 0,
             part: 0,
             first_key: None,
             last_key: None,
-            ranges: BTreeMap::new(),
             objects: Vec::new(),
             frame_starts: Vec::new(),
             frame_keys: Vec::new(),
@@ -245,9 +246,9 @@ impl<'a> ChunkBuilder<'a> {
                 }
             }
         }
-        for (column, i) in &self.shape.foreign_keys {
+        for ((_, i), range) in self.shape.foreign_keys.iter().zip(&mut self.ranges) {
             if let Some(v) = int_cell(&values[*i]) {
-                let r = self.ranges.entry(column.clone()).or_insert([v, v]);
+                let r = range.get_or_insert([v, v]);
                 r[0] = r[0].min(v);
                 r[1] = r[1].max(v);
             }
@@ -338,12 +339,17 @@ impl<'a> ChunkBuilder<'a> {
             unit: self.unit.index,
             part: self.part,
             text_size: self.text.len() as u64,
-            text_sha256: archive::sha256_hex(&self.text),
             data,
             rows: self.rows,
             first_key: self.first_key.take(),
             last_key: self.last_key.take(),
-            ranges: std::mem::take(&mut self.ranges),
+            ranges: self
+                .shape
+                .foreign_keys
+                .iter()
+                .zip(&mut self.ranges)
+                .filter_map(|((column, _), r)| r.take().map(|r| (column.clone(), r)))
+                .collect(),
             objects,
             frames,
             frame_keys: std::mem::take(&mut self.frame_keys),

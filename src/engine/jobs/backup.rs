@@ -11,6 +11,7 @@ use super::super::archive;
 use super::super::crypt::{self, CopyKey};
 use super::super::dump::{self, Phase};
 use super::super::policy::retention::{self, Kept, Limits};
+use super::super::saved::index::SealedBlocks;
 use super::super::saved::objects;
 use super::super::settings::{open_storage, NoSuchObject, Settings};
 use super::lock::with_job_lock;
@@ -134,10 +135,10 @@ pub fn take_copy_locked(
                 )
             });
         match result {
-            Ok((listing, saved)) => {
+            Ok((listing, sealed)) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
-                index_objects(db, id, &listing, saved.objects());
+                index_objects(db, id, &listing, sealed);
                 if !settings.keep_undo && !importing {
                     drop_undo(db)?;
                 }
@@ -162,17 +163,23 @@ pub fn take_copy_locked(
     }
 }
 
-/// Indexes a good copy's objects for `backupdata`; a failure there costs
-/// the copy nothing (it is logged, and a rescan indexes again).
+/// Indexes a good copy's objects for `backupdata`: its objects' blocks,
+/// cut and sealed beforehand ([`SealedBlocks`]), then its saved files. A
+/// failure there costs the copy nothing (it is logged, and a rescan
+/// indexes again).
 pub fn index_objects(
     db: &mut Db,
     id: u64,
     listing: &archive::Listing,
-    saved: Result<archive::objects::SavedObjects<'_>>,
+    sealed: Result<SealedBlocks>,
 ) {
     let write = |db: &mut Db| -> Result<usize> {
+        let sealed = sealed?;
         let mut writer = crate::db::objects::IndexWriter::begin(db, id)?;
-        for row in objects::index_rows(listing, saved?) {
+        for block in sealed.iter() {
+            writer.push_sealed(block?)?;
+        }
+        for row in objects::file_rows(listing) {
             writer.push(&row)?;
         }
         writer.finish()

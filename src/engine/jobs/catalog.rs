@@ -7,6 +7,7 @@ use anyhow::Result;
 use super::super::archive::{self, Listing};
 use super::super::crypt;
 use super::super::policy::schedule::Schedule;
+use super::super::saved::index::SealedBlocks;
 use super::super::settings::{open_storage, Settings};
 use super::backup::index_objects;
 use super::restore::open_copy;
@@ -100,7 +101,7 @@ pub fn rescan(
                 if backups::register(db, &found)? {
                     added += 1;
                     if let Some(row) = backups::by_name(db, name)? {
-                        index_objects(db, row.id, &l, saved.objects());
+                        index_objects(db, row.id, &l, SealedBlocks::of(&saved));
                     }
                 }
             }

@@ -4,6 +4,8 @@
 //!
 //! - [`objects`]: the kinds, defined in one table, and the index rows a
 //!   listing yields;
+//! - [`index`]: a copy's objects cut into the catalog's blocks ahead of
+//!   the catalog's transaction;
 //! - [`pick`]: finding an object's rows in a copy by ranged reads;
 //! - [`object_restore`]: an object and what it needs, written into the
 //!   live database in one transaction, its rows kept on disk until then
@@ -12,6 +14,7 @@
 
 pub mod file_restore;
 pub mod gathered;
+pub mod index;
 pub mod object_restore;
 pub mod objects;
 pub mod pick;

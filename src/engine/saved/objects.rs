@@ -107,7 +107,7 @@ impl ObjectKind {
 /// objects entry and format 2), else from the copy's tables of those
 /// kinds, each chunk read once, checked, and never kept. A copy of a
 /// large database holds millions of objects: they are read back as a
-/// stream ([`ObjectSpill::objects`]).
+/// stream, kind by kind ([`ObjectSpill::objects_of`]).
 pub fn of_copy(copy: &Copy<'_>, listing: &Listing) -> Result<ObjectSpill> {
     let mut spill = ObjectSpill::new()?;
     if let Some(entry) = &listing.objects {
@@ -164,15 +164,11 @@ fn object_of(kind: &ObjectKind, at: Positions, row: &[Cell]) -> Option<SavedObje
     })
 }
 
-/// The rows of the catalog's object index (`db::objects`) for a copy:
-/// `saved`, its objects (as the objects entry holds them: by kind, then
-/// id), then every directory of saved files and every saved file, each
-/// kind in key order. Owners are kept by id; lists name them.
-pub fn index_rows<'a>(
-    listing: &'a Listing,
-    saved: impl Iterator<Item = SavedObject> + 'a,
-) -> impl Iterator<Item = IndexRow> + 'a {
-    let objects = saved.map(|o| IndexRow {
+/// The catalog's index rows (`db::objects`) of a copy's objects, as the
+/// spill gives them (by kind, then id). Owners are kept by id; lists
+/// name them.
+pub fn object_rows(saved: impl Iterator<Item = SavedObject>) -> impl Iterator<Item = IndexRow> {
+    saved.map(|o| IndexRow {
         name: if o.name.is_empty() {
             format!("#{}", o.id)
         } else {
@@ -181,7 +177,13 @@ pub fn index_rows<'a>(
         key: o.id.to_string(),
         owner: o.owner.map(|id| id.to_string()).unwrap_or_default(),
         kind: o.kind,
-    });
+    })
+}
+
+/// The catalog's index rows of a copy's saved files: every directory,
+/// then every file (named by its path, owned by its directory), each
+/// kind in key order. They follow the objects' rows ([`object_rows`]).
+pub fn file_rows(listing: &Listing) -> impl Iterator<Item = IndexRow> + '_ {
     let mut files: Vec<&str> = listing
         .files
         .iter()
@@ -199,14 +201,13 @@ pub fn index_rows<'a>(
         name: d,
         owner: String::new(),
     });
-    // Each file, named by its path, owned by its directory.
     let files = files.into_iter().map(|f| IndexRow {
         kind: FILE.to_string(),
         key: f.to_string(),
         name: cut(f.rsplit('/').next().unwrap_or(f)),
         owner: cut(&directory_of(f)),
     });
-    objects.chain(dirs).chain(files)
+    dirs.chain(files)
 }
 
 /// At most 255 characters (the catalog's limit on names).

@@ -347,7 +347,12 @@ fn store_archive(
     )?;
     log::info!("copy {name} uploaded to {}", storage.describe());
     let row = backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")?;
-    jobs::index_objects(db, row.id, &listing, saved.objects());
+    jobs::index_objects(
+        db,
+        row.id,
+        &listing,
+        super::saved::index::SealedBlocks::of(&saved),
+    );
     Ok(row)
 }
 
