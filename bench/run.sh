@@ -30,7 +30,9 @@ threads=${THREADS:-2}
 cargo build --release --quiet --features dev
 bin=$PWD/target/release/billmgr-ops
 work=$PWD/target/bench
-run_dir=$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-$shape
+# A run never overwrites an earlier one of the same day (RUN_DIR to choose).
+run_dir=${RUN_DIR:-$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-$shape}
+[ -z "${RUN_DIR:-}" ] && [ -e "$run_dir" ] && run_dir=$run_dir-$(date -u +%H%M)
 out=$work/out
 rm -rf "$out" "$work/mgr"
 mkdir -p "$out" "$work/mgr/etc" "$work/mgr/var" "$run_dir"
