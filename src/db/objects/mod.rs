@@ -155,7 +155,7 @@ impl Block {
     }
 
     /// Names the block by its content and compresses it.
-    fn seal(self) -> Result<Sealed> {
+    fn seal(self, compressor: &mut zstd::bulk::Compressor<'_>) -> Result<Sealed> {
         let mut hasher = Sha256::new();
         hasher.update(self.kind.as_bytes());
         hasher.update([0]);
@@ -164,7 +164,9 @@ impl Block {
             hash: hex::encode(hasher.finalize()),
             // Level 1: sealing is on a dump's critical path, and the name
             // is of the text, so blocks stored at level 3 stay shared.
-            data: zstd::bulk::compress(&self.text, 1).context("failed to compress the index")?,
+            data: compressor
+                .compress(&self.text)
+                .context("failed to compress the index")?,
             kind: self.kind,
             range: self.range,
             objects: self.objects,
@@ -194,6 +196,9 @@ pub struct Cutter {
     open: Block,
     last_key: String,
     objects: usize,
+    /// Level 1 (see `Block::seal`), made at the first cut and kept: a
+    /// context per block was a twentieth of sealing.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
 }
 
 impl Cutter {
@@ -221,7 +226,11 @@ impl Cutter {
     /// Closes the open block, if it holds anything.
     pub fn cut(&mut self, out: &mut Vec<Sealed>) -> Result<()> {
         if self.open.objects > 0 {
-            out.push(std::mem::take(&mut self.open).seal()?);
+            let compressor = match &mut self.compressor {
+                Some(c) => c,
+                None => self.compressor.insert(zstd::bulk::Compressor::new(1)?),
+            };
+            out.push(std::mem::take(&mut self.open).seal(compressor)?);
         }
         Ok(())
     }

@@ -11,7 +11,6 @@
 use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result};
-use mysql::Value;
 
 use super::listing::{Entry, SavedObject};
 use super::{check, sha256_hex, Copy};
@@ -23,22 +22,34 @@ pub type SavedObjects<'a> = Box<dyn Iterator<Item = SavedObject> + 'a>;
 /// `objects` (one chunk's) sorted by id, as text, compressed: one frame
 /// of the entry. Returns the frame and the first and last id.
 pub fn frame(objects: &mut [SavedObject]) -> Result<(Vec<u8>, i64, i64)> {
+    frame_with(objects, &mut zstd::bulk::Compressor::new(3)?)
+}
+
+/// [`frame`] compressed by `compressor`: the dump's workers pass their
+/// chunks' own, one context per worker rather than one per frame.
+pub fn frame_with(
+    objects: &mut [SavedObject],
+    compressor: &mut zstd::bulk::Compressor<'_>,
+) -> Result<(Vec<u8>, i64, i64)> {
     objects.sort_by_key(|o| o.id);
     let mut text = Vec::with_capacity(objects.len() * 32);
+    let mut number = itoa::Buffer::new();
     for o in objects.iter() {
-        tsv::push_row(
-            &mut text,
-            &[
-                Value::Bytes(o.kind.clone().into_bytes()),
-                Value::Int(o.id),
-                Value::Bytes(o.name.clone().into_bytes()),
-                o.owner.map_or(Value::NULL, Value::Int),
-            ],
-        );
+        tsv::push_escaped(&mut text, o.kind.as_bytes());
+        text.push(b'\t');
+        text.extend_from_slice(number.format(o.id).as_bytes());
+        text.push(b'\t');
+        tsv::push_escaped(&mut text, o.name.as_bytes());
+        text.push(b'\t');
+        match o.owner {
+            Some(owner) => text.extend_from_slice(number.format(owner).as_bytes()),
+            None => text.extend_from_slice(b"\\N"),
+        }
+        text.push(b'\n');
     }
     let first = objects.first().map_or(0, |o| o.id);
     let last = objects.last().map_or(0, |o| o.id);
-    Ok((zstd::bulk::compress(&text, 3)?, first, last))
+    Ok((compressor.compress(&text)?, first, last))
 }
 
 /// The objects of the entry's text, line by line; a malformed line is

@@ -160,12 +160,17 @@ struct Run {
     part: usize,
     offset: u64,
     size: u64,
+    /// The pairs' size before compression.
+    raw: usize,
 }
 
 /// The runs of a dump, by (table, column, bucket), in a temporary file.
 pub struct KeySpill {
     file: SpillFile,
     runs: BTreeMap<(usize, usize, u32), Vec<Run>>,
+    /// One context for every run: a context per run was a tenth of the
+    /// writer thread's time.
+    compressor: zstd::bulk::Compressor<'static>,
 }
 
 impl KeySpill {
@@ -173,6 +178,7 @@ impl KeySpill {
         Ok(KeySpill {
             file: SpillFile::new("keys")?,
             runs: BTreeMap::new(),
+            compressor: zstd::bulk::Compressor::new(1)?,
         })
     }
 
@@ -183,7 +189,7 @@ impl KeySpill {
             raw.extend_from_slice(&value.to_le_bytes());
             raw.extend_from_slice(&frame.to_le_bytes());
         }
-        let data = zstd::bulk::compress(&raw, 1)?;
+        let data = self.compressor.compress(&raw)?;
         let offset = self.file.append(&data)?;
         self.runs
             .entry((table, run.column, run.bucket))
@@ -193,14 +199,20 @@ impl KeySpill {
                 part,
                 offset,
                 size: data.len() as u64,
+                raw: raw.len(),
             });
         Ok(())
     }
 
-    fn pairs_of(&self, run: &Run) -> Result<Vec<(i64, u32)>> {
+    fn pairs_of(
+        &self,
+        run: &Run,
+        decompressor: &mut zstd::bulk::Decompressor<'_>,
+    ) -> Result<Vec<(i64, u32)>> {
         let data = self.file.read(run.offset, run.size)?;
-        let raw =
-            zstd::bulk::decompress(&data, 64 << 20).context("a key run does not decompress")?;
+        let raw = decompressor
+            .decompress(&data, run.raw)
+            .context("a key run does not decompress")?;
         Ok(raw
             .chunks_exact(12)
             .map(|p| {
@@ -226,6 +238,7 @@ impl KeySpill {
         let mut out: Vec<BTreeMap<String, Vec<KeyBlock>>> = vec![BTreeMap::new(); tables.len()];
         let mut numbers: HashMap<(usize, usize), usize> = HashMap::new();
         let mut group: Vec<(i64, u64)> = Vec::new();
+        let mut decompressor = zstd::bulk::Decompressor::new()?;
         for (&(t, c, _), list) in &self.runs {
             let column = &columns[t][c].column;
             let prefix = format!("keys/{}/{column}", tables[t].name);
@@ -237,7 +250,7 @@ impl KeySpill {
                     .copied()
                     .context("a key run of a chunk that was not written")?;
                 group.extend(
-                    self.pairs_of(run)?
+                    self.pairs_of(run, &mut decompressor)?
                         .into_iter()
                         .map(|(v, f)| (v, base + u64::from(f))),
                 );

@@ -74,11 +74,39 @@ pub(super) struct ObjectsFrame {
 /// An integer cell, as the text protocol sends it.
 fn int_cell(v: &Value) -> Option<i64> {
     match v {
-        Value::Bytes(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::Bytes(b) => parse_i64(b),
         Value::Int(i) => Some(*i),
         Value::UInt(u) => i64::try_from(*u).ok(),
         _ => None,
     }
+}
+
+/// An integer's decimal text (a sign, then digits) as `str::parse` reads
+/// it, without the detour through `str`; `None` for anything else or out
+/// of range.
+fn parse_i64(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let d = i64::from(d - b'0');
+        n = n.checked_mul(10)?;
+        n = if negative {
+            n.checked_sub(d)?
+        } else {
+            n.checked_add(d)?
+        };
+    }
+    Some(n)
 }
 
 /// Runs units until the queue is empty or another worker failed; a
@@ -173,6 +201,8 @@ struct ChunkBuilder<'a> {
     unit: &'a Unit,
     tx: &'a SyncSender<Result<Part>>,
     shape: RowShape,
+    /// Per column of the result set: copied unscanned (`tsv::is_plain`).
+    plain: Vec<bool>,
     text: Vec<u8>,
     rows: u64,
     part: usize,
@@ -190,7 +220,12 @@ struct ChunkBuilder<'a> {
 }
 
 impl<'a> ChunkBuilder<'a> {
-    fn new(shared: &'a Shared, unit: &'a Unit, tx: &'a SyncSender<Result<Part>>) -> Result<Self> {
+    fn new(
+        shared: &'a Shared,
+        unit: &'a Unit,
+        tx: &'a SyncSender<Result<Part>>,
+        plain: Vec<bool>,
+    ) -> Result<Self> {
         let mut compressor = zstd::bulk::Compressor::new(shared.opts.compression_level)?;
         // Each frame checks itself when read alone.
         compressor.include_checksum(true)?;
@@ -201,6 +236,7 @@ impl<'a> ChunkBuilder<'a> {
             unit,
             tx,
             shape,
+            plain,
             text: Vec::with_capacity(shared.opts.chunk_bytes + (64 << 10)),
             rows: 0,
             part: 0,
@@ -267,7 +303,7 @@ impl<'a> ChunkBuilder<'a> {
                 });
             }
         }
-        tsv::push_row(&mut self.text, values);
+        tsv::push_row(&mut self.text, values, &self.plain);
         self.rows += 1;
     }
 
@@ -321,7 +357,8 @@ impl<'a> ChunkBuilder<'a> {
         }
         let objects = match (self.shape.object, self.objects.is_empty()) {
             (Some((kind, _)), false) => {
-                let (data, first, last) = archive::objects::frame(&mut self.objects)?;
+                let (data, first, last) =
+                    archive::objects::frame_with(&mut self.objects, &mut self.compressor)?;
                 self.objects.clear();
                 Some(ObjectsFrame {
                     rank: objects::kinds()
@@ -380,7 +417,13 @@ fn dump_unit(
     let mut result = conn
         .query_iter(select(table, unit))
         .with_context(|| format!("failed to read table `{}`", table.name))?;
-    let mut chunk = ChunkBuilder::new(shared, unit, tx)?;
+    let plain = result
+        .columns()
+        .as_ref()
+        .iter()
+        .map(|c| tsv::is_plain(c.column_type()))
+        .collect();
+    let mut chunk = ChunkBuilder::new(shared, unit, tx, plain)?;
     for row in result.by_ref() {
         let row = row.with_context(|| format!("failed to read a row of `{}`", table.name))?;
         // `mysql::Row::unwrap`: the row's values (it does not panic).
@@ -393,4 +436,36 @@ fn dump_unit(
         }
     }
     chunk.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_i64;
+
+    #[test]
+    fn integers_parse_as_str_parse_does_and_nothing_else() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-42",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "00000000000000000001",
+            "-00000000000000000000000000042",
+            "",
+            "-",
+            "+1",
+            "1.5",
+            "12a",
+            " 1",
+            "1e3",
+            "--1",
+        ] {
+            assert_eq!(parse_i64(text.as_bytes()), text.parse().ok(), "{text:?}");
+        }
+    }
 }
