@@ -270,6 +270,43 @@ mod tests {
     }
 
     #[test]
+    fn plain_columns_come_out_as_scanned_ones_and_only_numbers_are_plain() {
+        use ColumnType::*;
+        let row = [
+            Value::Bytes(b"-42".to_vec()),
+            Value::Bytes(b"2026-12-02 03:00:00.000001".to_vec()),
+            Value::NULL,
+            Value::Bytes(b"-838:59:59".to_vec()),
+            Value::Bytes(b"1.5e+20".to_vec()),
+            Value::Bytes(b"a\tb".to_vec()),
+        ];
+        let (mut plain, mut scanned) = (Vec::new(), Vec::new());
+        push_row(&mut plain, &row, &[true, true, true, true, true, false]);
+        push_row(&mut scanned, &row, &[]);
+        assert_eq!(plain, scanned);
+        for t in [
+            MYSQL_TYPE_LONGLONG,
+            MYSQL_TYPE_NEWDECIMAL,
+            MYSQL_TYPE_DATETIME2,
+        ] {
+            assert!(is_plain(t), "{t:?}");
+        }
+        // Bytes as stored, or text: any byte may come.
+        for t in [
+            MYSQL_TYPE_VAR_STRING,
+            MYSQL_TYPE_STRING,
+            MYSQL_TYPE_BLOB,
+            MYSQL_TYPE_BIT,
+            MYSQL_TYPE_ENUM,
+            MYSQL_TYPE_SET,
+            MYSQL_TYPE_JSON,
+            MYSQL_TYPE_GEOMETRY,
+        ] {
+            assert!(!is_plain(t), "{t:?}");
+        }
+    }
+
+    #[test]
     fn escapes_exactly_what_load_data_needs() {
         let mut out = Vec::new();
         push_row(
