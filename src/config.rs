@@ -145,6 +145,11 @@ pub const KEYS: &[Key] = &[
         help: "seconds a copy may wait for the brief global read lock before it falls back to one connection",
     },
     Key {
+        name: "BackupReader",
+        default: "direct",
+        help: "how a copy reads rows: direct (a connection of its own; an account it cannot log in as reads through the client library) or client (always the client library)",
+    },
+    Key {
         name: "BackupRelations",
         default: "",
         help: "relations without a foreign key that restoring one object follows, space-separated table.column=table.column (child=parent)",
@@ -213,6 +218,17 @@ pub enum RunModules {
     Auto,
     On,
     Off,
+}
+
+/// How a copy reads rows (`BackupReader`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RowReader {
+    /// The dump's own connection (`db::wire`), the client library where
+    /// that cannot log in.
+    #[default]
+    Direct,
+    /// Always the client library.
+    Client,
 }
 
 /// Where the billing database is and how to log in.
@@ -327,6 +343,8 @@ pub struct Config {
     pub file_roots: Vec<PathBuf>,
     /// Where the panel leaves uploaded files (`UploadDir`).
     pub upload_dir: PathBuf,
+    /// `BackupReader`.
+    pub backup_reader: RowReader,
     /// `UploadPrivateUrls`: URL uploads may reach internal addresses.
     pub upload_private_urls: bool,
     /// `RunModules`.
@@ -477,6 +495,14 @@ impl Config {
                 path.display()
             ),
         };
+        let backup_reader = match get("BackupReader").as_str() {
+            "direct" | "" => RowReader::Direct,
+            "client" => RowReader::Client,
+            other => bail!(
+                "{}: BackupReader is direct or client, not `{other}`",
+                path.display()
+            ),
+        };
         let plugin_paging = match get("ListPaging").as_str() {
             "panel" | "" => false,
             "plugin" => true,
@@ -491,6 +517,7 @@ impl Config {
             file_roots,
             upload_dir,
             upload_private_urls,
+            backup_reader,
             backup_passphrase: env
                 .get("BILLMGR_OPS_PASSPHRASE")
                 .filter(|p| !p.is_empty())

@@ -116,7 +116,7 @@ impl Fixture {
 }
 
 /// Tables and objects that exercise every feature a copy must keep.
-const EVERY_FEATURE: &str = r#"
+pub(crate) const EVERY_FEATURE: &str = r#"
 SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION,NO_AUTO_VALUE_ON_ZERO';
 CREATE TABLE kinds (
   id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,

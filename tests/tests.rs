@@ -21,6 +21,7 @@ mod install;
 mod layers;
 mod object_restore;
 mod protocol;
+mod reader;
 mod recipe;
 mod registry;
 mod runner;

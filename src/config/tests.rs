@@ -56,6 +56,12 @@ fn bad_values_are_errors() {
     std::fs::write(dir.join("etc/billmgr-ops.conf"), "AdminLevel high\n").unwrap();
     let e = Config::load(Some(&dir), None, &env(&[])).unwrap_err();
     assert!(format!("{e:#}").contains("AdminLevel high"), "{e:#}");
+    std::fs::write(dir.join("etc/billmgr-ops.conf"), "BackupReader fast\n").unwrap();
+    let e = Config::load(Some(&dir), None, &env(&[])).unwrap_err();
+    assert!(format!("{e:#}").contains("direct or client"), "{e:#}");
+    std::fs::write(dir.join("etc/billmgr-ops.conf"), "BackupReader client\n").unwrap();
+    let c = Config::load(Some(&dir), None, &env(&[])).unwrap();
+    assert_eq!(c.backup_reader, super::RowReader::Client);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -16,6 +16,7 @@ pub mod objects;
 pub mod operations;
 pub mod reports;
 pub mod runstate;
+pub mod wire;
 
 use std::time::Duration;
 

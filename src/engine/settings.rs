@@ -242,6 +242,7 @@ impl Settings {
                     .map(|p| storage::absolute(&config.mgrdir, p))
                     .collect(),
                 lock_timeout: number("BackupLockTimeout")?,
+                reader: config.backup_reader,
                 ..DumpOptions::default()
             },
             restore_threads: threads,

@@ -7,22 +7,8 @@
 //! conversion happens anywhere and every value comes back byte for byte.
 
 use mysql::consts::ColumnType;
-use mysql::Value;
 
-/// Appends one value to a row.
-pub fn push_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::NULL => out.extend_from_slice(b"\\N"),
-        Value::Bytes(bytes) => push_escaped(out, bytes),
-        // The text protocol sends everything as bytes; these arms only
-        // matter if a caller passes typed values.
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::UInt(u) => out.extend_from_slice(u.to_string().as_bytes()),
-        Value::Float(f) => out.extend_from_slice(f.to_string().as_bytes()),
-        Value::Double(d) => out.extend_from_slice(d.to_string().as_bytes()),
-        other => push_escaped(out, other.as_sql(true).trim_matches('\'').as_bytes()),
-    }
-}
+use crate::db::wire::Row;
 
 /// Appends bytes with the four characters LOAD DATA needs escaped.
 ///
@@ -116,17 +102,18 @@ pub fn is_plain(column_type: ColumnType) -> bool {
 /// Appends a whole row, tab-separated, newline-terminated, copying the
 /// values of the columns marked `plain` ([`is_plain`]; none if empty)
 /// without scanning them.
-pub fn push_row(out: &mut Vec<u8>, row: &[Value], plain: &[bool]) {
-    for (i, v) in row.iter().enumerate() {
+pub fn push_row(out: &mut Vec<u8>, row: Row<'_>, plain: &[bool]) {
+    for (i, cell) in row.iter().enumerate() {
         if i > 0 {
             out.push(b'\t');
         }
-        match v {
-            Value::Bytes(bytes) if plain.get(i) == Some(&true) => {
+        match cell {
+            None => out.extend_from_slice(b"\\N"),
+            Some(bytes) if plain.get(i) == Some(&true) => {
                 debug_assert!(!bytes.iter().any(|&b| may_need_escaping(b)));
                 out.extend_from_slice(bytes);
             }
-            _ => push_value(out, v),
+            Some(bytes) => push_escaped(out, bytes),
         }
     }
     out.push(b'\n');
@@ -242,28 +229,38 @@ mod tests {
         assert_eq!(out, naive(&all));
     }
 
-    #[test]
-    fn rows_read_back_byte_for_byte() {
-        let values = [
-            Value::NULL,
-            Value::Bytes(b"".to_vec()),
-            Value::Bytes(b"NULL".to_vec()),
-            Value::Bytes(b"a\tb\nc\\d\0e\rf".to_vec()),
-            Value::Bytes(b"\\N".to_vec()),
-            Value::Bytes(vec![0xff, 0xfe]),
-        ];
-        let mut text = Vec::new();
-        push_row(&mut text, &values, &[]);
-        push_row(&mut text, &[Value::Bytes(b"".to_vec())], &[]);
-        let rows = parse_rows(&text);
-        assert_eq!(rows.len(), 2);
-        let expected: Vec<Cell> = values
+    /// Pushes a row of `cells` as the dump's readers hand it over.
+    fn push(out: &mut Vec<u8>, cells: &[Option<&[u8]>], plain: &[bool]) {
+        let mut data = Vec::new();
+        let spans: Vec<crate::db::wire::Span> = cells
             .iter()
-            .map(|v| match v {
-                Value::Bytes(b) => Some(b.clone()),
-                _ => None,
+            .map(|c| {
+                c.map(|b| {
+                    data.extend_from_slice(b);
+                    (data.len() - b.len(), data.len())
+                })
             })
             .collect();
+        push_row(out, Row::new(&data, &spans), plain);
+    }
+
+    const AWKWARD: [Option<&[u8]>; 6] = [
+        None,
+        Some(b""),
+        Some(b"NULL"),
+        Some(b"a\tb\nc\\d\0e\rf"),
+        Some(b"\\N"),
+        Some(&[0xff, 0xfe]),
+    ];
+
+    #[test]
+    fn rows_read_back_byte_for_byte() {
+        let mut text = Vec::new();
+        push(&mut text, &AWKWARD, &[]);
+        push(&mut text, &[Some(b"")], &[]);
+        let rows = parse_rows(&text);
+        assert_eq!(rows.len(), 2);
+        let expected: Vec<Cell> = AWKWARD.iter().map(|c| c.map(<[u8]>::to_vec)).collect();
         assert_eq!(rows[0], expected);
         assert_eq!(rows[1], vec![Some(Vec::new())]);
         assert!(parse_rows(b"").is_empty());
@@ -272,17 +269,17 @@ mod tests {
     #[test]
     fn plain_columns_come_out_as_scanned_ones_and_only_numbers_are_plain() {
         use ColumnType::*;
-        let row = [
-            Value::Bytes(b"-42".to_vec()),
-            Value::Bytes(b"2026-12-02 03:00:00.000001".to_vec()),
-            Value::NULL,
-            Value::Bytes(b"-838:59:59".to_vec()),
-            Value::Bytes(b"1.5e+20".to_vec()),
-            Value::Bytes(b"a\tb".to_vec()),
+        let row: [Option<&[u8]>; 6] = [
+            Some(b"-42"),
+            Some(b"2026-12-02 03:00:00.000001"),
+            None,
+            Some(b"-838:59:59"),
+            Some(b"1.5e+20"),
+            Some(b"a\tb"),
         ];
         let (mut plain, mut scanned) = (Vec::new(), Vec::new());
-        push_row(&mut plain, &row, &[true, true, true, true, true, false]);
-        push_row(&mut scanned, &row, &[]);
+        push(&mut plain, &row, &[true, true, true, true, true, false]);
+        push(&mut scanned, &row, &[]);
         assert_eq!(plain, scanned);
         for t in [
             MYSQL_TYPE_LONGLONG,
@@ -309,18 +306,7 @@ mod tests {
     #[test]
     fn escapes_exactly_what_load_data_needs() {
         let mut out = Vec::new();
-        push_row(
-            &mut out,
-            &[
-                Value::NULL,
-                Value::Bytes(b"".to_vec()),
-                Value::Bytes(b"NULL".to_vec()),
-                Value::Bytes(b"a\tb\nc\\d\0e\rf".to_vec()),
-                Value::Bytes(b"\\N".to_vec()),
-                Value::Bytes(vec![0xff, 0xfe]),
-            ],
-            &[],
-        );
+        push(&mut out, &AWKWARD, &[]);
         assert_eq!(
             out,
             b"\\N\t\tNULL\ta\\tb\\nc\\\\d\\0e\rf\t\\\\N\t\xff\xfe\n"

@@ -49,7 +49,7 @@ use super::crypt::{CopyKey, Sink};
 use super::introspect::{self, Object, Table};
 use super::saved::index::SealedBlocks;
 use crate::clock::Timestamp;
-use crate::config::DbSource;
+use crate::config::{DbSource, RowReader};
 use crate::db;
 use crate::storage::{Counted, Storage, StorageWriter, Tally};
 use worker::{Part, Shared};
@@ -73,6 +73,8 @@ pub struct DumpOptions {
     pub files: Vec<PathBuf>,
     /// Seconds to wait for the global read lock.
     pub lock_timeout: u64,
+    /// How the workers read rows.
+    pub reader: RowReader,
 }
 
 impl Default for DumpOptions {
@@ -85,6 +87,7 @@ impl Default for DumpOptions {
             exclude_tables: Vec::new(),
             files: Vec::new(),
             lock_timeout: 5,
+            reader: RowReader::Direct,
         }
     }
 }
@@ -179,13 +182,12 @@ pub fn dump(
             started.elapsed().as_millis()
         )
     };
-    let (mut workers, consistency) = snapshot::snapshot(
-        source,
-        connect_timeout,
-        opts.threads.max(1),
-        opts.lock_timeout,
-    )?;
-    let first = &mut workers[0];
+    let snapshot::Snapshot {
+        mut control,
+        workers,
+        consistency,
+    } = snapshot::snapshot(source, connect_timeout, opts)?;
+    let first = &mut control;
     let database = db::current_database(first)?;
     let server_version: String = first
         .query_first::<String, _>("SELECT VERSION()")?
@@ -197,13 +199,15 @@ pub fn dump(
     }
     let units = snapshot::plan(first, &tables, opts.rows_per_range)?;
     let key_columns = keys::key_columns(first, &tables)?;
+    drop(control);
     log::info!(
-        "copy {}: {} tables, {} units, {} workers ({})",
+        "copy {}: {} tables, {} units, {} workers ({}, {} reader)",
         target.name,
         tables.len(),
         units.len(),
         workers.len(),
-        consistency.as_str()
+        consistency.as_str(),
+        workers[0].name()
     );
 
     let object = archive::archive_object(target.name, target.key.is_some());
@@ -341,7 +345,7 @@ type TableChunks = Vec<(usize, usize, Chunk)>;
 /// table's chunks and the saved objects seen (on disk).
 fn write_data(
     writer: &mut Writer,
-    workers: Vec<mysql::Conn>,
+    workers: Vec<snapshot::Reader>,
     shared: &Arc<Shared>,
     progress: ProgressFn<'_>,
 ) -> Result<(Vec<TableChunks>, ObjectSpill, keys::KeySpill)> {

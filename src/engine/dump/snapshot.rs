@@ -8,8 +8,9 @@ use mysql::prelude::Queryable;
 use mysql::Conn;
 
 use super::super::introspect::Table;
-use crate::config::DbSource;
-use crate::db::{self, quote_ident};
+use super::DumpOptions;
+use crate::config::{DbSource, RowReader};
+use crate::db::{self, quote_ident, wire};
 
 /// How the workers' view of the database was made consistent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,32 +42,107 @@ pub(super) struct Unit {
     pub weight: u64,
 }
 
-/// Opens a dump connection: raw bytes out, UTC times, no query time-out.
+/// The session of every dump connection: raw bytes out, UTC times, no
+/// query time-out.
+const SESSION: &str = "SET SESSION character_set_results = binary, time_zone = '+00:00',
+     net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 28800";
+
+/// Opens a dump connection through the client library.
 fn connect(source: &DbSource, timeout: Duration) -> Result<Conn> {
-    db::bulk_conn(
-        source,
-        timeout,
-        "SET SESSION character_set_results = binary, time_zone = '+00:00',
-             net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 28800",
-    )
-    .context("failed to open a dump connection")
+    db::bulk_conn(source, timeout, SESSION).context("failed to open a dump connection")
+}
+
+/// A worker's connection: the direct row reader ([`wire`]), or the client
+/// library where that cannot connect (an authentication it does not
+/// speak) or is turned off (`BackupReader client`).
+pub(super) enum Reader {
+    Wire(wire::Conn),
+    Client(Conn),
+}
+
+impl Reader {
+    pub fn query_drop(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Reader::Wire(c) => c.query_drop(sql)?,
+            Reader::Client(c) => c.query_drop(sql)?,
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reader::Wire(_) => "direct",
+            Reader::Client(_) => "client library",
+        }
+    }
+}
+
+/// Opens the workers' connections, each with the dump session: direct
+/// readers when the first one connects, else the client library's.
+struct Readers<'a> {
+    source: &'a DbSource,
+    timeout: Duration,
+    /// `None` until the first connection decides.
+    direct: Option<bool>,
+}
+
+impl Readers<'_> {
+    fn open(&mut self) -> Result<Reader> {
+        if self.direct != Some(false) {
+            match self.open_direct() {
+                Ok(c) => {
+                    self.direct = Some(true);
+                    return Ok(Reader::Wire(c));
+                }
+                Err(e) if self.direct.is_none() => {
+                    log::warn!("the direct row reader cannot connect ({e:#}); reading through the client library");
+                    self.direct = Some(false);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Reader::Client(connect(self.source, self.timeout)?))
+    }
+
+    fn open_direct(&self) -> Result<wire::Conn> {
+        let opts = db::options(self.source, self.timeout)?;
+        let mut c = wire::Conn::connect(&opts, self.timeout)
+            .with_context(|| format!("cannot connect to the database {}", self.source))?;
+        c.query_drop(SESSION)
+            .context("failed to prepare a dump connection")?;
+        Ok(c)
+    }
+}
+
+/// The snapshot the workers read in.
+pub(super) struct Snapshot {
+    /// A connection outside the snapshot, for what the copy reads of the
+    /// schema (the data dictionary is not versioned by a snapshot anyway).
+    pub control: Conn,
+    pub workers: Vec<Reader>,
+    pub consistency: Consistency,
 }
 
 /// Starts the workers' snapshot: shared under a brief global read lock
-/// when possible, else one worker alone. Returns the consistency mode.
+/// when possible, else one worker alone.
 pub(super) fn snapshot(
     source: &DbSource,
     timeout: Duration,
-    threads: usize,
-    lock_timeout: u64,
-) -> Result<(Vec<Conn>, Consistency)> {
-    let begin = |c: &mut Conn| -> Result<()> {
+    opts: &DumpOptions,
+) -> Result<Snapshot> {
+    let begin = |c: &mut Reader| -> Result<()> {
         c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
         c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")?;
         Ok(())
     };
+    let mut readers = Readers {
+        source,
+        timeout,
+        direct: (opts.reader == RowReader::Client).then_some(false),
+    };
+    let (threads, lock_timeout) = (opts.threads.max(1), opts.lock_timeout);
+    let mut control = connect(source, timeout)?;
     if threads > 1 {
-        let mut control = connect(source, timeout)?;
         control.query_drop(format!(
             "SET SESSION lock_wait_timeout = {}",
             lock_timeout.max(1)
@@ -84,9 +160,9 @@ pub(super) fn snapshot(
         };
         match control.query_drop(lock) {
             Ok(()) => {
-                let workers: Result<Vec<Conn>> = (0..threads)
+                let workers: Result<Vec<Reader>> = (0..threads)
                     .map(|_| {
-                        let mut c = connect(source, timeout)?;
+                        let mut c = readers.open()?;
                         begin(&mut c)?;
                         Ok(c)
                     })
@@ -94,7 +170,11 @@ pub(super) fn snapshot(
                 let unlocked = control.query_drop(unlock);
                 let workers = workers?;
                 unlocked.context("failed to release the snapshot lock")?;
-                return Ok((workers, Consistency::SharedSnapshot));
+                return Ok(Snapshot {
+                    control,
+                    workers,
+                    consistency: Consistency::SharedSnapshot,
+                });
             }
             Err(e) => {
                 let _ = control.query_drop(unlock);
@@ -102,9 +182,13 @@ pub(super) fn snapshot(
             }
         }
     }
-    let mut c = connect(source, timeout)?;
+    let mut c = readers.open()?;
     begin(&mut c)?;
-    Ok((vec![c], Consistency::SingleConnection))
+    Ok(Snapshot {
+        control,
+        workers: vec![c],
+        consistency: Consistency::SingleConnection,
+    })
 }
 
 /// Splits tables into units, largest first. Ranges of one table cover

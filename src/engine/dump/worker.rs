@@ -11,16 +11,17 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
-use mysql::{Conn, Value};
+use mysql::Value;
 
 use super::super::archive::{self, listing::SavedObject};
 use super::super::introspect::Table;
 use super::super::saved::objects::{self, Positions};
 use super::super::tsv;
 use super::keys::{KeyColumn, KeyRun};
-use super::snapshot::Unit;
+use super::snapshot::{Reader, Unit};
 use super::DumpOptions;
 use crate::db::quote_ident;
+use crate::db::wire::{Row, Span};
 
 /// What the workers share.
 pub(super) struct Shared {
@@ -72,13 +73,8 @@ pub(super) struct ObjectsFrame {
 }
 
 /// An integer cell, as the text protocol sends it.
-fn int_cell(v: &Value) -> Option<i64> {
-    match v {
-        Value::Bytes(b) => parse_i64(b),
-        Value::Int(i) => Some(*i),
-        Value::UInt(u) => i64::try_from(*u).ok(),
-        _ => None,
-    }
+fn int_cell(row: &Row<'_>, i: usize) -> Option<i64> {
+    parse_i64(row.get(i)?)
 }
 
 /// An integer's decimal text (a sign, then digits) as `str::parse` reads
@@ -111,10 +107,12 @@ fn parse_i64(text: &[u8]) -> Option<i64> {
 
 /// Runs units until the queue is empty or another worker failed; a
 /// failure goes down the channel.
-pub(super) fn worker(mut conn: Conn, shared: Arc<Shared>, tx: SyncSender<Result<Part>>) {
-    let run = |conn: &mut Conn| -> Result<()> {
+pub(super) fn worker(mut conn: Reader, shared: Arc<Shared>, tx: SyncSender<Result<Part>>) {
+    let run = |conn: &mut Reader| -> Result<()> {
         loop {
             if shared.failed.load(Ordering::Relaxed) {
+                // The connection closes with its transaction, maybe
+                // mid-result.
                 return Ok(());
             }
             let Some(unit) = shared.queue.lock().expect("queue lock").pop_front() else {
@@ -250,7 +248,7 @@ impl<'a> ChunkBuilder<'a> {
         })
     }
 
-    fn push_row(&mut self, values: &[Value]) {
+    fn push_row(&mut self, row: Row<'_>) {
         let frame_start = self.frame_starts.last().copied().unwrap_or(0);
         let new_frame = if self.rows == 0 {
             true
@@ -262,7 +260,7 @@ impl<'a> ChunkBuilder<'a> {
         };
         let frame = self.frame_starts.len() as u32;
         if let Some(k) = self.shape.key {
-            let key = int_cell(&values[k]);
+            let key = int_cell(&row, k);
             if self.first_key.is_none() {
                 self.first_key = key;
             }
@@ -276,39 +274,46 @@ impl<'a> ChunkBuilder<'a> {
             .iter_mut()
             .zip(&self.shared.keys[self.unit.table])
         {
-            if let Some(v) = int_cell(&values[column.position]) {
+            if let Some(v) = int_cell(&row, column.position) {
                 if pairs.last() != Some(&(v, frame)) {
                     pairs.push((v, frame));
                 }
             }
         }
         for ((_, i), range) in self.shape.foreign_keys.iter().zip(&mut self.ranges) {
-            if let Some(v) = int_cell(&values[*i]) {
+            if let Some(v) = int_cell(&row, *i) {
                 let r = range.get_or_insert([v, v]);
                 r[0] = r[0].min(v);
                 r[1] = r[1].max(v);
             }
         }
         if let Some((kind, at)) = self.shape.object {
-            if let Some(id) = int_cell(&values[at.id]) {
-                let name = match &values[at.name] {
-                    Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-                    _ => String::new(),
-                };
+            if let Some(id) = int_cell(&row, at.id) {
+                let name = row
+                    .get(at.name)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
                 self.objects.push(SavedObject {
                     kind: kind.to_string(),
                     id,
                     name,
-                    owner: at.owner.and_then(|o| int_cell(&values[o])),
+                    owner: at.owner.and_then(|o| int_cell(&row, o)),
                 });
             }
         }
-        tsv::push_row(&mut self.text, values, &self.plain);
+        tsv::push_row(&mut self.text, row, &self.plain);
         self.rows += 1;
     }
 
-    fn is_full(&self) -> bool {
-        self.text.len() >= self.shared.opts.chunk_bytes
+    /// Adds a row, sending the chunk on when it is full; `false` when
+    /// another worker failed and this one should stop.
+    fn add(&mut self, row: Row<'_>) -> Result<bool> {
+        self.push_row(row);
+        if self.text.len() >= self.shared.opts.chunk_bytes {
+            self.flush()?;
+            return Ok(!self.shared.failed.load(Ordering::Relaxed));
+        }
+        Ok(true)
     }
 
     /// Compresses the rows so far and sends them as the next part.
@@ -408,34 +413,70 @@ impl<'a> ChunkBuilder<'a> {
 
 /// Streams one unit's rows into chunks.
 fn dump_unit(
-    conn: &mut Conn,
+    conn: &mut Reader,
     shared: &Shared,
     unit: &Unit,
     tx: &SyncSender<Result<Part>>,
 ) -> Result<()> {
     let table = &shared.tables[unit.table];
-    let mut result = conn
-        .query_iter(select(table, unit))
-        .with_context(|| format!("failed to read table `{}`", table.name))?;
-    let plain = result
-        .columns()
-        .as_ref()
-        .iter()
-        .map(|c| tsv::is_plain(c.column_type()))
-        .collect();
-    let mut chunk = ChunkBuilder::new(shared, unit, tx, plain)?;
-    for row in result.by_ref() {
-        let row = row.with_context(|| format!("failed to read a row of `{}`", table.name))?;
-        // `mysql::Row::unwrap`: the row's values (it does not panic).
-        chunk.push_row(&row.unwrap());
-        if chunk.is_full() {
-            chunk.flush()?;
-            if shared.failed.load(Ordering::Relaxed) {
-                return Ok(());
+    let failed = || format!("failed to read table `{}`", table.name);
+    match conn {
+        Reader::Wire(c) => {
+            let mut rows = c.query(&select(table, unit)).with_context(failed)?;
+            let plain = rows
+                .column_types()
+                .iter()
+                .map(|&t| tsv::is_plain(t))
+                .collect();
+            let mut chunk = ChunkBuilder::new(shared, unit, tx, plain)?;
+            while let Some(row) = rows.next().with_context(failed)? {
+                if !chunk.add(row)? {
+                    return Ok(());
+                }
             }
+            chunk.flush()
+        }
+        Reader::Client(c) => {
+            let mut result = c.query_iter(select(table, unit)).with_context(failed)?;
+            let plain = result
+                .columns()
+                .as_ref()
+                .iter()
+                .map(|c| tsv::is_plain(c.column_type()))
+                .collect();
+            let mut chunk = ChunkBuilder::new(shared, unit, tx, plain)?;
+            let (mut data, mut spans) = (Vec::new(), Vec::new());
+            for row in result.by_ref() {
+                let row = row.with_context(failed)?;
+                // `mysql::Row::unwrap`: the row's values (it does not panic).
+                if !chunk.add(client_row(row.unwrap(), &mut data, &mut spans))? {
+                    return Ok(());
+                }
+            }
+            chunk.flush()
         }
     }
-    chunk.flush()
+}
+
+/// A row of the client library as cells of one buffer, like the direct
+/// reader's. The text protocol sends only bytes and NULL; any other value
+/// is written as the server would have sent it.
+fn client_row<'a>(values: Vec<Value>, data: &'a mut Vec<u8>, spans: &'a mut Vec<Span>) -> Row<'a> {
+    data.clear();
+    spans.clear();
+    for v in values {
+        let start = data.len();
+        match v {
+            Value::NULL => {
+                spans.push(None);
+                continue;
+            }
+            Value::Bytes(b) => data.extend_from_slice(&b),
+            other => data.extend_from_slice(other.as_sql(true).trim_matches('\'').as_bytes()),
+        }
+        spans.push(Some((start, data.len())));
+    }
+    Row::new(data, spans)
 }
 
 #[cfg(test)]

@@ -140,7 +140,7 @@ pub fn take_copy_locked(
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
                 index_objects(db, id, &listing, sealed);
                 if !settings.keep_undo && !importing {
-                    drop_undo(db)?;
+                    drop_undo(db);
                 }
                 log::info!(
                     "copy {name}: {} tables, {} rows, {size} bytes",
@@ -316,15 +316,29 @@ fn check_space(db: &mut Db, settings: &Settings) -> Result<()> {
 }
 
 /// The replaced tables of the last restore are kept until a backup succeeds.
-fn drop_undo(db: &mut Db) -> Result<()> {
-    let live = db.name()?;
-    for database in [SideDb::Undo.of(&live), SideDb::UndoNext.of(&live)] {
-        db.conn()
-            .query_drop(format!(
-                "DROP DATABASE IF EXISTS {}",
-                quote_ident(&database)
-            ))
-            .context("failed to drop the previous restore's safety copy")?;
+///
+/// Only the side databases that exist are dropped: an account with
+/// privileges on the billing database alone (no restore has made them)
+/// may not even name another one in `DROP DATABASE IF EXISTS`. A failure
+/// here leaves the copy good: it is logged, not returned.
+fn drop_undo(db: &mut Db) {
+    let result = (|| -> Result<()> {
+        let live = db.name()?;
+        for database in [SideDb::Undo.of(&live), SideDb::UndoNext.of(&live)] {
+            let exists: Option<u8> = db.conn().exec_first(
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+                (&database,),
+            )?;
+            if exists.is_some() {
+                db.conn().query_drop(format!(
+                    "DROP DATABASE IF EXISTS {}",
+                    quote_ident(&database)
+                ))?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        log::warn!("failed to drop the previous restore's safety copy: {e:#}");
     }
-    Ok(())
 }
