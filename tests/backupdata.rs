@@ -126,6 +126,27 @@ fn objects_are_listed_across_copies_with_owners_and_versions() {
         ],
     );
     assert_eq!(page.rows().len(), 3);
+    // A page is the same slice of the whole list, either way round.
+    let ids = |out: &crate::harness::Output| -> Vec<String> {
+        out.rows().iter().map(|r| cell(r, "id")).collect()
+    };
+    let sorted = |order: &str, count: &str, num: &str| {
+        ids(&f.names(
+            "account",
+            &[
+                ("p_cnt", count),
+                ("p_num", num),
+                ("p_sort", "name"),
+                ("p_order", order),
+            ],
+        ))
+    };
+    let all = sorted("asc", "1000", "1");
+    assert_eq!(all.len(), 13);
+    assert_eq!(ids(&page), all[10..].to_vec());
+    assert_eq!(sorted("asc", "5", "2"), all[5..10].to_vec());
+    let reversed: Vec<String> = all.iter().rev().cloned().collect();
+    assert_eq!(sorted("desc", "5", "1"), reversed[..5].to_vec());
     // The saved files, by directory.
     let dirs = f.names("files", &[]).rows();
     let etc = f.panel.mgrdir().join("etc").display().to_string();

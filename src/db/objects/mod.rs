@@ -11,9 +11,11 @@
 //! only the blocks around what changed. Writing a copy's index sends only
 //! the blocks the catalog does not have yet.
 //!
-//! Lists across copies ([`objects_page`], [`copies_holding`]) read each
-//! distinct block once and count, for every object, the good copies that
-//! refer to the blocks holding it.
+//! Lists across copies ([`objects_page`], [`copies_holding`]) read the
+//! distinct blocks, never a block per copy, and count, for every object,
+//! the good copies that refer to the blocks holding it. A page of objects
+//! reads them twice (counts, then the newest rows) and keeps only the rows
+//! up to the page's end, so its memory is a few bytes per object.
 //!
 //! - `write`: a copy's index, written (and forgotten) in one transaction;
 //! - `list`: what `backupdata` shows across copies.
