@@ -154,6 +154,35 @@ impl RemoteStorage {
         Ok(())
     }
 
+    /// Runs `op` up to three times while it fails other than by a
+    /// missing object or a refusal. An FTP server answers a read that
+    /// stops early (a ranged read) with "426 transfer aborted", which
+    /// OpenDAL may meet as the reply to the next command on that
+    /// connection (a read, a delete): such a command is tried again.
+    fn again<T>(
+        &self,
+        doing: &str,
+        name: &str,
+        mut op: impl FnMut() -> opendal::Result<T>,
+    ) -> opendal::Result<T> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match op() {
+                Err(e)
+                    if tries < 3
+                        && !matches!(
+                            e.kind(),
+                            opendal::ErrorKind::NotFound | opendal::ErrorKind::PermissionDenied
+                        ) =>
+                {
+                    log::warn!("{doing} {name} on {} again: {e}", self.describe);
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn fail(&self, what: &str, name: &str) -> String {
         format!("failed to {what} {name} on {}", self.describe)
     }
@@ -332,26 +361,10 @@ impl Storage for RemoteStorage {
                 },
             )
         };
-        // An FTP server answers a range read that stops early with "426
-        // transfer aborted", which OpenDAL meets as the reply to its next
-        // command on that connection: such a read is tried again.
-        let mut tries = 0;
-        let buf = loop {
-            tries += 1;
-            match read() {
-                Ok(buf) => break buf.to_vec(),
-                Err(e)
-                    if tries < 3
-                        && !matches!(
-                            e.kind(),
-                            opendal::ErrorKind::NotFound | opendal::ErrorKind::PermissionDenied
-                        ) =>
-                {
-                    log::warn!("reading {name} from {} again: {e}", self.describe);
-                }
-                Err(e) => return Err(explain(e).context(self.fail("read", name))),
-            }
-        };
+        let buf = self
+            .again("reading", name, read)
+            .map_err(|e| explain(e).context(self.fail("read", name)))?
+            .to_vec();
         anyhow::ensure!(
             buf.len() as u64 == len,
             "{name} on {} is shorter than expected",
@@ -375,7 +388,18 @@ impl Storage for RemoteStorage {
     fn remove(&self, name: &str) -> Result<()> {
         check_name(name)?;
         let _guard = RUNTIME.enter();
-        self.op.delete(name).explained(|| self.fail("delete", name))
+        // A delete that failed on a stale reply may have been done: gone
+        // on the next try is what a delete wants.
+        let mut first = true;
+        self.again("deleting", name, || {
+            let result = match self.op.delete(name) {
+                Err(e) if !first && e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+                other => other,
+            };
+            first = false;
+            result
+        })
+        .explained(|| self.fail("delete", name))
     }
 
     fn free_space(&self) -> Result<Option<u64>> {
