@@ -135,10 +135,10 @@ INSERT INTO kinds (id, s, t, b, vb, d, dt, ts, tm, y, dec1, f, dbl, e, st, j, la
  (4, '🚀 emoji ✓ ёж', 'Привет, мир «ёлки» 𝔘𝔫𝔦𝔠𝔬𝔡𝔢', NULL, NULL, '9999-12-31', '9999-12-31 23:59:59', NULL, '838:59:59', 0, 99999999999999999999.9999999999, NULL, -0.0, NULL, NULL, '{"k": "\\u0000"}', NULL),
  (5, '\\N', '\\', X'5C', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO kinds (s, b) SELECT CONCAT('row ', seq), UNHEX(SHA2(seq, 256)) FROM seq_1_to_3000;
-CREATE TABLE nokey (a INT, b VARCHAR(10)) ENGINE=InnoDB;
+CREATE TABLE nokey (a INT, b VARCHAR(10)) ENGINE=InnoDB STATS_AUTO_RECALC=1;
 INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (NULL, NULL);
 CREATE TABLE empty_one (id BIGINT PRIMARY KEY) ENGINE=InnoDB;
-CREATE TABLE compound (a INT, b VARCHAR(20), v INT, PRIMARY KEY (a, b)) ENGINE=InnoDB;
+CREATE TABLE compound (a INT, b VARCHAR(20), v INT, PRIMARY KEY (a, b)) ENGINE=InnoDB STATS_AUTO_RECALC=0;
 INSERT INTO compound VALUES (1, 'a', 1), (1, 'b', 2), (2, 'a', 3);
 CREATE VIEW active_items AS SELECT id, name, account FROM item WHERE status = 2;
 CREATE VIEW active_item_count AS SELECT account, COUNT(*) AS n FROM active_items GROUP BY account;
@@ -154,6 +154,34 @@ fn a_restored_database_is_identical_in_every_feature() {
     f.db.exec(EVERY_FEATURE);
     let (sums, defs) = (f.checksums(), f.definitions());
     assert!(defs.len() >= 6, "{defs:?}");
+    // Tables as defined, with their statistics settings (the restore
+    // pauses InnoDB's recalculation while it loads).
+    let tables = || -> Vec<String> {
+        ["kinds", "nokey", "compound", "empty_one"]
+            .iter()
+            .map(|t| {
+                let row: mysql::Row =
+                    f.db.conn()
+                        .query_first(format!("SHOW CREATE TABLE `{t}`"))
+                        .unwrap()
+                        .unwrap();
+                let text: String = row.get(1).unwrap();
+                text.split(' ')
+                    .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let table_defs = tables();
+    assert!(
+        table_defs[1].contains("STATS_AUTO_RECALC=1"),
+        "{table_defs:?}"
+    );
+    assert!(
+        table_defs[2].contains("STATS_AUTO_RECALC=0"),
+        "{table_defs:?}"
+    );
     let name = f.copy();
     f.ok(&["verify", &name]);
 
@@ -173,6 +201,18 @@ fn a_restored_database_is_identical_in_every_feature() {
         .collect();
     assert_eq!(after, sums);
     assert_eq!(f.definitions(), defs);
+    assert_eq!(tables(), table_defs);
+    // The optimizer knows the restored table's size (computed once after
+    // the load, not left as the empty table's).
+    let estimated: u64 = f
+        .db
+        .scalar(&format!(
+            "SELECT n_rows FROM mysql.innodb_table_stats WHERE database_name = '{}' AND table_name = 'kinds'",
+            f.db.name
+        ))
+        .parse()
+        .unwrap();
+    assert!((1000..10_000).contains(&estimated), "{estimated}");
     // The zero id, the generated columns and the counters survived.
     assert_eq!(f.db.scalar("SELECT s FROM kinds WHERE id = 0"), "zero id");
     assert_eq!(

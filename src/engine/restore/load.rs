@@ -117,7 +117,14 @@ fn loader(
         if job.chunks.is_empty() {
             continue;
         }
+        let started = std::time::Instant::now();
         rows += load_table(&mut conn, copy, &job)?;
+        log::debug!(
+            "loaded `{}`: {} rows in {:.2} s",
+            job.table,
+            job.rows,
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(rows)
 }

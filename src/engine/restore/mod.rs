@@ -5,8 +5,10 @@
 //!    `LOAD DATA LOCAL INFILE` (one statement per table, fed chunk after
 //!    chunk through ranged reads at the listing's offsets), each chunk
 //!    checked against the listing before it is loaded, every table loaded
-//!    with zero warnings and exactly the listed number of rows. Until here the live database is untouched, and
-//!    any failure just drops the staging database.
+//!    with zero warnings and exactly the listed number of rows, with
+//!    InnoDB's statistics recalculation paused and the statistics computed
+//!    once at the end (`stats.rs`). Until here the live database is
+//!    untouched, and any failure just drops the staging database.
 //! 2. `edit`: the live tables are swapped for the staged ones in one atomic
 //!    `RENAME TABLE`; the replaced tables go to `<db>_bmo_undo`, kept as a
 //!    safety copy until the next successful backup (`undo` swaps them back).
@@ -24,11 +26,13 @@
 //! The plugin's own tables (`billmgrops_*`) are never in a copy and never
 //! touched.
 //!
-//! `load.rs` fills the staging database, `definitions.rs` checks and runs
-//! the copy's statements, `swap.rs` applies the result and undoes it.
+//! `load.rs` fills the staging database, `stats.rs` keeps statistics out
+//! of its way, `definitions.rs` checks and runs the copy's statements,
+//! `swap.rs` applies the result and undoes it.
 
 mod definitions;
 mod load;
+mod stats;
 mod swap;
 
 use std::collections::HashSet;
@@ -147,7 +151,10 @@ pub fn restore(
     progress("stage", 0);
     check_schema_entries(copy, listing)?;
     progress("load", 0);
+    let paused = stats::pause(guard.conn, &stage)?;
     let loaded = load::load_tables(source, timeout, copy, listing, &stage, opts.threads)
+        .context("the restore failed before touching the live database")?;
+    stats::resume(guard.conn, &stage, paused)
         .context("the restore failed before touching the live database")?;
     progress("apply", 0);
     let undo = match opts.behavior {
