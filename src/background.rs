@@ -44,8 +44,9 @@ pub enum Job {
     },
     /// `backup restore COPY --behavior edit|skip`.
     BackupRestore { copy: u64, behavior: String },
-    /// `run-operation ID`.
-    RunOperation(u64),
+    /// `run-operation ID --claim TOKEN`: the attempt for the mark with
+    /// that token (`db::runstate::mark_pending`).
+    RunOperation { id: u64, claim: String },
 }
 
 impl Job {
@@ -69,7 +70,12 @@ impl Job {
                 "--behavior".into(),
                 behavior.clone(),
             ],
-            Job::RunOperation(id) => vec!["run-operation".into(), id.to_string()],
+            Job::RunOperation { id, claim } => vec![
+                "run-operation".into(),
+                id.to_string(),
+                "--claim".into(),
+                claim.clone(),
+            ],
         }
     }
 }

@@ -1040,6 +1040,83 @@ fn one_module_does_not_take_every_slot_and_open_goes_first() {
 }
 
 #[test]
+fn a_fresh_mark_of_a_tick_that_is_gone_is_put_back_at_once_and_its_late_runner_does_nothing() {
+    let f = fixture();
+    let id = f.operation("pmok");
+    f.db.exec(&format!(
+        "UPDATE runningoperation SET manual = 'on' WHERE id = {id}"
+    ));
+    // Marked a moment ago by a tick whose connection is gone (no server
+    // gives out connection id 4294967000 to a test's few connections).
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_operation (runningoperation, status, started) VALUES ({id}, 'run', NOW())"
+    ));
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_mark (runningoperation, token, tick) VALUES ({id}, 'aaaaaaaaaaaaaaaa', 4294967000)"
+    ));
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&tick.stderr);
+    assert!(
+        stderr.contains(&format!("put back [{id}]")),
+        "put back at once, not after the grace: {stderr}"
+    );
+    assert_eq!(f.status(id), "wait");
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_mark WHERE runningoperation = {id}"
+        )),
+        "0"
+    );
+    // The runner that tick started arrives late: its mark is gone, so it
+    // does nothing (exit 3) and counts no attempt.
+    let late = f
+        .panel
+        .command(&[
+            "run-operation",
+            &id.to_string(),
+            "--claim",
+            "aaaaaaaaaaaaaaaa",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(3), "{late:?}");
+    assert_eq!(f.field(id, "trycount"), "0", "no attempt counted");
+    assert_eq!(
+        f.db.scalar(&format!(
+            "SELECT COUNT(*) FROM billmgrops_attempt WHERE runningoperation = {id}"
+        )),
+        "0"
+    );
+    // A runner with the right token takes its mark.
+    f.db.exec(&format!(
+        "INSERT INTO billmgrops_mark (runningoperation, token, tick) VALUES ({id}, 'bbbbbbbbbbbbbbbb', NULL)"
+    ));
+    let wrong = f
+        .panel
+        .command(&[
+            "run-operation",
+            &id.to_string(),
+            "--claim",
+            "cccccccccccccccc",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(3), "{wrong:?}");
+    let right = f
+        .panel
+        .command(&[
+            "run-operation",
+            &id.to_string(),
+            "--claim",
+            "bbbbbbbbbbbbbbbb",
+        ])
+        .output()
+        .unwrap();
+    assert!(right.status.success(), "{right:?}");
+    assert_eq!(f.status(id), "gone");
+}
+
+#[test]
 fn an_operation_marked_by_a_killed_tick_is_due_again_without_an_attempt() {
     let f = fixture();
     let id = f.operation("pmok");
@@ -1099,14 +1176,13 @@ fn a_staying_tick_killed_mid_backlog_loses_nothing_and_runs_nothing_twice() {
     tick.wait().unwrap();
     assert!(done() < ids.len(), "the tick was killed mid-backlog");
     // The next tick takes over at once (the server released the killed
-    // tick's lock with its connection) and finishes the backlog.
+    // tick's lock with its connection), puts back at once what the killed
+    // tick marked and no runner took, and stays until the backlog is done:
+    // its exit is the event waited on.
     let next = f.panel.command(&["cron"]).output().unwrap();
-    assert!(
-        next.status.success(),
-        "{}",
-        String::from_utf8_lossy(&next.stderr)
-    );
-    wait_until(60, "every operation to be done", || done() == ids.len());
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(next.status.success(), "{stderr}");
+    assert_eq!(done(), ids.len(), "every operation done: {stderr}");
     for id in &ids {
         assert_eq!(f.status(*id), "gone", "operation {id}");
     }

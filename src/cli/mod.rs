@@ -65,6 +65,10 @@ enum Command {
     RunOperation {
         /// The running operation's id.
         id: u64,
+        /// The token of the mark this runner was started for (start and
+        /// cron pass it): a mark put back or taken since means nothing to do.
+        #[arg(long, hide = true)]
+        claim: Option<String>,
     },
     /// Install or upgrade the plugin into the panel directory (--mgrdir):
     /// the handler, manifests, download CGI, example config, cron line and
@@ -361,9 +365,9 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
                 );
             }
         }
-        Command::RunOperation { id } => {
+        Command::RunOperation { id, claim } => {
             let db = open_db(config)?;
-            let outcome = attempt::run(config, db, id)?;
+            let outcome = attempt::run(config, db, id, claim.as_deref())?;
             // An operation that turned manual is news: told at once.
             if let attempt::Outcome::Settled(Settled::TurnedManual | Settled::ManualByModule) =
                 outcome
@@ -375,6 +379,12 @@ fn run(config: &Config, command: Command) -> Result<ExitCode> {
             match outcome {
                 attempt::Outcome::Busy => {
                     eprintln!("operation {id} is already running");
+                    return Ok(ExitCode::from(3));
+                }
+                attempt::Outcome::Unclaimed => {
+                    eprintln!(
+                        "operation {id}: this runner's mark was put back or taken; nothing done"
+                    );
                     return Ok(ExitCode::from(3));
                 }
                 attempt::Outcome::Gone => {
@@ -491,7 +501,10 @@ mod tests {
                 copy: 7,
                 behavior: "skip".into(),
             },
-            Job::RunOperation(12),
+            Job::RunOperation {
+                id: 12,
+                claim: "0123456789abcdef".into(),
+            },
         ];
         for job in jobs {
             let args = std::iter::once("billmgr-ops".to_string()).chain(job.args());

@@ -246,6 +246,22 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 8,
+        name: "who marked an operation to run, and the runner it is meant for",
+        statements: &[
+            // One row per operation marked to run and not yet taken: the
+            // token its runner must show to begin (a runner whose mark was
+            // put back finds none and does nothing), and the connection of
+            // the scheduler tick that marked it (NULL: the panel's Start),
+            // so a later tick knows a dead tick's marks at once.
+            "CREATE TABLE IF NOT EXISTS billmgrops_mark (
+            runningoperation INT NOT NULL PRIMARY KEY,
+            token CHAR(16) CHARACTER SET ascii NOT NULL,
+            tick BIGINT UNSIGNED NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 /// A step of a migration written in Rust.

@@ -329,6 +329,11 @@ pub fn delete(db: &mut Db, ids: &[u64]) -> Result<()> {
             (id,),
         )
         .with_context(|| format!("failed to delete the state of operation {id}"))?;
+        tx.exec_drop(
+            "DELETE FROM billmgrops_mark WHERE runningoperation = ?",
+            (id,),
+        )
+        .with_context(|| format!("failed to delete the state of operation {id}"))?;
     }
     tx.commit().context("failed to commit the deletion")?;
     Ok(())

@@ -50,21 +50,61 @@ pub fn release(db: &mut Db, name: &str) {
     let _ = db.conn().exec_drop("DO RELEASE_LOCK(?)", (name,));
 }
 
+/// Who marks operations to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marker {
+    /// The scheduler tick on this connection: once the tick is gone, a
+    /// mark no runner took is put back at once.
+    Tick,
+    /// The panel's Start: the call returns at once, so an untaken mark is
+    /// given the scheduler's start-up grace.
+    Panel,
+}
+
 /// Marks operations as about to run, so the list shows them running at
-/// once; the runner confirms within a moment (or the scheduler repairs).
-pub fn mark_pending(db: &mut Db, ids: &[u64]) -> Result<()> {
-    for id in ids {
-        db.conn()
-            .exec_drop(
-                "INSERT INTO billmgrops_operation (runningoperation, status, started, next_try)
-                 VALUES (?, 'run', NOW(), NULL)
-                 ON DUPLICATE KEY UPDATE status = 'run', started = NOW(), next_try = NULL,
-                    runner = NULL, pgid = NULL, stop_requested = 0",
-                (id,),
-            )
-            .with_context(|| format!("failed to mark operation {id} as starting"))?;
+/// once; returns the operations marked, each with the token its runner
+/// must show to begin (the runner confirms within a moment, or the
+/// scheduler puts the mark back). One already marked, whose runner is on
+/// its way (two Starts at once, a Start beside a tick), is left to that
+/// runner and not returned.
+pub fn mark_pending(db: &mut Db, ids: &[u64], by: Marker) -> Result<Vec<(u64, String)>> {
+    let mut marked = Vec::with_capacity(ids.len());
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    for &id in ids {
+        let token = crate::fsutil::random_hex(8).context("cannot make a runner's token")?;
+        tx.exec_drop(
+            "INSERT IGNORE INTO billmgrops_mark (runningoperation, token, tick)
+             VALUES (?, ?, IF(?, CONNECTION_ID(), NULL))",
+            (id, &token, by == Marker::Tick),
+        )
+        .with_context(|| format!("failed to mark operation {id} as starting"))?;
+        if tx.affected_rows() == 0 {
+            continue;
+        }
+        tx.exec_drop(
+            "INSERT INTO billmgrops_operation (runningoperation, status, started, next_try)
+             VALUES (?, 'run', NOW(), NULL)
+             ON DUPLICATE KEY UPDATE status = 'run', started = NOW(), next_try = NULL,
+                runner = NULL, pgid = NULL, stop_requested = 0",
+            (id,),
+        )
+        .with_context(|| format!("failed to mark operation {id} as starting"))?;
+        marked.push((id, token));
     }
-    Ok(())
+    tx.commit()
+        .context("failed to commit the marks of starting operations")?;
+    Ok(marked)
+}
+
+/// The server's id of this connection (what [`Marked::tick`] holds).
+pub fn connection_id(db: &mut Db) -> Result<u64> {
+    db.conn()
+        .query_first::<u64, _>("SELECT CONNECTION_ID()")
+        .context("failed to read the connection id")?
+        .context("no connection id")
 }
 
 /// What an attempt is begun with.
@@ -76,14 +116,35 @@ pub struct AttemptStart<'a> {
     pub command: &'a str,
     /// `host:pid` of the runner.
     pub runner: &'a str,
+    /// The token of the mark this runner was started for; `None` for an
+    /// attempt run by hand (`billmgr-ops run-operation ID`).
+    pub claim: Option<&'a str>,
 }
 
-/// Records the start of an attempt; returns the attempt id.
-pub fn begin(db: &mut Db, a: &AttemptStart<'_>) -> Result<u64> {
+/// Records the start of an attempt; returns the attempt id, or `None` when
+/// the runner's mark is no longer there (the scheduler put it back, or
+/// another runner took the operation since): nothing is written then.
+pub fn begin(db: &mut Db, a: &AttemptStart<'_>) -> Result<Option<u64>> {
     let mut tx = db
         .conn()
         .start_transaction(mysql::TxOpts::default())
         .context("failed to begin a transaction")?;
+    let mark: Option<String> = tx
+        .exec_first(
+            "SELECT token FROM billmgrops_mark WHERE runningoperation = ? FOR UPDATE",
+            (a.operation,),
+        )
+        .context("failed to read the operation's mark")?;
+    if let Some(claim) = a.claim {
+        if mark.as_deref() != Some(claim) {
+            return Ok(None); // the transaction rolls back on drop
+        }
+    }
+    tx.exec_drop(
+        "DELETE FROM billmgrops_mark WHERE runningoperation = ?",
+        (a.operation,),
+    )
+    .context("failed to take the operation's mark")?;
     tx.exec_drop(
         "INSERT INTO billmgrops_attempt (runningoperation, item, task, intname, createdate, command, outcome)
          VALUES (?, ?, ?, ?, NOW(), ?, 'interrupted')",
@@ -105,7 +166,7 @@ pub fn begin(db: &mut Db, a: &AttemptStart<'_>) -> Result<u64> {
     )
     .context("failed to count the attempt")?;
     tx.commit().context("failed to commit the attempt start")?;
-    Ok(attempt)
+    Ok(Some(attempt))
 }
 
 pub fn set_pgid(db: &mut Db, operation: u64, pgid: u32) -> Result<()> {
@@ -176,6 +237,14 @@ pub fn make_manual(db: &mut Db, ids: &[u64], stopped: bool) -> Result<()> {
         };
         tx.exec_drop(state, (id,))
             .with_context(|| format!("failed to settle the state of operation {id}"))?;
+        if stopped {
+            // A runner on its way finds no mark and does nothing.
+            tx.exec_drop(
+                "DELETE FROM billmgrops_mark WHERE runningoperation = ?",
+                (id,),
+            )
+            .with_context(|| format!("failed to settle the state of operation {id}"))?;
+        }
         if !stopped {
             tx.exec_drop(
                 "REPLACE INTO billmgrops_manual (runningoperation, since) VALUES (?, NOW())",
@@ -369,18 +438,23 @@ pub struct Marked {
     pub module: Option<u64>,
     /// A runner took it (began an attempt); false while it is only marked.
     pub taken: bool,
+    /// The connection of the scheduler tick that marked it, if a tick did.
+    pub tick: Option<u64>,
 }
 
 /// Operations marked running.
 pub fn marked_running(db: &mut Db) -> Result<Vec<Marked>> {
-    let rows: Vec<(u64, u64, Option<u64>, bool)> = db
+    type Row = (u64, u64, Option<u64>, bool, Option<u64>);
+    let rows: Vec<Row> = db
         .conn()
         .query(
             "SELECT s.runningoperation,
                     GREATEST(0, TIMESTAMPDIFF(SECOND, COALESCE(s.started, s.updated), NOW())),
                     COALESCE(ro.processingmodule, i.processingmodule),
-                    s.runner IS NOT NULL
+                    s.runner IS NOT NULL,
+                    m.tick
              FROM billmgrops_operation s
+             LEFT JOIN billmgrops_mark m ON m.runningoperation = s.runningoperation
              LEFT JOIN runningoperation ro ON ro.id = s.runningoperation
              LEFT JOIN item i ON i.id = ro.item
              WHERE s.status = 'run'",
@@ -388,11 +462,12 @@ pub fn marked_running(db: &mut Db) -> Result<Vec<Marked>> {
         .context("failed to list running operations")?;
     Ok(rows
         .into_iter()
-        .map(|(id, age, module, taken)| Marked {
+        .map(|(id, age, module, taken, tick)| Marked {
             id,
             age,
             module,
             taken,
+            tick,
         })
         .collect())
 }
@@ -411,14 +486,29 @@ pub fn mark_interrupted(db: &mut Db, operation: u64, retry_in: u64) -> Result<()
 
 /// Puts back an operation that was marked but never taken by a runner (a
 /// scheduler killed between the two): due again, no attempt counted.
-pub fn mark_not_started(db: &mut Db, operation: u64) -> Result<()> {
-    db.conn()
-        .exec_drop(
-            "UPDATE billmgrops_operation SET status = 'wait', started = NULL, next_try = NULL
-             WHERE runningoperation = ? AND status = 'run' AND runner IS NULL",
-            (operation,),
-        )
-        .context("failed to put back an operation that never started")
+/// The mark goes with it, so a runner that arrives later finds no mark and
+/// does nothing ([`begin`] takes the mark's row lock first, as this does).
+/// Returns whether it was put back (false: a runner took it meanwhile).
+pub fn mark_not_started(db: &mut Db, operation: u64) -> Result<bool> {
+    let mut tx = db
+        .conn()
+        .start_transaction(mysql::TxOpts::default())
+        .context("failed to begin a transaction")?;
+    tx.exec_drop(
+        "DELETE FROM billmgrops_mark WHERE runningoperation = ?",
+        (operation,),
+    )
+    .context("failed to put back an operation that never started")?;
+    tx.exec_drop(
+        "UPDATE billmgrops_operation SET status = 'wait', started = NULL, next_try = NULL
+         WHERE runningoperation = ? AND status = 'run' AND runner IS NULL",
+        (operation,),
+    )
+    .context("failed to put back an operation that never started")?;
+    let put_back = tx.affected_rows() > 0;
+    tx.commit()
+        .context("failed to put back an operation that never started")?;
+    Ok(put_back)
 }
 
 /// Operations due for an attempt, at most `limit`, each with its
@@ -491,7 +581,14 @@ pub fn drop_orphans(db: &mut Db) -> Result<()> {
              LEFT JOIN runningoperation ro ON ro.id = s.runningoperation
              WHERE ro.id IS NULL AND s.status <> 'run'",
         )
-        .context("failed to remove orphaned operation state")
+        .context("failed to remove orphaned operation state")?;
+    db.conn()
+        .query_drop(
+            "DELETE m FROM billmgrops_mark m
+             LEFT JOIN billmgrops_operation s ON s.runningoperation = m.runningoperation
+             WHERE s.runningoperation IS NULL OR s.status <> 'run'",
+        )
+        .context("failed to remove orphaned marks")
 }
 
 #[cfg(test)]

@@ -199,7 +199,7 @@ pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec
             });
         let (generated, plain): (Vec<_>, Vec<_>) = columns
             .into_iter()
-            .partition(|(_, extra, _)| extra.to_ascii_uppercase().contains("GENERATED"));
+            .partition(|(_, extra, _)| is_generated(extra));
         out.push(Table {
             create: create.map(|c| c.1).unwrap_or_default(),
             columns: plain.into_iter().map(|c| c.0).collect(),
@@ -213,6 +213,19 @@ pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec
         });
     }
     Ok(out)
+}
+
+/// Is a column with this `information_schema.COLUMNS.EXTRA` computed by
+/// the server (`VIRTUAL GENERATED`, `STORED GENERATED`; MariaDB also
+/// `PERSISTENT GENERATED`)? Its values are then never saved. A column with
+/// an expression default is not: MySQL 8.0.13 and later say
+/// `DEFAULT_GENERATED` for `DEFAULT CURRENT_TIMESTAMP` (and
+/// `DEFAULT_GENERATED on update CURRENT_TIMESTAMP`), and its values are
+/// data like any other.
+pub(crate) fn is_generated(extra: &str) -> bool {
+    extra
+        .split_ascii_whitespace()
+        .any(|word| word.eq_ignore_ascii_case("GENERATED"))
 }
 
 /// Views, triggers, routines and events, in an order that creates them.
@@ -308,4 +321,34 @@ fn read(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_generated;
+
+    #[test]
+    fn only_computed_columns_are_generated_not_expression_defaults() {
+        // As MariaDB 10.3-11 and MySQL 8.0-9.x write EXTRA.
+        for extra in [
+            "VIRTUAL GENERATED",
+            "STORED GENERATED",
+            "PERSISTENT GENERATED",
+            "virtual generated",
+            "VIRTUAL GENERATED INVISIBLE",
+        ] {
+            assert!(is_generated(extra), "{extra}");
+        }
+        for extra in [
+            "",
+            "auto_increment",
+            "DEFAULT_GENERATED",
+            "DEFAULT_GENERATED on update CURRENT_TIMESTAMP",
+            "on update current_timestamp()",
+            "INVISIBLE",
+            "DEFAULT_GENERATED INVISIBLE",
+        ] {
+            assert!(!is_generated(extra), "{extra}");
+        }
+    }
 }

@@ -11,6 +11,7 @@ use crate::db::filter;
 use crate::db::operations::{
     self, OperationFields, OperationRow, OPERATION_SORTS, OPERATION_TYPES,
 };
+use crate::db::runstate::Marker;
 use crate::protocol::{
     ErrorKind, Form, Lang, ListPage, Mode, PanelError, RedirectKind, Reply, Request, Row, Slist,
 };
@@ -245,7 +246,7 @@ pub fn start(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     if let Some(id) = control::first_running(db, &ids)? {
         return Err(PanelError::new(ErrorKind::Running, "runningoperation", id.to_string()).into());
     }
-    control::start(config, db, &ids)?;
+    control::start(config, db, &ids, Marker::Panel)?;
     log::info!("started operations {ids:?} by {}", req.actor());
     Ok(Reply::Ok)
 }

@@ -33,6 +33,9 @@ pub enum Outcome {
     Busy,
     /// The operation no longer exists.
     Gone,
+    /// The mark this runner was started for is gone (put back by the
+    /// scheduler, or taken by another runner since): nothing was run.
+    Unclaimed,
     /// The attempt ran; this is what became of the operation.
     Settled(Settled),
 }
@@ -115,19 +118,20 @@ pub fn command_for(config: &Config, op: &Operation) -> Result<ModuleCommand, Str
     })
 }
 
-/// Runs one attempt of operation `id` to its end.
-pub fn run(config: &Config, mut db: Db, id: u64) -> Result<Outcome> {
+/// Runs one attempt of operation `id` to its end; `claim` is the token of
+/// the mark the runner was started for (`None`: run by hand).
+pub fn run(config: &Config, mut db: Db, id: u64, claim: Option<&str>) -> Result<Outcome> {
     let lock = runstate::lock_name(&db.name()?, id);
     if !runstate::try_lock(&mut db, &lock)? {
         log::info!("operation {id} is already being run elsewhere; nothing to do");
         return Ok(Outcome::Busy);
     }
-    let result = run_locked(config, &mut db, id);
+    let result = run_locked(config, &mut db, id, claim);
     runstate::release(&mut db, &lock);
     result
 }
 
-fn run_locked(config: &Config, db: &mut Db, id: u64) -> Result<Outcome> {
+fn run_locked(config: &Config, db: &mut Db, id: u64, claim: Option<&str>) -> Result<Outcome> {
     let Some(op) = operations::get(db, id)? else {
         log::info!("operation {id} no longer exists");
         return Ok(Outcome::Gone);
@@ -146,8 +150,13 @@ fn run_locked(config: &Config, db: &mut Db, id: u64) -> Result<Outcome> {
             intname: &op.intname,
             command: &shown,
             runner: &super::runner_id(),
+            claim,
         },
     )?;
+    let Some(attempt) = attempt else {
+        log::info!("operation {id}: the mark this runner was started for is gone; nothing to do");
+        return Ok(Outcome::Unclaimed);
+    };
     log::info!("operation {id}: attempt {attempt}: {shown}");
     let result = match &command {
         Ok(c) => {

@@ -14,7 +14,7 @@ use anyhow::Result;
 use super::process::GRACE;
 use crate::config::Config;
 use crate::db::operations;
-use crate::db::runstate;
+use crate::db::runstate::{self, Marker};
 use crate::db::Db;
 
 /// The first of `ids` with an attempt running now, if any.
@@ -28,16 +28,19 @@ pub fn first_running(db: &mut Db, ids: &[u64]) -> Result<Option<u64>> {
     Ok(None)
 }
 
-/// Launches `billmgr-ops run-operation ID` in the background.
-pub fn spawn_runner(config: &Config, id: u64) -> Result<Child> {
-    crate::background::start(config, &crate::background::Job::RunOperation(id))
+/// Launches `billmgr-ops run-operation ID --claim TOKEN` in the background.
+fn spawn_runner(config: &Config, id: u64, claim: String) -> Result<Child> {
+    crate::background::start(config, &crate::background::Job::RunOperation { id, claim })
 }
 
-/// Starts an attempt of each operation in the background; returns the
-/// runners (a caller that does not wait for them may drop them).
-pub fn start(config: &Config, db: &mut Db, ids: &[u64]) -> Result<Vec<Child>> {
-    runstate::mark_pending(db, ids)?;
-    ids.iter().map(|&id| spawn_runner(config, id)).collect()
+/// Starts an attempt of each operation in the background, but for those
+/// whose runner is already on its way; returns the runners started, each
+/// with its operation (a caller that does not wait for them may drop them).
+pub fn start(config: &Config, db: &mut Db, ids: &[u64], by: Marker) -> Result<Vec<(u64, Child)>> {
+    runstate::mark_pending(db, ids, by)?
+        .into_iter()
+        .map(|(id, claim)| Ok((id, spawn_runner(config, id, claim)?)))
+        .collect()
 }
 
 /// Waits until no attempt of `ids` runs, at most `limit`; false on time-out.

@@ -12,13 +12,16 @@
 //! - one attempt of an operation at a time: each runner holds the
 //!   operation's own named lock (`db::runstate::lock_name`);
 //! - `kill -9` of a tick loses nothing: an operation it marked but whose
-//!   runner never started is put back as due, without an attempt counted;
-//!   one whose runner died is settled as interrupted and retried;
+//!   runner never took it is put back as due at once by the next tick (a
+//!   mark names the tick's connection; the tick lock tells that tick is
+//!   gone), without an attempt counted, and a runner that arrives later
+//!   finds its mark gone and does nothing; one whose runner died is
+//!   settled as interrupted and retried;
 //! - fair: at most `Concurrency` attempts; a module past
 //!   `ModuleConcurrency` only takes slots no other module's due operation
 //!   wants; the due ones by [`COMMAND_PRIORITY`], then oldest first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
@@ -27,11 +30,13 @@ use anyhow::{Context, Result};
 use super::backoff::retry_delay;
 use super::control;
 use crate::config::Config;
-use crate::db::runstate;
+use crate::db::runstate::{self, Marker};
 use crate::db::Db;
 
 /// A runner that has not taken its lock this long after being marked is
-/// taken for dead (it normally takes it within milliseconds).
+/// taken for dead (it normally takes it within milliseconds). Marks of a
+/// tick that is gone, and of this tick's runners that exited, are put
+/// back at once instead.
 const START_GRACE_SECS: u64 = 60;
 /// How often a staying tick looks at the slots in the database (for
 /// attempts started elsewhere: the panel's Start, another host).
@@ -111,14 +116,22 @@ impl Slots {
     }
 }
 
+/// The runners this tick started, and those of them that exited.
+#[derive(Default)]
+struct Runners {
+    running: Vec<(u64, Child)>,
+    exited: HashSet<u64>,
+}
+
 fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<()> {
     runstate::drop_orphans(db)?;
+    let me = runstate::connection_id(db)?;
     let stay_until = Instant::now() + config.runner.scheduler_stay;
     let mut looked_for_due: Option<Instant> = None;
     let mut last_running: BTreeSet<u64> = BTreeSet::new();
-    let mut runners: Vec<Child> = Vec::new();
+    let mut runners = Runners::default();
     loop {
-        let slots = settle(config, db, report)?;
+        let slots = settle(config, db, me, &mut runners.exited, report)?;
         report.running = slots.running.len();
         if !config.runs_modules() {
             // Companion mode: BILLmanager's own scheduler runs the operations.
@@ -134,12 +147,15 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
         let mut started = Vec::new();
         if look {
             looked_for_due = Some(Instant::now());
-            started = pick(config, db, &slots, free)?;
-            if !started.is_empty() {
-                runners.extend(
-                    control::start(config, db, &started)
-                        .context("failed to start due operations")?,
-                );
+            let picked = pick(config, db, &slots, free)?;
+            if !picked.is_empty() {
+                for (id, child) in control::start(config, db, &picked, Marker::Tick)
+                    .context("failed to start due operations")?
+                {
+                    runners.exited.remove(&id); // an earlier runner's exit is not this one's
+                    runners.running.push((id, child));
+                    started.push(id);
+                }
                 log::info!("started operations {started:?}");
             }
         }
@@ -160,32 +176,52 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
 
 /// Sleeps up to `limit`, returning early when one of `runners` exits (and
 /// reaping those that did, so a staying tick leaves no zombies).
-fn wait_for_runners(runners: &mut Vec<Child>, limit: Duration) {
+fn wait_for_runners(runners: &mut Runners, limit: Duration) {
     let until = Instant::now() + limit;
     loop {
-        let before = runners.len();
+        let before = runners.running.len();
         // An error from try_wait means the child is gone all the same.
-        runners.retain_mut(|r| matches!(r.try_wait(), Ok(None)));
-        if runners.len() < before || Instant::now() >= until {
+        runners.running.retain_mut(|(id, r)| {
+            let alive = matches!(r.try_wait(), Ok(None));
+            if !alive {
+                runners.exited.insert(*id);
+            }
+            alive
+        });
+        if runners.running.len() < before || Instant::now() >= until {
             return;
         }
         std::thread::sleep(REAP.min(until.saturating_duration_since(Instant::now())));
     }
 }
 
-/// Settles operations whose runner is gone; returns what runs.
-fn settle(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<Slots> {
+/// Settles operations whose runner is gone; returns what runs. `me` is
+/// this tick's connection; `exited`, the operations whose runner this tick
+/// started and saw exit.
+fn settle(
+    config: &Config,
+    db: &mut Db,
+    me: u64,
+    exited: &mut HashSet<u64>,
+    report: &mut TickReport,
+) -> Result<Slots> {
     let database = db.name()?;
     let mut running = HashMap::new();
     for m in runstate::marked_running(db)? {
+        // No runner will take it: marked by a tick that is gone (this one
+        // holds the tick lock), or by this tick for a runner that exited.
+        let orphaned = m.tick.is_some_and(|t| t != me) || exited.remove(&m.id);
         if runstate::is_locked(db, &runstate::lock_name(&database, m.id))? {
             running.insert(m.id, m.module);
+        } else if !m.taken && (orphaned || m.age >= START_GRACE_SECS) {
+            if runstate::mark_not_started(db, m.id)? {
+                log::warn!("operation {}: marked but never started; due again", m.id);
+                report.put_back.push(m.id);
+            } else {
+                running.insert(m.id, m.module); // a runner took it just now
+            }
         } else if m.age < START_GRACE_SECS {
             running.insert(m.id, m.module); // just marked; its runner is on the way
-        } else if !m.taken {
-            runstate::mark_not_started(db, m.id)?;
-            log::warn!("operation {}: marked but never started; due again", m.id);
-            report.put_back.push(m.id);
         } else {
             let tries = crate::db::operations::get(db, m.id)?.map_or(1, |o| o.trycount.max(1));
             let delay = retry_delay(
