@@ -8,8 +8,9 @@
 //!
 //! The database is found in this order: the `BILLMGR_OPS_DB` environment
 //! variable (a mysql:// URL), the `DBUrl` key of the plugin's config, then
-//! `DBHost`, `DBUser`, `DBPassword`, `DBName`, `DBSocket` from
-//! `<mgrdir>/etc/billmgr.conf`, where BILLmanager keeps them.
+//! where BILLmanager keeps it ([`panel_db`]: `DBHost`, `DBUser`,
+//! `DBPassword`, `DBName`, `DBSocket`, `DBPort` from `etc/billmgr.conf` and
+//! `etc/billmgr.conf.d/*.conf`, else `mgrctl paramlist`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+
+pub use panel_db::{DbOrigin, NoCredentials};
 
 /// The default panel directory.
 pub const DEFAULT_MGRDIR: &str = "/usr/local/mgr5";
@@ -37,7 +40,7 @@ pub const KEYS: &[Key] = &[
         name: "DBUrl",
         default: "",
         help:
-            "mysql:// URL of the billing database (TCP, or ?socket=/path); empty: use billmgr.conf",
+            "mysql:// URL of the billing database (TCP, or ?socket=/path); empty: the panel's own (billmgr.conf, billmgr.conf.d/*.conf, else mgrctl paramlist)",
     },
     Key {
         name: "DBConnectTimeout",
@@ -236,13 +239,14 @@ pub enum RowReader {
 pub enum DbSource {
     /// A mysql:// URL.
     Url(String),
-    /// The parts as billmgr.conf keeps them.
+    /// The parts as the panel keeps them.
     Parts {
         host: String,
         user: String,
         password: String,
         name: String,
         socket: Option<String>,
+        port: Option<u16>,
     },
     /// Another database on the same server as `base` (an import's
     /// scratch database, for example).
@@ -278,10 +282,12 @@ impl fmt::Display for DbSource {
                 user,
                 name,
                 socket,
+                port,
                 ..
-            } => match socket {
-                Some(s) => write!(f, "{user}@{name} via socket {s}"),
-                None => write!(f, "{user}@{host}/{name}"),
+            } => match (socket, port) {
+                (Some(s), _) => write!(f, "{user}@{name} via socket {s}"),
+                (None, Some(port)) => write!(f, "{user}@{host}:{port}/{name}"),
+                (None, None) => write!(f, "{user}@{host}/{name}"),
             },
             DbSource::Sibling { base, database } => write!(f, "{base} (database {database})"),
         }
@@ -330,6 +336,10 @@ pub struct Config {
     pub log_level: String,
     /// The database, if one could be determined.
     pub db: Option<DbSource>,
+    /// Where [`Config::db`] came from.
+    pub db_origin: Option<DbOrigin>,
+    /// Why there is no database: the places read.
+    pub no_db: Option<NoCredentials>,
     /// How the operation runner behaves.
     pub runner: RunnerConfig,
     /// The backup passphrase from BILLMGR_OPS_PASSPHRASE, for restoring
@@ -355,6 +365,14 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Every value from the file, for keys later issues add.
     values: BTreeMap<String, String>,
+}
+
+/// Was this process started by the panel (an addon handler's call, or
+/// the download CGI)? It then never asks the panel a question of its own.
+fn called_by_panel(env: &BTreeMap<String, String>) -> bool {
+    ["PARAM_func", "AUTH_USER", "GATEWAY_INTERFACE"]
+        .iter()
+        .any(|k| env.contains_key(*k))
 }
 
 /// Reads "Name value" lines; the value is the rest of the line, trimmed.
@@ -443,11 +461,18 @@ impl Config {
             mgrdir.join(log_file)
         };
         let db = match env.get("BILLMGR_OPS_DB").filter(|v| !v.is_empty()) {
-            Some(url) => Some(DbSource::Url(url.clone())),
+            Some(url) => Ok((DbSource::Url(url.clone()), DbOrigin::Environment)),
             None => match get("DBUrl") {
-                url if !url.is_empty() => Some(DbSource::Url(url)),
-                _ => billmgr_conf_db(&mgrdir)?,
+                url if !url.is_empty() => {
+                    Ok((DbSource::Url(url), DbOrigin::PluginConfig(path.clone())))
+                }
+                // The panel is never asked from inside a panel call.
+                _ => panel_db::panel_db(&mgrdir, !called_by_panel(env)),
             },
+        };
+        let (db, db_origin, no_db) = match db {
+            Ok((source, origin)) => (Some(source), Some(origin), None),
+            Err(missing) => (None, None, Some(missing)),
         };
         let runner = RunnerConfig {
             timeout: Duration::from_secs(number("OperationTimeout")?.max(1)),
@@ -532,6 +557,8 @@ impl Config {
             log_level: get("LogLevel"),
             log_file,
             db,
+            db_origin,
+            no_db,
             warnings,
             mgrdir,
             path,
@@ -592,30 +619,21 @@ impl Config {
             .or_else(|| KEYS.iter().find(|k| k.name == name).map(|k| k.default))
     }
 
+    /// The database to use, or the typed error that names the places read.
+    pub fn db_source(&self) -> Result<&DbSource, NoCredentials> {
+        match (&self.db, &self.no_db) {
+            (Some(source), _) => Ok(source),
+            (None, Some(missing)) => Err(missing.clone()),
+            (None, None) => Err(NoCredentials { read: vec![] }),
+        }
+    }
+
     /// A raw value of the plugin's config, if set.
     pub fn value(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 }
 
-/// The database as `<mgrdir>/etc/billmgr.conf` describes it, if that file exists.
-fn billmgr_conf_db(mgrdir: &Path) -> Result<Option<DbSource>> {
-    let path = mgrdir.join("etc/billmgr.conf");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("failed to read `{}`", path.display())),
-    };
-    let v = parse_lines(&text);
-    let get = |k: &str, d: &str| v.get(k).cloned().unwrap_or_else(|| d.to_string());
-    Ok(Some(DbSource::Parts {
-        host: get("DBHost", "localhost"),
-        user: get("DBUser", "root"),
-        password: get("DBPassword", ""),
-        name: get("DBName", "billmgr"),
-        socket: v.get("DBSocket").filter(|s| !s.is_empty()).cloned(),
-    }))
-}
-
+pub mod panel_db;
 #[cfg(test)]
 mod tests;

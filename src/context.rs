@@ -7,7 +7,7 @@
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::db::{Db, Unavailable};
+use crate::db::Db;
 
 pub struct Ctx<'a> {
     pub config: &'a Config,
@@ -22,15 +22,10 @@ impl<'a> Ctx<'a> {
     /// The database, connected and migrated on first use.
     ///
     /// # Errors
-    /// [`Unavailable`] when no database is configured or reachable.
+    /// [`crate::config::NoCredentials`] when no database is configured, [`crate::db::Unavailable`] when it cannot be reached.
     pub fn db(&mut self) -> Result<&mut Db> {
         if self.db.is_none() {
-            let source = self.config.db.as_ref().ok_or_else(|| {
-                anyhow::Error::new(Unavailable).context(
-                    "no database configured: set BILLMGR_OPS_DB, DBUrl in billmgr-ops.conf, \
-                     or DBHost/DBName in billmgr.conf",
-                )
-            })?;
+            let source = self.config.db_source()?;
             self.db = Some(Db::open(source, self.config.db_connect_timeout)?);
         }
         Ok(self.db.as_mut().expect("connected above"))

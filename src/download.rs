@@ -157,7 +157,7 @@ fn serve(
     }
     let query = env.get("QUERY_STRING").map_or("", String::as_str);
     let token = query_token(query).context("no token")?;
-    let source = config.db.clone().context("no database configured")?;
+    let source = config.db_source()?.clone();
     let mut db = Db::open(&source, config.db_connect_timeout)?;
     let (id, admin) = spend(config, &mut db, token)?;
     let row = backups::get(&mut db, id)?.context("the copy is gone")?;

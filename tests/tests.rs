@@ -15,6 +15,7 @@ mod backup;
 mod backupdata;
 mod cli;
 mod coexistence;
+mod credentials;
 mod health;
 mod hostile;
 mod install;

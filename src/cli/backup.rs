@@ -167,7 +167,7 @@ pub struct StorageArgs {
 
 /// Runs a `backup` subcommand.
 pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
-    let source = config.db.clone().context("no database configured")?;
+    let source = config.db_source()?.clone();
     let result = match command {
         BackupCommand::Create { plan, storage } => create(config, &source, plan, storage),
         BackupCommand::List => list(config),

@@ -19,7 +19,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
@@ -467,10 +467,8 @@ fn print_report(report: &install::Report, log: bool) {
 }
 
 pub(crate) fn open_db(config: &Config) -> Result<Db> {
-    let Some(source) = &config.db else {
-        bail!("no database configured: set BILLMGR_OPS_DB, DBUrl in billmgr-ops.conf, or DBHost/DBName in billmgr.conf");
-    };
-    Db::open(source, config.db_connect_timeout).context("cannot open the billing database")
+    Db::open(config.db_source()?, config.db_connect_timeout)
+        .context("cannot open the billing database")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! no foreign keys to BILLmanager's tables, so a restore that swaps
 //! BILLmanager's tables never drags the plugin's state along.
 
+pub mod account;
 pub mod backupconf;
 pub mod backups;
 pub mod filter;
@@ -95,8 +96,10 @@ pub fn options(source: &DbSource, timeout: Duration) -> Result<Opts> {
             password,
             name,
             socket,
+            port,
         } => OptsBuilder::new()
             .ip_or_hostname(Some(host.as_str()))
+            .tcp_port(port.unwrap_or(3306))
             .user(Some(user.as_str()))
             .pass(Some(password.as_str()))
             .db_name(Some(name.as_str()))

@@ -36,9 +36,21 @@ pub struct Status {
     /// directory (none when it was not installed there).
     pub version: String,
     pub installed_version: Option<String>,
+    pub database: DatabaseStatus,
     pub cron: CronStatus,
     pub backup: BackupStatus,
     pub operations: OperationsStatus,
+}
+
+/// The billing database: where its credentials came from (never the
+/// password), the server and what the account lacks.
+#[derive(Debug, Serialize)]
+pub struct DatabaseStatus {
+    /// Host or socket, account and database.
+    pub source: String,
+    /// Where the credentials were read.
+    pub origin: String,
+    pub account: crate::db::account::Account,
 }
 
 #[derive(Debug, Serialize)]
@@ -289,6 +301,19 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         maintenance: config.maintenance(),
         version,
         installed_version,
+        database: DatabaseStatus {
+            source: config
+                .db
+                .as_ref()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            origin: config
+                .db_origin
+                .as_ref()
+                .map(|o| o.to_string())
+                .unwrap_or_default(),
+            account: crate::db::account::read(db)?,
+        },
         cron,
         backup: BackupStatus {
             running,
@@ -359,6 +384,14 @@ pub fn render_text(s: &Status) -> String {
             out,
             "\nMaintenance mode (etc/billmgr.DoNothing): cron starts no operation and no plan"
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nDatabase: {} (credentials from {})\n  server {}, account {}",
+        s.database.source, s.database.origin, s.database.account.server, s.database.account.user
+    );
+    for note in &s.database.account.missing {
+        let _ = writeln!(out, "  - {note}");
     }
     let _ = writeln!(
         out,

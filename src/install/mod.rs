@@ -295,14 +295,19 @@ pub fn install(config: &Config, t: &Target) -> Result<Report> {
         );
     }
     let mut report = Report::default();
-    let source = config.db.as_ref().with_context(|| {
-        format!(
-            "no database: neither {} nor DBUrl in {} says where the billing database is",
-            t.mgrdir.join("etc/billmgr.conf").display(),
-            config.path.display()
-        )
-    })?;
+    let source = config.db_source()?;
     let mut db = Db::connect(source, config.db_connect_timeout)?;
+    let account = crate::db::account::read(&mut db)?;
+    report.notices.push(format!(
+        "database {source} (credentials from {}), server {}, account {}",
+        config
+            .db_origin
+            .as_ref()
+            .map_or_else(String::new, |o| o.to_string()),
+        account.server,
+        account.user
+    ));
+    report.notices.extend(account.missing);
     let before = migrate::current(&mut db)?;
     migrate::migrate(&mut db)?;
     let after = migrate::current(&mut db)?;

@@ -49,6 +49,8 @@ pub enum ErrorKind {
     Outside,
     /// BILLmanager's own scheduler runs processing modules (companion mode).
     CoreRuns,
+    /// No place read names the billing database's account.
+    NoCredentials,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -76,6 +78,7 @@ impl ErrorKind {
         ErrorKind::RestoreFailed,
         ErrorKind::Outside,
         ErrorKind::CoreRuns,
+        ErrorKind::NoCredentials,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -102,6 +105,7 @@ impl ErrorKind {
             ErrorKind::RestoreFailed => "restore_failed",
             ErrorKind::Outside => "outside",
             ErrorKind::CoreRuns => "core_runs",
+            ErrorKind::NoCredentials => "db_credentials",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }
@@ -115,6 +119,13 @@ impl ErrorKind {
 pub fn panel_error(err: &anyhow::Error) -> Option<PanelError> {
     if let Some(panel) = err.downcast_ref::<PanelError>() {
         return Some(panel.clone());
+    }
+    if let Some(missing) = err.downcast_ref::<crate::config::NoCredentials>() {
+        return Some(PanelError::new(
+            ErrorKind::NoCredentials,
+            "database",
+            missing.read.join("; "),
+        ));
     }
     if err.downcast_ref::<crate::db::Unavailable>().is_some() {
         return Some(PanelError::new(ErrorKind::Db, "database", ""));

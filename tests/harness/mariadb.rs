@@ -185,6 +185,12 @@ impl TestDb {
         TestDb { name, url, server }
     }
 
+    /// The test server's TCP host and port.
+    pub fn host_port(&self) -> (String, u16) {
+        let opts = mysql::Opts::from_url(&self.url).unwrap();
+        (opts.get_ip_or_hostname().to_string(), opts.get_tcp_port())
+    }
+
     /// A connection to this database, for setting up and checking.
     pub fn conn(&self) -> mysql::Conn {
         mysql::Conn::new(mysql::Opts::from_url(&self.url).unwrap()).expect("cannot connect")

@@ -65,6 +65,47 @@ impl TestDb {
     }
 }
 
+/// An account like BILLmanager's own: `ALL` on one database and no
+/// privilege anywhere else (no RELOAD, no CREATE of other databases), with
+/// a password of symbols; dropped with the value.
+pub struct PanelAccount {
+    pub user: String,
+    pub password: String,
+    admin_url: String,
+}
+
+impl PanelAccount {
+    pub fn new(db: &TestDb) -> PanelAccount {
+        use mysql::prelude::Queryable;
+        let user = format!("bmo_{}", db.name);
+        let password = "p@ss w#rd;'\\x".to_string();
+        let mut c = db.conn();
+        c.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
+            .unwrap();
+        let literal = password.replace('\\', "\\\\").replace('\'', "\\'");
+        c.query_drop(format!(
+            "CREATE USER '{user}'@'%' IDENTIFIED BY '{literal}'"
+        ))
+        .unwrap();
+        c.query_drop(format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", db.name))
+            .unwrap();
+        PanelAccount {
+            user,
+            password,
+            admin_url: db.url.clone(),
+        }
+    }
+}
+
+impl Drop for PanelAccount {
+    fn drop(&mut self) {
+        use mysql::prelude::Queryable;
+        if let Ok(mut c) = mysql::Conn::new(mysql::Opts::from_url(&self.admin_url).unwrap()) {
+            let _ = c.query_drop(format!("DROP USER IF EXISTS '{}'@'%'", self.user));
+        }
+    }
+}
+
 /// A new running operation `open` on the first service, handled by a new
 /// processing module running test module `module`; returns its id.
 pub fn add_operation(db: &TestDb, module: &str) -> u64 {
@@ -98,6 +139,32 @@ impl Panel {
             db_url: Some(db.url.clone()),
             mgrdir: MgrDir::new(),
         }
+    }
+
+    /// A panel whose database is found as on a real BILLmanager 6 host:
+    /// only `etc/billmgr.conf.d/db.conf` names it (`DBHost`, `DBPort`,
+    /// `DBUser`, `DBPassword`, `DBName`), for `account`; nothing else
+    /// tells the plugin where the database is.
+    pub fn laid_out_by_the_panel(db: &TestDb, account: &PanelAccount) -> Panel {
+        let mut panel = Panel::new(db);
+        panel.db_url = None;
+        let (host, port) = db.host_port();
+        let conf_d = panel.mgrdir().join("etc/billmgr.conf.d");
+        std::fs::create_dir_all(&conf_d).unwrap();
+        std::fs::write(
+            panel.mgrdir().join("etc/billmgr.conf"),
+            "# BILLmanager's own settings; the database is in billmgr.conf.d\nSessionTimeout 3600\n",
+        )
+        .unwrap();
+        std::fs::write(
+            conf_d.join("db.conf"),
+            format!(
+                "DBHost {host}\nDBPort {port}\nDBUser {}\nDBPassword {}\nDBName {}\n",
+                account.user, account.password, db.name
+            ),
+        )
+        .unwrap();
+        panel
     }
 
     /// A panel for backup tests: its billmgr.conf names a database server,
@@ -298,6 +365,7 @@ impl Call<'_> {
 }
 
 /// What a call printed.
+#[derive(Debug)]
 pub struct Output {
     pub stdout: String,
     pub stderr: String,

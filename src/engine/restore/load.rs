@@ -1,7 +1,9 @@
 //! Loading a copy's tables into the staging database in parallel: one
 //! `LOAD DATA LOCAL INFILE` per table, fed chunk after chunk through ranged
 //! reads at the listing's offsets, each chunk checked before it is loaded,
-//! each table loaded with zero warnings and exactly its listed rows.
+//! each table loaded with zero warnings and exactly its listed rows. Where
+//! the server has `local_infile` off (MySQL's default), the same text goes
+//! in by multi-row `INSERT`s in one transaction per table ([`super::insert`]).
 
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
@@ -13,12 +15,14 @@ use mysql::{Conn, LocalInfileHandler};
 
 use super::super::archive::{self, check_entry, listing::Chunk, Copy, Listing};
 use super::super::verify::check_chunk;
+use super::insert::{Inserts, Literal};
 use crate::config::DbSource;
 use crate::db::quote_ident;
 
 /// A table to load: its columns and chunks in order.
 struct TableJob {
     table: String,
+    names: Vec<String>,
     columns: String,
     chunks: Vec<Chunk>,
     rows: u64,
@@ -41,6 +45,7 @@ pub(super) fn load_tables(
         .iter()
         .map(|t| TableJob {
             table: t.name.clone(),
+            names: t.columns.clone(),
             columns: t
                 .columns
                 .iter()
@@ -109,6 +114,10 @@ fn loader(
     jobs: &Mutex<Vec<TableJob>>,
 ) -> Result<u64> {
     conn.query_drop(format!("USE {}", quote_ident(stage)))?;
+    let local_infile: Option<i64> = conn
+        .query_first("SELECT @@GLOBAL.local_infile")
+        .context("failed to ask the server whether it takes LOAD DATA LOCAL")?;
+    let by_insert = local_infile == Some(0);
     let mut rows = 0;
     loop {
         let Some(job) = jobs.lock().expect("job lock").pop() else {
@@ -118,7 +127,11 @@ fn loader(
             continue;
         }
         let started = std::time::Instant::now();
-        rows += load_table(&mut conn, copy, &job)?;
+        rows += if by_insert {
+            insert_table(&mut conn, stage, copy, &job)?
+        } else {
+            load_table(&mut conn, copy, &job)?
+        };
         log::debug!(
             "loaded `{}`: {} rows in {:.2} s",
             job.table,
@@ -127,6 +140,75 @@ fn loader(
         );
     }
     Ok(rows)
+}
+
+/// Loads one table by `INSERT`s in one transaction; checks its warnings
+/// and row count as [`load_table`] does.
+fn insert_table(conn: &mut Conn, stage: &str, copy: &Copy<'_>, job: &TableJob) -> Result<u64> {
+    let types: Vec<(String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (stage, &job.table),
+        )
+        .with_context(|| format!("failed to read the columns of `{}`", job.table))?;
+    let literals = job
+        .names
+        .iter()
+        .map(|name| {
+            types
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| Literal::of(t))
+                .with_context(|| format!("`{}` has no column `{name}`", job.table))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut inserts = Inserts::new(&quote_ident(&job.table), &job.columns, literals);
+    let (tx, rx) = sync_channel::<Result<Vec<u8>, String>>(2);
+    let mut loaded = 0u64;
+    let mut warnings = 0u32;
+    conn.query_drop("START TRANSACTION")?;
+    let result = std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(|| feed(copy, job, tx));
+        let mut send = |statement: &str| -> Result<()> {
+            conn.query_drop(statement)?;
+            loaded += conn.affected_rows();
+            warnings += conn.warnings() as u32;
+            Ok(())
+        };
+        // Every chunk is taken from the feeder, also after a failure, so
+        // it never waits on a full channel.
+        let mut outcome = Ok(());
+        for text in rx {
+            if outcome.is_err() {
+                continue;
+            }
+            outcome = match text {
+                Ok(text) => inserts.add_chunk(&text, &mut send),
+                Err(msg) => Err(anyhow!(msg)),
+            };
+        }
+        outcome?;
+        inserts.flush(&mut send)
+    });
+    if let Err(e) = result {
+        let _ = conn.query_drop("ROLLBACK");
+        return Err(e).with_context(|| format!("failed to load `{}`", job.table));
+    }
+    conn.query_drop("COMMIT")
+        .with_context(|| format!("failed to load `{}`", job.table))?;
+    anyhow::ensure!(
+        warnings == 0,
+        "loading `{}` gave {warnings} warnings",
+        job.table
+    );
+    anyhow::ensure!(
+        loaded == job.rows,
+        "`{}` loaded {loaded} rows, the copy holds {}",
+        job.table,
+        job.rows
+    );
+    Ok(loaded)
 }
 
 /// Loads one table; checks its warnings and row count.

@@ -31,6 +31,7 @@
 //! `swap.rs` applies the result and undoes it.
 
 mod definitions;
+mod insert;
 mod load;
 mod stats;
 mod swap;

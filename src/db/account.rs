@@ -1,0 +1,171 @@
+//! The database account and server the plugin works with: which server
+//! (MariaDB or MySQL, and its version), which account, and what the
+//! account's grants allow, for `install` and `status` to say what each
+//! missing privilege costs (../shared/reference/real-host.md §2).
+
+use anyhow::{Context, Result};
+use mysql::prelude::Queryable;
+use serde::Serialize;
+
+use super::Db;
+
+/// What the server and the account are.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Account {
+    /// `VERSION()`, e.g. `10.11.6-MariaDB-0+deb12u1` or `8.0.36`.
+    pub server: String,
+    /// `CURRENT_USER()`: the account the server matched.
+    pub user: String,
+    /// What a missing privilege costs, one note each; empty when nothing
+    /// is missing.
+    pub missing: Vec<String>,
+}
+
+/// The privileges found in the account's grants.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// `RELOAD` on `*.*` (or `ALL` there).
+    pub reload: bool,
+    /// `CREATE` on `*.*` (or `ALL` there): databases beside the billing one.
+    pub create_databases: bool,
+    /// `SUPER`, or MySQL's `SET_USER_ID` / MariaDB's `SET USER`.
+    pub set_user: bool,
+}
+
+impl Grants {
+    /// Reads `SHOW GRANTS` lines. Privileges on named databases count
+    /// only for what they name; a line that is not a grant is ignored.
+    pub fn parse<S: AsRef<str>>(lines: &[S]) -> Grants {
+        let mut g = Grants::default();
+        for line in lines {
+            let line = line.as_ref();
+            let Some(rest) = line.strip_prefix("GRANT ") else {
+                continue;
+            };
+            let Some(on) = rest.find(" ON ") else {
+                continue;
+            };
+            let (privileges, target) = (&rest[..on], &rest[on + 4..]);
+            if !target.starts_with("*.*") {
+                continue;
+            }
+            for p in privileges.split(',').map(|p| p.trim().to_ascii_uppercase()) {
+                match p.as_str() {
+                    "ALL" | "ALL PRIVILEGES" => {
+                        g.reload = true;
+                        g.create_databases = true;
+                        g.set_user = true;
+                    }
+                    "RELOAD" => g.reload = true,
+                    "CREATE" => g.create_databases = true,
+                    "SUPER" | "SET_USER_ID" | "SET USER" | "SET_ANY_DEFINER" => g.set_user = true,
+                    _ => {}
+                }
+            }
+        }
+        g
+    }
+
+    /// What each missing privilege costs.
+    pub fn missing(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.reload {
+            notes.push(
+                "no RELOAD: a copy cannot take the server's brief global lock, so it reads \
+                 through one connection in one snapshot (consistent, slower)"
+                    .to_string(),
+            );
+        }
+        if !self.create_databases {
+            notes.push(
+                "no CREATE on other databases: a full restore and a dump upload need the side \
+                 databases <db>_bmo_stage, <db>_bmo_undo and <db>_bmo_import \
+                 (GRANT ALL ON `<db>\\_bmo\\_%`.* TO the account)"
+                    .to_string(),
+            );
+        }
+        if !self.set_user {
+            notes.push(
+                "no SUPER (SET_USER_ID): a view, trigger or routine defined by another account \
+                 cannot be restored as it was (a stock billing database has none)"
+                    .to_string(),
+            );
+        }
+        notes
+    }
+}
+
+/// The server and the account, with what the account lacks.
+pub fn read(db: &mut Db) -> Result<Account> {
+    let (server, user): (String, String) = db
+        .conn()
+        .query_first("SELECT VERSION(), CURRENT_USER()")
+        .context("failed to ask the server its version")?
+        .context("the server did not say its version")?;
+    let lines: Vec<String> = db
+        .conn()
+        .query("SHOW GRANTS")
+        .context("failed to read the account's grants")?;
+    let mut missing = Grants::parse(&lines).missing();
+    if grants_on_side_databases(&lines, &db.name()?) {
+        missing.retain(|m| !m.starts_with("no CREATE on other databases"));
+    }
+    Ok(Account {
+        server,
+        user,
+        missing,
+    })
+}
+
+/// Does a grant give the account the plugin's side databases of
+/// `database` (`<db>_bmo_%`, with `_` as a wildcard or escaped)?
+fn grants_on_side_databases(lines: &[String], database: &str) -> bool {
+    let wanted = [
+        format!("`{}\\_bmo\\_%`", database.replace('_', "\\_")),
+        format!("`{database}_bmo_%`"),
+        format!("`{}\\_bmo\\_%`", database),
+    ];
+    lines.iter().any(|l| {
+        l.starts_with("GRANT ALL")
+            && wanted
+                .iter()
+                .any(|w| l.contains(&format!(" ON {w}.* ")) || l.contains(&format!(" ON {w}.*")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_as_mariadb_and_mysql_write_them() {
+        let root =
+            Grants::parse(&["GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` WITH GRANT OPTION"]);
+        assert!(root.reload && root.create_databases && root.set_user);
+        assert!(root.missing().is_empty());
+        // MySQL 8's root: static privileges listed, dynamic ones apart.
+        let mysql_root = Grants::parse(&[
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, SHUTDOWN, PROCESS, FILE, SUPER ON *.* TO `root`@`localhost` WITH GRANT OPTION",
+            "GRANT APPLICATION_PASSWORD_ADMIN,SET_USER_ID,SYSTEM_USER ON *.* TO `root`@`localhost` WITH GRANT OPTION",
+        ]);
+        assert!(mysql_root.reload && mysql_root.create_databases && mysql_root.set_user);
+        // The panel's own account: ALL on its database only.
+        let panel = Grants::parse(&[
+            "GRANT USAGE ON *.* TO `billmgr`@`localhost` IDENTIFIED BY PASSWORD '*X'",
+            "GRANT ALL PRIVILEGES ON `billmgr`.* TO `billmgr`@`localhost`",
+        ]);
+        assert_eq!(panel, Grants::default());
+        assert_eq!(panel.missing().len(), 3);
+        let lines = vec![
+            "GRANT USAGE ON *.* TO `billmgr`@`%`".to_string(),
+            "GRANT ALL PRIVILEGES ON `billmgr\\_bmo\\_%`.* TO `billmgr`@`%`".to_string(),
+        ];
+        assert!(grants_on_side_databases(&lines, "billmgr"));
+        assert!(!grants_on_side_databases(&lines, "other"));
+        // Not a grant, or a database's: nothing global.
+        assert_eq!(
+            Grants::parse(&["REVOKE RELOAD ON *.* FROM x", "GRANT RELOAD ON `a`.* TO x"]),
+            Grants::default()
+        );
+    }
+}
