@@ -173,3 +173,34 @@ fn paramlist_is_asked_outside_the_panel_and_its_answer_kept_for_panel_calls() {
         "a panel call asked mgrctl"
     );
 }
+
+#[test]
+fn a_panel_that_answers_paramlist_wrongly_is_named_in_the_error_and_nothing_is_guessed() {
+    let db = TestDb::empty();
+    let account = PanelAccount::new(&db);
+    let panel = Panel::laid_out_by_the_panel(&db, &account);
+    let mgr = panel.mgrdir().clone();
+    std::fs::remove_file(mgr.join("etc/billmgr.conf.d/db.conf")).unwrap();
+    for (script, says) in [
+        ("echo 'not a document <'", "not XML"),
+        (
+            "echo '<doc><error type=\"access\">denied</error></doc>'",
+            "the panel answered an error: denied",
+        ),
+        ("exit 7", "exited with"),
+        (
+            "echo '<doc><elem><DBHost>h</DBHost></elem></doc>'",
+            "no DBUser",
+        ),
+    ] {
+        panel_tree(&mgr, script);
+        let out = panel.command(&["migrate"]).output().unwrap();
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{script}: {text}");
+        assert!(text.contains(says), "{script}: {text}");
+        assert!(
+            !mgr.join("var/billmgr-ops.paramlist").exists(),
+            "{script}: nothing kept"
+        );
+    }
+}

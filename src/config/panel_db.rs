@@ -186,8 +186,8 @@ fn default_socket() -> Option<String> {
 }
 
 /// The database as the panel keeps it: its files, else `paramlist` (asked
-/// now when `may_ask`, else as kept from the last ask). `Ok(None)` only
-/// where nothing names an account; the error then lists the places read.
+/// now when `may_ask`, else as kept from the last ask). Where nothing
+/// names an account, the error lists the places read.
 pub fn panel_db(mgrdir: &Path, may_ask: bool) -> Result<(DbSource, DbOrigin), NoCredentials> {
     let mut read = Vec::new();
     match read_panel_files(mgrdir) {
@@ -206,11 +206,14 @@ pub fn panel_db(mgrdir: &Path, may_ask: bool) -> Result<(DbSource, DbOrigin), No
     if may_ask {
         match ask_paramlist(mgrdir) {
             Ok(values) => {
-                if let Err(e) = keep(mgrdir, &values) {
-                    log::warn!("cannot keep paramlist's answer: {e:#}");
-                }
                 match source_of(&values) {
-                    Ok(Some(source)) => return Ok((source, DbOrigin::Paramlist { cached: false })),
+                    Ok(Some(source)) => {
+                        // Only an answer that names the account is kept.
+                        if let Err(e) = keep(mgrdir, &values) {
+                            log::warn!("cannot keep paramlist's answer: {e:#}");
+                        }
+                        return Ok((source, DbOrigin::Paramlist { cached: false }));
+                    }
                     Ok(None) => read.push("mgrctl -m billmgr paramlist (no DBUser)".into()),
                     Err(e) => read.push(format!("mgrctl -m billmgr paramlist: {e:#}")),
                 }
