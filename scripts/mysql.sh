@@ -7,14 +7,14 @@
 #
 # Debian 12 has no MySQL server package, so the server lives in a chroot
 # made with debootstrap from the machine's configured Debian mirror, kept in
-# /var/lib/billmgr-ops-test/mysql-root and reused. Its data is in DIR
-# (default target/mysql) inside that chroot; `scripts/mysql.sh stop` stops
-# it. Needs root. Not yet part of scripts/test.sh (issue 31).
+# /var/lib/billmgr-ops-test/mysql-root (MYSQL_ROOT) and reused. Its data
+# is in /srv/billmgr-ops-test inside that chroot; `scripts/mysql.sh stop`
+# stops it. Needs root. scripts/test.sh runs the database tests on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ROOT=/var/lib/billmgr-ops-test/mysql-root
+ROOT=${MYSQL_ROOT:-/var/lib/billmgr-ops-test/mysql-root}
 DATA=/srv/billmgr-ops-test
 MIRROR=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}

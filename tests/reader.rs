@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use crate::backup::EVERY_FEATURE;
+use crate::backup::every_feature;
 use crate::harness::{Panel, TestDb};
 
 /// Every `data/` entry of a copy's archive, decompressed.
@@ -60,7 +60,7 @@ fn archive(panel: &Panel, name: &str) -> std::path::PathBuf {
 #[test]
 fn either_reader_writes_the_same_rows_byte_for_byte() {
     let db = TestDb::seeded(40);
-    db.exec(EVERY_FEATURE);
+    db.exec(&every_feature());
     // A cell past one 16 MiB packet (the row arrives in pieces, its length
     // takes 8 bytes), full of bytes LOAD DATA escapes.
     db.exec("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024");

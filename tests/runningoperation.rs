@@ -181,9 +181,27 @@ fn le(conn: &mut mysql::Conn, a: &str, b: &str, numeric: bool) -> bool {
     if numeric {
         return a.parse::<f64>().unwrap() <= b.parse::<f64>().unwrap();
     }
+    // The collation the billing tables have here: utf8mb4_general_ci on
+    // MariaDB, utf8mb4_0900_ai_ci on MySQL 8 and later (where `Ł` sorts
+    // with `L`, not after `Z`).
+    let collation: String = conn
+        .query_first(
+            "SELECT COLLATION_NAME FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'account' AND COLUMN_NAME = 'name'",
+        )
+        .unwrap()
+        .unwrap();
+    assert!(
+        collation
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "{collation}"
+    );
     let r: Option<i64> = conn
         .exec_first(
-            "SELECT CONVERT(? USING utf8mb4) COLLATE utf8mb4_general_ci <= CONVERT(? USING utf8mb4) COLLATE utf8mb4_general_ci",
+            format!(
+                "SELECT CONVERT(? USING utf8mb4) COLLATE {collation} <= CONVERT(? USING utf8mb4) COLLATE {collation}"
+            ),
             (a, b),
         )
         .unwrap();

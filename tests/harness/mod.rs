@@ -106,6 +106,25 @@ impl Drop for PanelAccount {
     }
 }
 
+/// A derived table of the numbers 1..=`n` in column `seq`, written so
+/// that MariaDB and MySQL both take it (MariaDB's `seq_1_to_N` tables are
+/// its own; MySQL stops a recursive CTE at 1,000 rows by default).
+pub fn numbers(n: u64) -> String {
+    let digits = "(SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 \
+                  UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 \
+                  UNION ALL SELECT 8 UNION ALL SELECT 9)";
+    let places = n.max(1).ilog10() as usize + 1;
+    let sum: Vec<String> = (0..places)
+        .map(|p| format!("{}*d{p}.d", 10u64.pow(p as u32)))
+        .collect();
+    let from: Vec<String> = (0..places).map(|p| format!("{digits} d{p}")).collect();
+    format!(
+        "(SELECT {} + 1 AS seq FROM {} HAVING seq <= {n})",
+        sum.join(" + "),
+        from.join(", ")
+    )
+}
+
 /// A new running operation `open` on the first service, handled by a new
 /// processing module running test module `module`; returns its id.
 pub fn add_operation(db: &TestDb, module: &str) -> u64 {

@@ -13,9 +13,10 @@
 //! defined as the copy says and the optimizer knows its size from the
 //! first query.
 //!
-//! Best effort: a table whose setting cannot be changed instantly (another
-//! server kind) loads as it is, and the statistics are the engine's own
-//! (not MariaDB's engine-independent ones, which need a full scan).
+//! Best effort: a table whose setting cannot be changed instantly (MySQL
+//! changes it in place only) loads as it is, and is analysed once after
+//! all the same; the statistics are the engine's own (not MariaDB's
+//! engine-independent ones, which need a full scan).
 
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
@@ -57,7 +58,8 @@ impl Recalc {
 /// The staged tables whose recalculation is paused, with their setting.
 #[derive(Debug, Default)]
 pub(super) struct Paused {
-    tables: Vec<(String, Recalc)>,
+    /// Every staged table, with its own setting when it was paused.
+    tables: Vec<(String, Option<Recalc>)>,
 }
 
 fn alter(conn: &mut Conn, stage: &str, table: &str, recalc: Recalc) -> Result<()> {
@@ -84,24 +86,32 @@ pub(super) fn pause(conn: &mut Conn, stage: &str) -> Result<Paused> {
     for (table, options) in tables {
         let recalc = Recalc::of_options(options.as_deref().unwrap_or(""));
         match alter(conn, stage, &table, Recalc::Off) {
-            Ok(()) => paused.tables.push((table, recalc)),
-            Err(e) => log::debug!("`{table}` loads with its statistics recalculated: {e:#}"),
+            Ok(()) => paused.tables.push((table, Some(recalc))),
+            Err(e) => {
+                // MySQL changes the setting in place, not instantly.
+                log::debug!("`{table}` loads with its statistics recalculated: {e:#}");
+                paused.tables.push((table, None));
+            }
         }
     }
     Ok(paused)
 }
 
-/// Gives every paused table its own setting back and computes its
-/// statistics once. A table that cannot get its setting back fails the
-/// restore (it would differ from the copy); statistics that cannot be
-/// computed are only a warning.
+/// Gives every paused table its own setting back and computes every
+/// table's statistics once (also one that was not paused: the server's
+/// own recalculation runs in the background and may not have come yet).
+/// A table that cannot get its setting back fails the restore (it would
+/// differ from the copy); statistics that cannot be computed are only a
+/// warning.
 pub(super) fn resume(conn: &mut Conn, stage: &str, paused: Paused) -> Result<()> {
     // MariaDB's engine-independent statistics only where asked for
     // (a server kind without the variable does not have them).
     let _ = conn.query_drop("SET SESSION use_stat_tables = 'PREFERABLY_FOR_QUERIES'");
     for (table, recalc) in paused.tables {
-        alter(conn, stage, &table, recalc)
-            .with_context(|| format!("failed to set `{table}`'s STATS_AUTO_RECALC back"))?;
+        if let Some(recalc) = recalc {
+            alter(conn, stage, &table, recalc)
+                .with_context(|| format!("failed to set `{table}`'s STATS_AUTO_RECALC back"))?;
+        }
         let name = format!("{}.{}", quote_ident(stage), quote_ident(&table));
         let outcome: Result<Vec<(String, String, String, String)>, _> =
             conn.query(format!("ANALYZE TABLE {name}"));
