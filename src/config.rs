@@ -348,6 +348,10 @@ pub struct Config {
     /// A new storage's password or secret key from
     /// BILLMGR_OPS_STORAGE_SECRET (`backup storage add`).
     pub storage_secret: Option<String>,
+    /// Developer builds only (the tests): a pause between two dump
+    /// workers' snapshots, from BILLMGR_OPS_DEV_SNAPSHOT_GAP_MS, so that a
+    /// test sees writes land between them unless the lock holds them back.
+    pub dev_snapshot_gap: Option<Duration>,
     /// The directories whose files may be copied and restored: the panel
     /// directory, then `BackupFilesAllowed`.
     pub file_roots: Vec<PathBuf>,
@@ -551,6 +555,11 @@ impl Config {
                 .get("BILLMGR_OPS_STORAGE_SECRET")
                 .filter(|p| !p.is_empty())
                 .cloned(),
+            dev_snapshot_gap: env
+                .get("BILLMGR_OPS_DEV_SNAPSHOT_GAP_MS")
+                .filter(|_| cfg!(feature = "dev"))
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|ms| Duration::from_millis(ms.min(5_000))),
             runner,
             admin_level: admin_level as u32,
             db_connect_timeout: Duration::from_secs(number("DBConnectTimeout")?.max(1)),

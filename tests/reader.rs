@@ -116,7 +116,7 @@ fn drop_user(db: &TestDb, user: &str) {
 }
 
 #[test]
-fn an_account_with_a_password_and_no_reload_copies_alone_over_the_direct_reader() {
+fn an_account_with_a_password_and_no_reload_copies_in_parallel_under_table_locks() {
     let db = TestDb::seeded(20);
     let user = format!("{}_ro", db.name);
     create_user(&db, &user, "s3cret-Pw_1");
@@ -127,7 +127,7 @@ fn an_account_with_a_password_and_no_reload_copies_alone_over_the_direct_reader(
     let panel = Panel::with_url(&url);
     let name = copy(&panel, &db);
     let log = log(&panel);
-    assert!(log.contains("single-connection, direct reader"), "{log}");
+    assert!(log.contains("table-locks, direct reader"), "{log}");
     ok(&panel, &["backup", "verify", &name]);
     // The account's rows are the server's rows.
     let rows = data_entries(&archive(&panel, &name));

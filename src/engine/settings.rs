@@ -243,6 +243,7 @@ impl Settings {
                     .collect(),
                 lock_timeout: number("BackupLockTimeout")?,
                 reader: config.backup_reader,
+                snapshot_gap: config.dev_snapshot_gap,
                 ..DumpOptions::default()
             },
             restore_threads: threads,

@@ -97,6 +97,25 @@ impl PanelAccount {
     }
 }
 
+impl PanelAccount {
+    /// A mysql:// URL of `db` as this account (the password encoded).
+    pub fn url(&self, db: &TestDb) -> String {
+        let (host, port) = db.host_port();
+        let encoded: String = self
+            .password
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        format!("mysql://{}:{encoded}@{host}:{port}/{}", self.user, db.name)
+    }
+}
+
 impl Drop for PanelAccount {
     fn drop(&mut self) {
         use mysql::prelude::Queryable;

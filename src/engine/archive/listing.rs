@@ -38,7 +38,8 @@ pub struct Listing {
     pub database: String,
     pub server_version: String,
     /// `shared-snapshot` (several connections, one point in time, taken
-    /// under a brief global read lock) or `single-connection`.
+    /// under a brief global read lock), `table-locks` (the same under read
+    /// locks of the database's tables) or `single-connection`.
     pub consistency: String,
     /// Compression of data chunks: `zstd`.
     pub compression: String,

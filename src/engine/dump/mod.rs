@@ -75,6 +75,8 @@ pub struct DumpOptions {
     pub lock_timeout: u64,
     /// How the workers read rows.
     pub reader: RowReader,
+    /// A pause between two workers' snapshots (developer builds' tests).
+    pub snapshot_gap: Option<std::time::Duration>,
 }
 
 impl Default for DumpOptions {
@@ -88,6 +90,7 @@ impl Default for DumpOptions {
             files: Vec::new(),
             lock_timeout: 5,
             reader: RowReader::Direct,
+            snapshot_gap: None,
         }
     }
 }

@@ -17,8 +17,11 @@ use crate::db::{self, quote_ident, wire};
 pub enum Consistency {
     /// Every worker's snapshot started under one brief commit lock.
     SharedSnapshot,
-    /// One worker in its own snapshot (no RELOAD privilege, or the lock
-    /// could not be had in time).
+    /// Every worker's snapshot started while the database's tables were
+    /// read-locked (`LOCK TABLES .. READ`: no RELOAD needed, only what
+    /// `ALL` on the database gives, as mydumper's `--lock-all-tables`).
+    TableLocks,
+    /// One worker in its own snapshot (no lock could be had in time).
     SingleConnection,
 }
 
@@ -27,6 +30,7 @@ impl Consistency {
     pub fn as_str(self) -> &'static str {
         match self {
             Consistency::SharedSnapshot => "shared-snapshot",
+            Consistency::TableLocks => "table-locks",
             Consistency::SingleConnection => "single-connection",
         }
     }
@@ -123,18 +127,69 @@ pub(super) struct Snapshot {
     pub consistency: Consistency,
 }
 
+/// Starts `threads` workers' snapshots while `control` holds `lock`, then
+/// runs `unlock`.
+fn shared(
+    control: &mut Conn,
+    readers: &mut Readers<'_>,
+    threads: usize,
+    gap: Option<Duration>,
+    unlock: &str,
+) -> Result<Vec<Reader>> {
+    let workers: Result<Vec<Reader>> = (0..threads)
+        .map(|i| {
+            if let Some(gap) = gap.filter(|_| i > 0) {
+                std::thread::sleep(gap);
+            }
+            let mut c = readers.open()?;
+            begin(&mut c)?;
+            Ok(c)
+        })
+        .collect();
+    let unlocked = control.query_drop(unlock);
+    let workers = workers?;
+    unlocked.context("failed to release the snapshot lock")?;
+    Ok(workers)
+}
+
+fn begin(c: &mut Reader) -> Result<()> {
+    c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+    c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")?;
+    Ok(())
+}
+
+/// `LOCK TABLES` of every base table of the database but the plugin's own,
+/// each `READ`: it waits for transactions that wrote to them to end, and
+/// holds back new writes until `UNLOCK TABLES`, so snapshots started
+/// meanwhile see one state of the database. `None` for a database with
+/// no table.
+fn lock_tables_statement(control: &mut Conn) -> Result<Option<String>> {
+    let tables: Vec<String> = control
+        .query(format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'
+               AND TABLE_NAME NOT LIKE '{}%'",
+            db::TABLE_PREFIX.replace('_', "\\_")
+        ))
+        .context("failed to list the tables to lock")?;
+    if tables.is_empty() {
+        return Ok(None);
+    }
+    let list: Vec<String> = tables
+        .iter()
+        .map(|t| format!("{} READ", quote_ident(t)))
+        .collect();
+    Ok(Some(format!("LOCK TABLES {}", list.join(", "))))
+}
+
 /// Starts the workers' snapshot: shared under a brief global read lock
-/// when possible, else one worker alone.
+/// when the account may take one (RELOAD), else under read locks of the
+/// database's tables, else one worker alone.
 pub(super) fn snapshot(
     source: &DbSource,
     timeout: Duration,
     opts: &DumpOptions,
 ) -> Result<Snapshot> {
-    let begin = |c: &mut Reader| -> Result<()> {
-        c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
-        c.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")?;
-        Ok(())
-    };
     let mut readers = Readers {
         source,
         timeout,
@@ -160,16 +215,13 @@ pub(super) fn snapshot(
         };
         match control.query_drop(lock) {
             Ok(()) => {
-                let workers: Result<Vec<Reader>> = (0..threads)
-                    .map(|_| {
-                        let mut c = readers.open()?;
-                        begin(&mut c)?;
-                        Ok(c)
-                    })
-                    .collect();
-                let unlocked = control.query_drop(unlock);
-                let workers = workers?;
-                unlocked.context("failed to release the snapshot lock")?;
+                let workers = shared(
+                    &mut control,
+                    &mut readers,
+                    threads,
+                    opts.snapshot_gap,
+                    unlock,
+                )?;
                 return Ok(Snapshot {
                     control,
                     workers,
@@ -178,8 +230,33 @@ pub(super) fn snapshot(
             }
             Err(e) => {
                 let _ = control.query_drop(unlock);
-                log::warn!("no shared snapshot ({lock}: {e}); dumping with one connection in its own snapshot")
+                log::info!("no global lock ({lock}: {e}); locking the database's tables instead");
             }
+        }
+        // The panel's own account has no RELOAD: the database's tables
+        // read-locked for the moment the workers' snapshots start.
+        match lock_tables_statement(&mut control)? {
+            Some(lock_tables) => match control.query_drop(&lock_tables) {
+                Ok(()) => {
+                    let workers = shared(
+                        &mut control,
+                        &mut readers,
+                        threads,
+                        opts.snapshot_gap,
+                        "UNLOCK TABLES",
+                    )?;
+                    return Ok(Snapshot {
+                        control,
+                        workers,
+                        consistency: Consistency::TableLocks,
+                    });
+                }
+                Err(e) => {
+                    let _ = control.query_drop("UNLOCK TABLES");
+                    log::warn!("no shared snapshot (LOCK TABLES: {e}); dumping with one connection in its own snapshot");
+                }
+            },
+            None => log::info!("no table to lock; dumping with one connection"),
         }
     }
     let mut c = readers.open()?;
