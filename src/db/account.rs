@@ -71,8 +71,9 @@ impl Grants {
         let mut notes = Vec::new();
         if !self.reload {
             notes.push(
-                "no RELOAD: a copy cannot take the server's brief global lock, so it reads \
-                 through one connection in one snapshot (consistent, slower)"
+                "no RELOAD: a copy cannot take the server's brief global lock; its connections \
+                 start their snapshots while the database's tables are read-locked instead \
+                 (writes to them wait for that moment)"
                     .to_string(),
             );
         }
