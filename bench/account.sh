@@ -5,6 +5,7 @@
 #
 #   bench/account.sh [CLIENTS]      default 90000 clients (about 1 GB)
 #   RUNS=5 THREADS=2 bench/account.sh
+#   SERVER=mysql bench/account.sh   on the private MySQL of scripts/mysql.sh
 #
 # Results: bench/runs/<date>-<host>-account/results.tsv and summary.md.
 # Every copy is verified (`backup verify`). Not a test: nothing here
@@ -19,15 +20,22 @@ runs=${RUNS:-3}
 threads=${THREADS:-2}
 cargo build --release --quiet --features dev
 bin=$PWD/target/release/billmgr-ops
-work=$PWD/target/bench-account
-run_dir=${RUN_DIR:-$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-account}
+server=${SERVER:-mariadb}
+work=$PWD/target/bench-account-$server
+run_dir=${RUN_DIR:-$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-account-$server}
 [ -z "${RUN_DIR:-}" ] && [ -e "$run_dir" ] && run_dir=$run_dir-$(date -u +%H%M)
 rm -rf "$work/mgr"
 mkdir -p "$work/mgr/etc" "$work/mgr/var" "$run_dir"
 
-say "private MariaDB in $work/mariadb"
-base=$(start_mariadb "$work/mariadb")
-trap 'stop_mariadb "$work/mariadb"' EXIT
+if [ "$server" = mysql ]; then
+  say "private MySQL (scripts/mysql.sh)"
+  base=$(bash scripts/mysql.sh)
+  trap 'bash scripts/mysql.sh stop' EXIT
+else
+  say "private MariaDB in $work/mariadb"
+  base=$(start_mariadb "$work/mariadb")
+  trap 'stop_mariadb "$work/mariadb"' EXIT
+fi
 port=${base##*:}
 M="mariadb --protocol=tcp -h127.0.0.1 -P$port -uroot"
 export MGR_DIR=$work/mgr
@@ -45,7 +53,7 @@ size=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1) FROM
 root_url=$base/bench
 account_url="mysql://billmgr:b1llmgr@127.0.0.1:$port/bench"
 
-printf 'account\trun\tseconds\tpeak_rss_kib\tconsistency\tverified\n' >"$run_dir/results.tsv"
+printf 'who\trun\tseconds\tpeak_rss_kib\tconsistency\tverified\n' >"$run_dir/results.tsv"
 for run in $(seq 1 "$runs"); do
   for who in root account; do
     url=$root_url
@@ -70,7 +78,7 @@ r=$(awk -F'\t' '$1=="root" {print $3}' "$run_dir/results.tsv" | median)
 a=$(awk -F'\t' '$1=="account" {print $3}' "$run_dir/results.tsv" | median)
 c=$(awk -F'\t' '$1=="account" {print $5}' "$run_dir/results.tsv" | sort -u | tr '\n' ' ')
 {
-  echo "Database: $size MiB, $clients clients by dev seed, private MariaDB; $threads threads; median of $runs alternating runs."
+  echo "Database: $size MiB, $clients clients by dev seed, private $server ($($M -N -e 'SELECT VERSION()')); $threads threads; median of $runs alternating runs."
   echo
   echo "| account | seconds | x root | consistency |"
   echo "| --- | ---: | ---: | --- |"

@@ -21,7 +21,7 @@
 //! - [`db`]: connection, the plugin's migrations, queries by table family.
 //! - [`storage`]: where copies live; [`background`]: detached jobs.
 //! - [`config`], [`logging`], [`xml`], [`clock`], [`fsutil`], [`progress`],
-//!   [`host`]: support.
+//!   [`host`], [`mgrctl`] (asking the panel itself): support.
 //!
 //! Every module is private to the crate, so the compiler reports dead
 //! code; the binary enters through [`main`], and the integration tests
@@ -30,7 +30,9 @@
 //! # Files on disk
 //!
 //! - `<mgrdir>/etc/billmgr-ops.conf`: the plugin's config ([`config`]).
-//! - `<mgrdir>/etc/billmgr.conf`: BILLmanager's; its DB* keys are read.
+//! - `<mgrdir>/etc/billmgr.conf` and `etc/billmgr.conf.d/*.conf`:
+//!   BILLmanager's; their DB* keys are read ([`config::panel_db`]);
+//!   `<mgrdir>/var/billmgr-ops.paramlist`: `mgrctl paramlist`'s kept answer.
 //! - `<mgrdir>/etc/xml/billmgr_mod_billmgrops*.xml`: the manifests, from xml/
 //!   (also compiled in: [`protocol::messages::MANIFESTS`]).
 //! - `<mgrdir>/var/billmgr-ops.log`: the log ([`logging`]).
@@ -62,6 +64,7 @@ mod health;
 mod host;
 mod install;
 mod logging;
+mod mgrctl;
 mod progress;
 mod protocol;
 mod runner;

@@ -424,3 +424,59 @@ fn every_registered_function_answers_the_core_with_one_document_in_both_modes() 
         }
     }
 }
+
+#[test]
+fn staff_tasks_are_made_by_the_panel_in_either_mode() {
+    for (mode, func, asked) in [
+        (
+            "companion",
+            "billmgrops.runningoperation.taskcreate",
+            vec!["runningoperation.taskcreate elid={op} sok=ok"],
+        ),
+        (
+            "replace",
+            "runningoperation.taskcreate",
+            vec![
+                "task.gettype operation=open item=",
+                "task.edit sok=ok item=",
+            ],
+        ),
+    ] {
+        let p = installed(mode, 5);
+        let op = add_operation(&p.db, "pmok");
+        let before = p.db.scalar("SELECT COUNT(*) FROM task");
+        let out = p.mgrctl(func, &[&format!("elid={op}"), "sok=ok"]);
+        assert!(out.contains("<ok/>"), "{mode}: {out}");
+        // One task, of the panel's type, naming the operation.
+        assert_eq!(
+            p.db.scalar(&format!(
+                "SELECT CONCAT(COUNT(*), ':', MAX(type)) FROM task WHERE runningoperation = {op}"
+            )),
+            "1:postopen",
+            "{mode}"
+        );
+        assert_eq!(
+            p.db.scalar("SELECT COUNT(*) FROM task")
+                .parse::<u64>()
+                .unwrap(),
+            before.parse::<u64>().unwrap() + 1
+        );
+        let calls = p.panel.panel_calls();
+        for call in asked {
+            let call = call.replace("{op}", &op.to_string());
+            assert!(
+                calls.iter().any(|c| c.starts_with(&call)),
+                "{mode}: {call} in {calls:?}"
+            );
+        }
+        // A second ask makes no second task.
+        p.mgrctl(func, &[&format!("elid={op}"), "sok=ok"]);
+        assert_eq!(
+            p.db.scalar(&format!(
+                "SELECT COUNT(*) FROM task WHERE runningoperation = {op}"
+            )),
+            "1",
+            "{mode}"
+        );
+    }
+}

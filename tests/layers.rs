@@ -10,7 +10,7 @@ use std::path::Path;
 /// layers and of its own module, nothing else.
 const LAYERS: &[&[&str]] = &[
     // support: no knowledge of the panel, the database or the engine
-    &["clock", "xml", "fsutil", "progress", "host"],
+    &["clock", "xml", "fsutil", "progress", "host", "mgrctl"],
     &["config"],
     &["logging"],
     &["storage", "background"],

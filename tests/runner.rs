@@ -11,7 +11,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let db = TestDb::seeded(20);
-    let panel = Panel::new(&db).with_modules();
+    let panel = Panel::new(&db).with_modules().with_panel_api();
     // A tick makes one pass here; the tests of staying ask for it.
     panel.configure("SchedulerStay 0\n");
     Fixture { db, panel }
@@ -43,6 +43,13 @@ impl Fixture {
     fn field(&self, id: u64, column: &str) -> String {
         self.db.scalar(&format!(
             "SELECT {column} FROM runningoperation WHERE id={id}"
+        ))
+    }
+
+    /// The newest task naming operation `id` (made by the panel).
+    fn task_of(&self, id: u64) -> String {
+        self.db.scalar(&format!(
+            "SELECT COALESCE(MAX(id), 0) FROM task WHERE runningoperation={id}"
         ))
     }
 
@@ -227,16 +234,26 @@ fn the_last_allowed_failure_turns_the_operation_manual_with_one_task() {
     f.run_attempt(id);
     assert_eq!(f.field(id, "trycount"), "10");
     assert_eq!(f.field(id, "manual"), "on");
-    let task = f.field(id, "task");
+    let task = f.task_of(id);
     assert_eq!(
         f.db.scalar(&format!(
             "SELECT runningoperation FROM task WHERE id = {task}"
         )),
         id.to_string()
     );
+    // Made by the panel: its type from task.gettype, no row written here.
     assert_eq!(
         f.db.scalar(&format!("SELECT type FROM task WHERE id = {task}")),
-        "open"
+        "postopen"
+    );
+    let calls = f.panel.panel_calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("task.gettype operation=open item="))
+            && calls.iter().any(|c| c.starts_with("task.edit sok=ok")
+                && c.contains(&format!("runningoperation={id}"))),
+        "{calls:?}"
     );
     assert_eq!(
         f.db.scalar(&format!(
@@ -498,7 +515,7 @@ fn group_actions_act_on_every_id() {
     let out = f.call("runningoperation.taskcreate", &both);
     assert!(out.doc().find("ok").is_some(), "{}", out.stdout);
     for id in [a, b] {
-        let task = f.field(id, "task");
+        let task = f.task_of(id);
         assert_eq!(
             f.db.scalar(&format!(
                 "SELECT runningoperation FROM task WHERE id={task}"

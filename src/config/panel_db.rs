@@ -17,8 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -247,48 +246,7 @@ fn describe_files(mgrdir: &Path) -> String {
 /// Asks the panel: `<mgrdir>/sbin/mgrctl -m billmgr -o xml paramlist`,
 /// within [`PARAMLIST_TIMEOUT`]; its database keys.
 fn ask_paramlist(mgrdir: &Path) -> Result<BTreeMap<String, String>> {
-    let mgrctl = mgrdir.join("sbin/mgrctl");
-    if !mgrctl.is_file() {
-        bail!("{} is absent", mgrctl.display());
-    }
-    let mut child = Command::new(&mgrctl)
-        .args(["-m", "billmgr", "-o", "xml", "paramlist"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot run {}", mgrctl.display()))?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        // The answer is a few kilobytes; more than a megabyte is no answer.
-        std::io::Read::read_to_end(&mut std::io::Read::take(&mut stdout, 1 << 20), &mut out)
-            .map(|_| out)
-    });
-    let deadline = Instant::now() + PARAMLIST_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("no answer in {}s", PARAMLIST_TIMEOUT.as_secs());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the reader failed"))??;
-    if !status.success() {
-        bail!("exited with {status}");
-    }
-    let text = String::from_utf8_lossy(&out);
-    let doc = crate::xml::Element::parse(text.trim())
-        .map_err(|e| anyhow::anyhow!("its answer is not XML: {e}"))?;
-    if let Some(err) = doc.find("error") {
-        bail!("the panel answered an error: {}", err.text_content().trim());
-    }
+    let doc = crate::mgrctl::call(mgrdir, "paramlist", &[], PARAMLIST_TIMEOUT)?;
     let mut values = BTreeMap::new();
     for elem in doc.find_all("elem") {
         for field in elem.elements() {

@@ -53,7 +53,7 @@ pub const OPERATION_SORTS: &[(&str, &str)] = &[
     ("cdate", "ro.cdate"),
     ("trycount", "ro.trycount"),
     ("processingmodule", "pm.name"),
-    ("task", "ro.task"),
+    ("task", "task_id"),
     ("status", "status"),
     ("manual", "CAST(ro.manual AS CHAR)"),
 ];
@@ -87,7 +87,7 @@ pub fn list(
     .unwrap_or(0);
     let sql = format!(
         "SELECT ro.id, ro.intname, ro.item, i.name, it.intname, a.name,
-                ro.cdate, ro.trycount, pm.name, ro.task,
+                ro.cdate, ro.trycount, pm.name, {TASK_OF} AS task_id,
                 COALESCE(s.status, 'wait') AS status, ro.manual
          {OPERATION_FROM}{condition} {}",
         page.clause(OPERATION_SORTS, "ro.id", "ro.id")?
@@ -176,13 +176,13 @@ pub fn get(db: &mut Db, id: u64) -> Result<Option<Operation>> {
     let row: Option<mysql::Row> = db
         .conn()
         .exec_first(
-            "SELECT ro.id, ro.item, ro.intname, pm.id, pm.module, ro.trycount, ro.manual,
-                    ro.cdate, ro.task, COALESCE(s.status, 'wait'), s.comment, i.account
+            format!("SELECT ro.id, ro.item, ro.intname, pm.id, pm.module, ro.trycount, ro.manual,
+                    ro.cdate, {TASK_OF}, COALESCE(s.status, 'wait'), s.comment, i.account
              FROM runningoperation ro
              LEFT JOIN item i ON i.id = ro.item
              LEFT JOIN processingmodule pm ON pm.id = COALESCE(ro.processingmodule, i.processingmodule)
              LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
-             WHERE ro.id = ?",
+             WHERE ro.id = ?"),
             (id,),
         )
         .with_context(|| format!("failed to read running operation {id}"))?;
@@ -339,49 +339,24 @@ pub fn delete(db: &mut Db, ids: &[u64]) -> Result<()> {
     Ok(())
 }
 
-/// Opens a staff task for each operation that has no open one, linked both
-/// ways; returns the new task ids. All or nothing.
-pub fn create_tasks(db: &mut Db, ids: &[u64], note: &str) -> Result<Vec<u64>> {
-    let mut tx = db
+/// The staff task of an operation, if it has one: the one the operation
+/// names, else the newest naming the operation (vendor code finds tasks by
+/// `task.runningoperation`). Tasks are made by the panel
+/// (`runner::tasks`), never written here.
+pub fn task_of(db: &mut Db, id: u64) -> Result<Option<u64>> {
+    let task: Option<Option<u64>> = db
         .conn()
-        .start_transaction(mysql::TxOpts::default())
-        .context("failed to begin a transaction")?;
-    let mut created = Vec::new();
-    for id in ids {
-        let open: Option<u64> = tx
-            .exec_first(
-                "SELECT t.id FROM runningoperation ro JOIN task t ON t.id = ro.task
-                 WHERE ro.id = ? AND t.status <> 2
-                 UNION
-                 SELECT id FROM task WHERE runningoperation = ? AND status <> 2
-                 LIMIT 1 FOR UPDATE",
-                (id, id),
-            )
-            .with_context(|| format!("failed to look up the tasks of operation {id}"))?;
-        if let Some(task) = open {
-            tx.exec_drop(
-                "UPDATE runningoperation SET task = ? WHERE id = ?",
-                (task, id),
-            )?;
-            continue;
-        }
-        tx.exec_drop(
-            "INSERT INTO task (item, runningoperation, type, status, createdate, note)
-             SELECT item, id, intname, 0, NOW(), ? FROM runningoperation WHERE id = ?",
-            (note, id),
+        .exec_first(
+            format!("SELECT {TASK_OF} FROM runningoperation ro WHERE ro.id = ?"),
+            (id,),
         )
-        .with_context(|| format!("failed to create a task for operation {id}"))?;
-        let task = tx.last_insert_id().context("no id for the new task")?;
-        tx.exec_drop(
-            "UPDATE runningoperation SET task = ? WHERE id = ?",
-            (task, id),
-        )
-        .with_context(|| format!("failed to link task {task} to operation {id}"))?;
-        created.push(task);
-    }
-    tx.commit().context("failed to commit the tasks")?;
-    Ok(created)
+        .with_context(|| format!("failed to look up the task of operation {id}"))?;
+    Ok(task.flatten())
 }
+
+/// An operation's task as SQL over `ro` (see [`task_of`]).
+const TASK_OF: &str =
+    "COALESCE(ro.task, (SELECT MAX(t.id) FROM task t WHERE t.runningoperation = ro.id))";
 
 /// A processing module's parameter (from `processingparam`).
 pub fn module_param(db: &mut Db, module: u64, name: &str) -> Result<Option<String>> {

@@ -15,7 +15,7 @@ use crate::db::runstate::Marker;
 use crate::protocol::{
     ErrorKind, Form, Lang, ListPage, Mode, PanelError, RedirectKind, Reply, Request, Row, Slist,
 };
-use crate::runner::{ask, control};
+use crate::runner::{ask, control, tasks};
 
 /// The longest staff comment.
 const COMMENT_MAX: usize = 4096;
@@ -268,14 +268,15 @@ pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 }
 
 /// `runningoperation.taskcreate`: a staff task for each operation without
-/// an open one.
+/// one, made by the panel (`runner::tasks`).
 pub fn taskcreate(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let ids = existing_ids(req, ctx)?;
     let note = format!(
         "Created from the running operations list by {}",
         req.user().unwrap_or("an administrator")
     );
-    let tasks = operations::create_tasks(ctx.db()?, &ids, &note)?;
+    let config = ctx.config;
+    let tasks = tasks::open_tasks(config, ctx.db()?, &ids, &note)?;
     log::info!("tasks {tasks:?} for operations {ids:?}");
     Ok(Reply::Ok)
 }

@@ -300,19 +300,22 @@ fn settle(
             delay.as_secs()
         ),
         Settled::TurnedManual => {
-            let tasks = operations::create_tasks(
-                db,
-                &[op.id],
-                &format!(
-                    "Automatic processing failed {tries} times; the last error: {}",
-                    error.as_ref().map(|e| e.message.as_str()).unwrap_or("")
-                ),
-            )?;
-            log::error!(
-                "operation {} failed {tries} times and turned manual; staff task {:?}",
-                op.id,
-                tasks
+            let note = format!(
+                "Automatic processing failed {tries} times; the last error: {}",
+                error.as_ref().map(|e| e.message.as_str()).unwrap_or("")
             );
+            // The attempt is recorded either way; a panel that makes no
+            // task leaves the operation manual, as `status` shows.
+            match super::tasks::open_tasks(config, db, &[op.id], &note) {
+                Ok(tasks) => log::error!(
+                    "operation {} failed {tries} times and turned manual; staff task {tasks:?}",
+                    op.id
+                ),
+                Err(e) => log::error!(
+                    "operation {} failed {tries} times and turned manual; no staff task: {e:#}",
+                    op.id
+                ),
+            }
         }
         Settled::Stopped => log::warn!("operation {}: stopped by an administrator", op.id),
         Settled::ManualByModule => {

@@ -21,6 +21,7 @@
 //!   what is due within the concurrency bound.
 //! - [`process`]: running the module: process group, timeout, output tails.
 //! - [`backoff`]: the retry delay.
+//! - [`tasks`]: staff tasks, asked of the panel (`mgrctl`).
 
 pub mod ask;
 pub mod attempt;
@@ -28,5 +29,6 @@ pub mod backoff;
 pub mod control;
 pub mod process;
 pub mod scheduler;
+pub mod tasks;
 
 pub use crate::host::runner_id;

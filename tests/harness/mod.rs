@@ -287,6 +287,26 @@ impl Panel {
         self
     }
 
+    /// Puts the stand-in for the panel's `sbin/mgrctl` in place
+    /// (tests/fixtures/panel/mgrctl): the panel's staff-task functions, and
+    /// the installed addon for the plugin's own.
+    pub fn with_panel_api(self) -> Panel {
+        let sbin = self.mgrdir().join("sbin");
+        std::fs::create_dir_all(&sbin).unwrap();
+        let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/panel/mgrctl");
+        std::fs::copy(shim, sbin.join("mgrctl")).unwrap();
+        self
+    }
+
+    /// The panel functions asked through `sbin/mgrctl`, one line a call.
+    pub fn panel_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.mgrdir().join("var/mgrctl.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
     /// Appends lines to this panel's billmgr-ops.conf.
     pub fn configure(&self, lines: &str) {
         use std::io::Write;
