@@ -5,7 +5,7 @@
 #
 #   bench/account.sh [CLIENTS]      default 90000 clients (about 1 GB)
 #   RUNS=5 THREADS=2 bench/account.sh
-#   SERVER=mysql bench/account.sh   on the private MySQL of scripts/mysql.sh
+#   SERVER=mysql bench/account.sh   on the private MySQL of scripts/dbserver.sh
 #
 # Results: bench/runs/<date>-<host>-account/results.tsv and summary.md.
 # Every copy is verified (`backup verify`). Not a test: nothing here
@@ -27,10 +27,10 @@ run_dir=${RUN_DIR:-$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-account-$
 rm -rf "$work/mgr"
 mkdir -p "$work/mgr/etc" "$work/mgr/var" "$run_dir"
 
-if [ "$server" = mysql ]; then
-  say "private MySQL (scripts/mysql.sh)"
-  base=$(bash scripts/mysql.sh)
-  trap 'bash scripts/mysql.sh stop' EXIT
+if [ "$server" != mariadb ]; then
+  say "private $server (scripts/dbserver.sh)"
+  base=$(bash scripts/dbserver.sh "$server")
+  trap 'bash scripts/dbserver.sh "$server" stop' EXIT
 else
   say "private MariaDB in $work/mariadb"
   base=$(start_mariadb "$work/mariadb")

@@ -3,7 +3,8 @@
 # sshd, and moto and pyftpdlib in a venv) on a fresh Debian/Ubuntu machine;
 # the tests start their own private mariadbd (unless BILLMGR_OPS_TEST_DB
 # names a server) and their own SFTP, FTP, FTPS and S3 servers on loopback;
-# then the database tests run again on a private MySQL (scripts/mysql.sh).
+# then the database tests run again on a private MySQL and MariaDB 10.5
+# (scripts/dbserver.sh).
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_deps
@@ -14,18 +15,23 @@ export BILLMGR_OPS_TEST_SYSTEM=1
 say "cargo test"
 cargo test --all-targets --features dev "$@"
 # The same backup, restore, per-object restore, upload, panel-list and
-# operations tests on MySQL (Debian's own, 9.x, local_infile off as on a
-# real host), started by scripts/mysql.sh from a debootstrap chroot, which
-# needs root. Only for a whole run (no arguments); MYSQL=0 leaves it out.
-if [ $# -eq 0 ] && [ "${MYSQL:-1}" != 0 ]; then
+# operations tests on the other servers real hosts run: MySQL (Debian's
+# own, 9.x, local_infile off as on a real host) and MariaDB 10.5, each
+# started by scripts/dbserver.sh from a debootstrap chroot, which needs
+# root. Only for a whole run (no arguments); SERVERS="" leaves them out.
+if [ $# -eq 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
-    say "MySQL tests left out: scripts/mysql.sh needs root"
+    say "MySQL and MariaDB 10.5 tests left out: scripts/dbserver.sh needs root"
   else
-    url=$(bash scripts/mysql.sh)
-    trap 'bash scripts/mysql.sh stop' EXIT
-    say "cargo test on MySQL ($url)"
-    BILLMGR_OPS_TEST_DB=$url cargo test --features dev --test integration -- \
-      backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: \
-      credentials:: reader::
+    for kind in ${SERVERS-mysql mariadb-10.5}; do
+      url=$(bash scripts/dbserver.sh "$kind")
+      say "cargo test on $kind ($url)"
+      status=0
+      BILLMGR_OPS_TEST_DB=$url cargo test --features dev --test integration -- \
+        backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: \
+        credentials:: reader:: || status=$?
+      bash scripts/dbserver.sh "$kind" stop
+      [ "$status" -eq 0 ] || exit "$status"
+    done
   fi
 fi

@@ -10,7 +10,9 @@ use std::path::Path;
 /// layers and of its own module, nothing else.
 const LAYERS: &[&[&str]] = &[
     // support: no knowledge of the panel, the database or the engine
-    &["clock", "xml", "fsutil", "progress", "host", "mgrctl"],
+    &["clock", "xml", "fsutil", "progress", "host"],
+    // asking the panel itself (`sbin/mgrctl`): its answers are XML
+    &["mgrctl"],
     &["config"],
     &["logging"],
     &["storage", "background"],
