@@ -1290,3 +1290,54 @@ fn a_full_disk_is_refused_or_fails_cleanly() {
         "nothing left behind"
     );
 }
+
+#[test]
+fn a_copy_restores_on_the_other_kind_of_server() {
+    // The suite's server (MariaDB 10.11, MySQL or MariaDB 10.5, by run)
+    // and a private MariaDB 10.11: on the MySQL run a copy goes from MySQL
+    // to MariaDB (whose 10.11 lacks MySQL's default collation,
+    // utf8mb4_0900_ai_ci) and back.
+    let here = TestDb::seeded(5);
+    let there = TestDb::seeded_on(crate::harness::mariadb::server_utc3(), 5);
+    for (from, to) in [(&here, &there), (&there, &here)] {
+        from.exec(
+            "DROP TABLE IF EXISTS cross_kinds;
+             CREATE TABLE cross_kinds (id INT PRIMARY KEY, s VARCHAR(30), b VARCHAR(30) COLLATE utf8mb4_bin)
+               ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+             INSERT INTO cross_kinds VALUES (1, 'Ёлка', 'x'), (2, 'café', 'Y'), (3, NULL, '')",
+        );
+        let panel = Panel::for_backups(from);
+        let (_, name) = panel.take_copy(from);
+        // The same storage, the other server's database: found by a rescan.
+        let on_target = |args: &[&str]| {
+            let out = panel
+                .command(args)
+                .env("BILLMGR_OPS_DB", &to.url)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        on_target(&["backup", "rescan"]);
+        on_target(&["backup", "restore", &name]);
+        let rows = |db: &TestDb| {
+            db.scalar(
+                "SELECT GROUP_CONCAT(CONCAT_WS('|', id, COALESCE(s, 'NULL'), b) ORDER BY id SEPARATOR ';')
+                 FROM cross_kinds",
+            )
+        };
+        assert_eq!(rows(to), rows(from), "{} to {}", from.name, to.name);
+        assert_eq!(
+            to.scalar("SELECT COUNT(*) FROM account"),
+            from.scalar("SELECT COUNT(*) FROM account")
+        );
+        // Sorted by the restored column's own rules: binary for `b`.
+        assert_eq!(
+            to.scalar("SELECT GROUP_CONCAT(b ORDER BY b SEPARATOR ',') FROM cross_kinds"),
+            ",Y,x"
+        );
+    }
+}

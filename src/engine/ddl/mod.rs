@@ -34,6 +34,7 @@
 //! what was found, and the restore stops before it changes anything.
 
 mod body;
+mod collation;
 pub mod lex;
 
 use std::collections::HashSet;
@@ -84,6 +85,10 @@ pub struct Scope {
     pub udfs: HashSet<String>,
     /// The copy's tables (a trigger must be on one of them).
     pub tables: HashSet<String>,
+    /// Lower-case names of the target server's collations, when read: a
+    /// collation of the copy it lacks is replaced by the nearest it has
+    /// ([`collation::nearest`]).
+    pub collations: Option<HashSet<String>>,
 }
 
 impl Scope {
@@ -111,6 +116,7 @@ impl Scope {
             foreign,
             udfs: udfs.into_iter().map(|u| u.to_lowercase()).collect(),
             tables: tables.into_iter().collect(),
+            collations: None,
         }
     }
 
@@ -129,7 +135,11 @@ impl Scope {
         let udfs: Vec<String> = conn
             .query("SELECT name FROM mysql.func")
             .unwrap_or_default();
-        Ok(Scope::new(live, source, schemas, udfs, tables))
+        let collations: Vec<String> =
+            conn.query("SELECT COLLATION_NAME FROM information_schema.COLLATIONS")?;
+        let mut scope = Scope::new(live, source, schemas, udfs, tables);
+        scope.collations = Some(collations.into_iter().map(|c| c.to_lowercase()).collect());
+        Ok(scope)
     }
 
     /// Is `qualifier` (the first part of a dotted name) this database?
@@ -198,11 +208,53 @@ pub fn table(scope: &Scope, create: &str, name: &str) -> Result<String, DdlError
         }
     }
     check_body(scope, body, &what)?;
+    let end = body.last().map_or(open.end, |l| l.end);
     Ok(format!(
         "CREATE TABLE {} {}",
         &create[name_token.start..name_token.end],
-        &create[open.start..body.last().map_or(open.end, |l| l.end)]
+        with_known_collations(scope, create, body, open.start, end, name)
     ))
+}
+
+/// `create[from..to]` with every collation the target lacks (the word
+/// after `COLLATE`, with or without `=`) replaced by the nearest it has;
+/// each replacement is logged.
+fn with_known_collations(
+    scope: &Scope,
+    create: &str,
+    body: &[Token],
+    from: usize,
+    to: usize,
+    table: &str,
+) -> String {
+    let Some(known) = &scope.collations else {
+        return create[from..to].to_string();
+    };
+    let mut out = String::with_capacity(to - from);
+    let mut copied = from;
+    for (i, tok) in body.iter().enumerate() {
+        if !tok.is_word("COLLATE") {
+            continue;
+        }
+        let mut j = i + 1;
+        if body.get(j).is_some_and(|t| t.is_punct('=')) {
+            j += 1;
+        }
+        let Some(name) = body.get(j).filter(|t| t.kind == Kind::Word) else {
+            continue;
+        };
+        if let Some(nearest) = collation::nearest(&name.value, known) {
+            log::warn!(
+                "table `{table}`: collation {} is not on this server; restored as {nearest}",
+                name.value
+            );
+            out.push_str(&create[copied..name.start]);
+            out.push_str(&nearest);
+            copied = name.end;
+        }
+    }
+    out.push_str(&create[copied..to]);
+    out
 }
 
 /// Runs one checked statement as a prepared statement, so that the server

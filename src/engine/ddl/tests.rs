@@ -232,3 +232,29 @@ fn ansi_quotes_are_honoured() {
     };
     assert!(definition(&s, &o).is_err());
 }
+
+#[test]
+fn collations_the_target_lacks_become_the_nearest_it_has_and_nothing_else_changes() {
+    // As MySQL 8 writes a table, restored on MariaDB 10.11.
+    let create = "CREATE TABLE `account` (\n  `id` int NOT NULL,\n  `name` varchar(20) COLLATE utf8mb4_0900_bin DEFAULT 'COLLATE utf8mb4_0900_ai_ci',\n  `note` text CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci";
+    let mut s = scope();
+    assert_eq!(
+        table(&s, create, "account").unwrap(),
+        create,
+        "not read: kept"
+    );
+    s.collations = Some(
+        [
+            "utf8mb4_general_ci",
+            "utf8mb4_bin",
+            "utf8mb4_unicode_520_ci",
+        ]
+        .map(String::from)
+        .into(),
+    );
+    assert_eq!(
+        table(&s, create, "account").unwrap(),
+        "CREATE TABLE `account` (\n  `id` int NOT NULL,\n  `name` varchar(20) COLLATE utf8mb4_bin DEFAULT 'COLLATE utf8mb4_0900_ai_ci',\n  `note` text CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_520_ci",
+        "the words after COLLATE only, never inside a string"
+    );
+}
