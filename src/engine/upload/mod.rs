@@ -369,6 +369,11 @@ mod tests {
         assert_eq!(shape(&[0x1f, 0x8b, 8, 0]), Some(Shape::Gzip));
         assert_eq!(shape(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Some(Shape::Zstd));
         assert_eq!(shape(b"-- MariaDB dump 10.19\n"), Some(Shape::Sql));
+        // mariadb-dump since 10.5.25 / 10.6.18 / 10.11.8 / 11.4.2.
+        assert_eq!(
+            shape(b"/*M!999999\\- enable the sandbox mode */ \n-- MariaDB dump 10.19\n"),
+            Some(Shape::Sql)
+        );
         assert_eq!(shape(b"\x89PNG\r\n"), None);
         assert_eq!(shape(b"hello world"), None);
     }

@@ -283,6 +283,7 @@ fn client_error(stderr: &str) -> String {
 fn feed(sql: Box<dyn Read + Send>, out: &mut dyn Write) -> Result<()> {
     let mut reader = BufReader::with_capacity(1 << 20, sql);
     let mut line = Vec::new();
+    let mut replication = ServerLines::default();
     loop {
         line.clear();
         let n = reader
@@ -290,6 +291,9 @@ fn feed(sql: Box<dyn Read + Send>, out: &mut dyn Write) -> Result<()> {
             .map_err(|e| super::read_failure("the dump cannot be read", e))?;
         if n == 0 {
             return Ok(());
+        }
+        if replication.skips(&line) {
+            continue;
         }
         let upper: Vec<u8> = line.iter().take(24).map(u8::to_ascii_uppercase).collect();
         if upper.starts_with(b"USE ")
@@ -300,6 +304,44 @@ fn feed(sql: Box<dyn Read + Send>, out: &mut dyn Write) -> Result<()> {
             continue;
         }
         out.write_all(&without_definer(&line))?;
+    }
+}
+
+/// Lines of a dump that speak to the server that wrote it, not about the
+/// data, and that only an account with SUPER (or SYSTEM_VARIABLES_ADMIN)
+/// may run: mysqldump's GTID bookkeeping from a server with GTIDs on
+/// (`SET @@GLOBAL.GTID_PURGED=...`, which may run over several lines,
+/// and the `SQL_LOG_BIN` switch around the dump), and mariadb-dump's
+/// sandbox line (`/*!999999\- enable the sandbox mode */`, since 10.5.25,
+/// 10.6.18, 10.11.8, 11.4.2), which the mysql client and older MariaDB
+/// clients take for an unknown command. They are left out of the import.
+#[derive(Default)]
+struct ServerLines {
+    /// Inside a `GTID_PURGED` statement that has not ended.
+    in_gtid: bool,
+}
+
+impl ServerLines {
+    fn skips(&mut self, line: &[u8]) -> bool {
+        let trimmed = line.trim_ascii();
+        if self.in_gtid {
+            self.in_gtid = !trimmed.ends_with(b";");
+            return true;
+        }
+        let upper: Vec<u8> = trimmed
+            .iter()
+            .take(48)
+            .map(u8::to_ascii_uppercase)
+            .collect();
+        let starts = |p: &[u8]| upper.starts_with(p);
+        if starts(b"SET @@GLOBAL.GTID_PURGED") {
+            self.in_gtid = !trimmed.ends_with(b";");
+            return true;
+        }
+        starts(b"/*!999999\\-")
+            || starts(b"/*M!999999\\-")
+            || starts(b"SET @MYSQLDUMP_TEMP_LOG_BIN")
+            || starts(b"SET @@SESSION.SQL_LOG_BIN")
     }
 }
 
@@ -413,6 +455,29 @@ fn own_definitions(db: &mut Db, scratch: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lines_for_the_dumping_server_are_left_out() {
+        let dump = "/*M!999999\\- enable the sandbox mode */ \n\
+                    -- MySQL dump\n\
+                    SET @MYSQLDUMP_TEMP_LOG_BIN = @@SESSION.SQL_LOG_BIN;\n\
+                    SET @@SESSION.SQL_LOG_BIN= 0;\n\
+                    SET @@GLOBAL.GTID_PURGED=/*!80000 '+'*/ '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5,\n\
+                    4e11fa47-71ca-11e1-9e33-c80aa9429562:1-3';\n\
+                    CREATE TABLE t (a int);\n\
+                    INSERT INTO t VALUES (1);\n\
+                    SET @@SESSION.SQL_LOG_BIN = @MYSQLDUMP_TEMP_LOG_BIN;\n";
+        let mut out = Vec::new();
+        feed(
+            Box::new(std::io::Cursor::new(dump.as_bytes().to_vec())),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "-- MySQL dump\nCREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n"
+        );
+    }
     use super::*;
 
     #[test]
