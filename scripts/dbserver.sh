@@ -15,6 +15,7 @@
 #                 local_infile off as on a real host
 #   mariadb-10.5  MariaDB 10.5 (mariadb-server-core, Debian 11)
 # The data is in /srv/billmgr-ops-test inside the chroot. Needs root.
+# DBSERVER_ARGS adds server options to a server it starts (the benches').
 # scripts/test.sh runs the database tests on each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +65,8 @@ echo "$port" >"$ROOT$DATA/port"
 common=(--datadir="$DATA/data" --user=root --port="$port" --bind-address=127.0.0.1
   --socket="$DATA/mysql.sock" --log-error="$DATA/error.log" --pid-file="$DATA/pid"
   --innodb-buffer-pool-size=256M --character-set-server=utf8mb4)
+# shellcheck disable=SC2206
+common+=(${DBSERVER_ARGS:-})
 if [ "$kind" = mysql ]; then
   if [ ! -d "$ROOT$DATA/data/mysql" ]; then
     chroot "$ROOT" /usr/sbin/mysqld --no-defaults --initialize-insecure \
