@@ -255,19 +255,25 @@ fn a_restored_database_is_identical_in_every_feature() {
         f.db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE state = 'ok'"),
         "1"
     );
-    // The replaced tables are kept for undo, and dropped by the next good copy.
-    let undo = format!("{}_bmo_undo", f.db.name);
+    // The replaced tables are kept for undo inside the billing database,
+    // and dropped by the next good copy.
+    let kept =
+        f.db.scalar("SELECT tbl FROM billmgrops_kept WHERE kind = 'table' AND name = 'compound' AND state = 'undo'");
+    assert!(kept.starts_with("billmgrops_kept_"), "{kept}");
+    assert_eq!(f.db.scalar(&format!("SELECT COUNT(*) FROM `{kept}`")), "4");
     assert_eq!(
-        f.db.scalar(&format!("SELECT COUNT(*) FROM `{undo}`.compound")),
-        "4"
+        f.db.scalar(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%\\_bmo\\_%'"
+        ),
+        "0",
+        "no database beside the billing one"
     );
     f.copy();
     assert_eq!(
-        f.db.scalar(&format!(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{undo}'"
-        )),
+        f.db.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND (TABLE_NAME LIKE 'billmgrops\\_kept\\_%' OR TABLE_NAME LIKE 'billmgrops\\_stage\\_%')"),
         "0"
     );
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM billmgrops_kept"), "0");
 }
 
 #[test]
@@ -973,6 +979,67 @@ fn a_regretted_restore_is_undone_and_redone() {
     assert_eq!(f.definitions(), copy_defs);
 }
 
+#[test]
+fn a_table_outside_the_copy_keeps_its_foreign_key_to_the_live_table() {
+    let f = fixture(10);
+    let name = f.copy();
+    f.db.exec(
+        "CREATE TABLE extra_note (id INT PRIMARY KEY, account INT NOT NULL, \
+         CONSTRAINT extra_note_account FOREIGN KEY (account) REFERENCES account (id))",
+    );
+    let target = || {
+        f.db.scalar(
+            "SELECT REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 'extra_note_account'",
+        )
+    };
+    f.ok(&["restore", &name]);
+    assert_eq!(target(), "account", "not the kept table");
+    f.ok(&["undo"]);
+    assert_eq!(target(), "account");
+    // The key is enforced against the live rows.
+    let id = f.db.scalar("SELECT MIN(id) FROM account");
+    f.db.exec(&format!("INSERT INTO extra_note VALUES (1, {id})"));
+    let mut c = f.db.conn();
+    assert!(c.query_drop("INSERT INTO extra_note VALUES (2, -5)").is_err());
+}
+
+#[test]
+fn what_a_killed_restore_left_is_put_right_by_the_next_one() {
+    let f = fixture(10);
+    let name = f.copy();
+    // As a restore killed while loading leaves it: staged tables. As one
+    // killed after its swap: a pending generation whose tables were moved
+    // (the only copy of what was live), and one killed before: a pending
+    // generation with no tables. And a kept table nothing lists.
+    f.db.exec(
+        "CREATE TABLE billmgrops_stage_0 (id INT); CREATE TABLE billmgrops_stage_12 (id INT);
+         CREATE TABLE billmgrops_kept_7_0 (id INT PRIMARY KEY); INSERT INTO billmgrops_kept_7_0 VALUES (1), (2);
+         CREATE TABLE billmgrops_kept_9_0 (id INT);
+         INSERT INTO billmgrops_kept (generation, state, kind, name, tbl, sql_mode, create_stmt) VALUES
+           (7, 'pending', 'table', 'was_live', 'billmgrops_kept_7_0', '', ''),
+           (8, 'pending', 'table', 'never_moved', 'billmgrops_kept_8_0', '', '')",
+    );
+    let left = || {
+        f.db.scalar(
+            "SELECT COALESCE(GROUP_CONCAT(TABLE_NAME ORDER BY TABLE_NAME), '') FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = DATABASE() AND (TABLE_NAME LIKE 'billmgrops\\_stage\\_%' OR TABLE_NAME LIKE 'billmgrops\\_kept\\_%')",
+        )
+    };
+    // Undo finds the moved tables and brings them back.
+    f.ok(&["undo"]);
+    assert_eq!(f.db.scalar("SELECT COUNT(*) FROM was_live"), "2");
+    assert_eq!(left(), "", "nothing staged or orphaned is left");
+    assert_eq!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_kept WHERE generation = 8"),
+        "0"
+    );
+    // A restore begins the same way.
+    f.db.exec("CREATE TABLE billmgrops_stage_3 (id INT)");
+    f.ok(&["restore", &name]);
+    assert!(!left().contains("stage"), "{}", left());
+}
+
 // --- Encryption ------------------------------------------------------------
 
 fn set_passphrase(f: &Fixture, passphrase: &str) -> crate::harness::Output {
@@ -1185,12 +1252,9 @@ fn the_default_storage_and_a_kept_safety_copy() {
         .exists());
     f.ok(&["restore", &name]);
     f.copy();
-    let undo = format!("{}_bmo_undo", f.db.name);
-    assert_eq!(
-        f.db.scalar(&format!(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{undo}'"
-        )),
-        "1",
+    assert_ne!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_kept WHERE state = 'undo'"),
+        "0",
         "kept after the next backup"
     );
     // The create form offers the storages.

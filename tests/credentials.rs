@@ -7,6 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
+use mysql::prelude::Queryable;
+
 use crate::harness::{cell, Panel, PanelAccount, TestDb};
 
 fn stderr(out: &Output) -> String {
@@ -32,7 +34,7 @@ fn panel_tree(mgr: &Path, mgrctl: &str) {
 }
 
 #[test]
-fn a_panel_with_only_db_conf_installs_and_takes_and_verifies_a_copy_with_its_own_account() {
+fn a_panel_with_only_db_conf_installs_takes_verifies_and_restores_a_copy_with_its_own_account() {
     let db = TestDb::seeded(5);
     let account = PanelAccount::new(&db);
     let panel = Panel::laid_out_by_the_panel(&db, &account);
@@ -91,6 +93,63 @@ fn a_panel_with_only_db_conf_installs_and_takes_and_verifies_a_copy_with_its_own
     // A panel call finds the database the same way.
     let list = panel.call("runningoperation").run();
     assert!(list.doc().find("error").is_none(), "{list:?}");
+
+    // The account restores the copy (staged inside its database: it may
+    // create no other), undoes and redoes it, and adds missing rows.
+    let tables = ["account", "item", "payment", "expense", "itemparam"];
+    // Rows, and the definition line by line: MariaDB may list the keys
+    // of a table whose foreign keys were dropped and added in another
+    // order.
+    let state = || {
+        tables
+            .iter()
+            .map(|t| {
+                let create: String = db
+                    .conn()
+                    .query_first::<(String, String), _>(format!("SHOW CREATE TABLE `{t}`"))
+                    .unwrap()
+                    .unwrap()
+                    .1;
+                let mut lines: Vec<String> = create
+                    .lines()
+                    .map(|l| l.trim_end_matches(',').to_string())
+                    .collect();
+                lines.sort();
+                (db.checksum(t), lines)
+            })
+            .collect::<Vec<_>>()
+    };
+    let copied = state();
+    db.exec("DELETE FROM itemparam; UPDATE account SET balance = balance + 1; DELETE FROM payment WHERE id % 2 = 0");
+    let changed = state();
+    let run = |args: &[&str]| {
+        let out = panel.command(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    run(&["backup", "restore", &name]);
+    assert_eq!(
+        state(),
+        copied,
+        "the restore brought the copy back, keys and all"
+    );
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%\\_bmo\\_%'"
+        ),
+        "0"
+    );
+    run(&["backup", "undo"]);
+    assert_eq!(state(), changed, "undo brought the changed tables back");
+    run(&["backup", "undo"]);
+    assert_eq!(state(), copied, "and undoing the undo redid the restore");
+    db.exec("DELETE FROM payment WHERE id % 2 = 1");
+    run(&["backup", "restore", &name, "--behavior", "skip"]);
+    assert_eq!(state(), copied, "skip added the missing rows");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'billmgrops\\_stage\\_%'"),
+        "0",
+        "nothing staged is left"
+    );
     let _ = std::fs::remove_dir_all(&sysroot);
 }
 

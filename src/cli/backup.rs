@@ -299,7 +299,7 @@ fn restore(config: &Config, source: &DbSource, copy: &str, how: Behavior) -> Res
     );
     if let Some(undo) = r.undo {
         eprintln!(
-            "the replaced tables are kept in database `{undo}` until the next successful backup"
+            "the replaced tables are kept as `{undo}` until the next successful backup (`backup undo` brings them back)"
         );
     }
     Ok(())

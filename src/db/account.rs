@@ -79,9 +79,10 @@ impl Grants {
         }
         if !self.create_databases {
             notes.push(
-                "no CREATE on other databases: a full restore and a dump upload need the side \
-                 databases <db>_bmo_stage, <db>_bmo_undo and <db>_bmo_import \
-                 (GRANT ALL ON `<db>\\_bmo\\_%`.* TO the account)"
+                "no CREATE on other databases: uploading a SQL dump (not a copy made by \
+                 billmgr-ops) needs the scratch database <db>_bmo_import (GRANT ALL ON \
+                 `<db>\\_bmo\\_%`.* TO the account) and CREATE USER; restores stage inside \
+                 the billing database and need nothing more"
                     .to_string(),
             );
         }

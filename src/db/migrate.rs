@@ -262,6 +262,28 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 9,
+        name: "a restore's safety copy kept inside the billing database",
+        statements: &[
+            // What each generation of replaced tables keeps (see
+            // engine::restore::kept): its tables (`table`: live name, kept
+            // name in `tbl`), their foreign keys (`foreign key`: name,
+            // table in `tbl`, clause) and the live views, triggers,
+            // routines and events.
+            "CREATE TABLE IF NOT EXISTS billmgrops_kept (
+            id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            generation BIGINT UNSIGNED NOT NULL,
+            state ENUM('pending','undo') NOT NULL,
+            kind VARCHAR(16) NOT NULL,
+            name VARCHAR(64) NOT NULL,
+            tbl VARCHAR(64) NOT NULL,
+            sql_mode TEXT NOT NULL,
+            create_stmt LONGTEXT NOT NULL,
+            KEY generation (generation)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 /// A step of a migration written in Rust.
@@ -340,11 +362,7 @@ pub fn drop_plugin_tables(db: &mut Db) -> Result<usize> {
     db.conn().query_drop("SET SESSION foreign_key_checks = 1")?;
     for side in super::SideDb::ALL {
         let scratch = side.of(&live);
-        db.conn()
-            .query_drop(format!(
-                "DROP DATABASE IF EXISTS {}",
-                super::quote_ident(&scratch)
-            ))
+        super::drop_side_database(db.conn(), &scratch)
             .with_context(|| format!("failed to drop database {scratch}"))?;
     }
     Ok(tables.len())

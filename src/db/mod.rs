@@ -208,6 +208,20 @@ impl SideDb {
     }
 }
 
+/// Drops a side database if it exists: an account with privileges on the
+/// billing database alone may not even name another one in `DROP DATABASE
+/// IF EXISTS`.
+pub fn drop_side_database(conn: &mut Conn, database: &str) -> Result<()> {
+    let exists: Option<u8> = conn.exec_first(
+        "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        (database,),
+    )?;
+    if exists.is_some() {
+        conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(database)))?;
+    }
+    Ok(())
+}
+
 /// Quotes an identifier for SQL. Identifiers in this crate come from fixed
 /// tables or from the server's own catalog, never from a request.
 pub fn quote_ident(name: &str) -> String {

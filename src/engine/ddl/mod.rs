@@ -35,6 +35,7 @@
 
 mod body;
 mod collation;
+mod foreign;
 pub mod lex;
 
 use std::collections::HashSet;
@@ -42,6 +43,7 @@ use std::fmt;
 
 pub use super::introspect::DefinitionKind;
 use body::{check_body, check_one_statement, matching_paren};
+pub use foreign::{split_foreign_keys, ForeignKey};
 use lex::{Kind, Mode, Token};
 
 use crate::db::{quote_ident, TABLE_PREFIX};

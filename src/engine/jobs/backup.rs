@@ -11,6 +11,7 @@ use super::super::archive;
 use super::super::crypt::{self, CopyKey};
 use super::super::dump::{self, Phase};
 use super::super::policy::retention::{self, Kept, Limits};
+use super::super::restore;
 use super::super::saved::index::SealedBlocks;
 use super::super::saved::objects;
 use super::super::settings::{open_storage, NoSuchObject, Settings};
@@ -19,7 +20,7 @@ use crate::clock;
 use crate::config::{Config, DbSource};
 use crate::db::backupconf::{self, PlanRow};
 use crate::db::backups::{self, CopyRow, CopyState, PlaceState};
-use crate::db::{quote_ident, Db, SideDb};
+use crate::db::{Db, SideDb};
 use crate::progress::Throttle;
 use crate::storage::Pending;
 
@@ -317,24 +318,17 @@ fn check_space(db: &mut Db, settings: &Settings) -> Result<()> {
 
 /// The replaced tables of the last restore are kept until a backup succeeds.
 ///
-/// Only the side databases that exist are dropped: an account with
-/// privileges on the billing database alone (no restore has made them)
-/// may not even name another one in `DROP DATABASE IF EXISTS`. A failure
-/// here leaves the copy good: it is logged, not returned.
+/// They are inside the billing database ([`restore::kept`]); the side
+/// databases of earlier versions are dropped only where they exist: an
+/// account with privileges on the billing database alone may not even
+/// name another one in `DROP DATABASE IF EXISTS`. A failure here leaves
+/// the copy good: it is logged, not returned.
 fn drop_undo(db: &mut Db) {
     let result = (|| -> Result<()> {
+        restore::kept::drop_all(db.conn())?;
         let live = db.name()?;
         for database in [SideDb::Undo.of(&live), SideDb::UndoNext.of(&live)] {
-            let exists: Option<u8> = db.conn().exec_first(
-                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-                (&database,),
-            )?;
-            if exists.is_some() {
-                db.conn().query_drop(format!(
-                    "DROP DATABASE IF EXISTS {}",
-                    quote_ident(&database)
-                ))?;
-            }
+            crate::db::drop_side_database(db.conn(), &database)?;
         }
         Ok(())
     })();

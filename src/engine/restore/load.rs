@@ -21,21 +21,25 @@ use crate::db::quote_ident;
 
 /// A table to load: its columns and chunks in order.
 struct TableJob {
+    /// The copy's name for it.
     table: String,
+    /// The staged table it loads into.
+    target: String,
     names: Vec<String>,
     columns: String,
     chunks: Vec<Chunk>,
     rows: u64,
 }
 
-/// Loads every table of `listing` into `stage` with `threads` connections
-/// (opened by `connect`); returns the rows loaded.
+/// Loads every table of `listing` into its staged table (`target` names
+/// it) with `threads` connections (opened by `connect`); returns the rows
+/// loaded.
 pub(super) fn load_tables(
     source: &DbSource,
     timeout: Duration,
     copy: &Copy<'_>,
     listing: &Listing,
-    stage: &str,
+    target: &dyn Fn(&str) -> Option<String>,
     threads: usize,
 ) -> Result<u64> {
     // Largest tables first: they set the length of the load (the workers
@@ -43,26 +47,30 @@ pub(super) fn load_tables(
     let mut jobs: Vec<TableJob> = listing
         .tables
         .iter()
-        .map(|t| TableJob {
-            table: t.name.clone(),
-            names: t.columns.clone(),
-            columns: t
-                .columns
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            chunks: t.chunks.clone(),
-            rows: t.rows,
+        .map(|t| {
+            Ok(TableJob {
+                table: t.name.clone(),
+                target: target(&t.name)
+                    .with_context(|| format!("table `{}` was not staged", t.name))?,
+                names: t.columns.clone(),
+                columns: t
+                    .columns
+                    .iter()
+                    .map(|c| quote_ident(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                chunks: t.chunks.clone(),
+                rows: t.rows,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     jobs.sort_by_key(|j| j.chunks.iter().map(|c| c.text_size).sum::<u64>());
     let jobs = Mutex::new(jobs);
     let results: Vec<Result<u64>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 let jobs = &jobs;
-                scope.spawn(move || loader(super::connect(source, timeout)?, stage, copy, jobs))
+                scope.spawn(move || loader(super::connect(source, timeout)?, copy, jobs))
             })
             .collect();
         handles
@@ -107,13 +115,7 @@ fn feed(copy: &Copy<'_>, job: &TableJob, tx: SyncSender<Result<Vec<u8>, String>>
 /// fetches each chunk by a ranged read at its listed offset, checks it,
 /// decompresses and checks it again while the server ingests the previous
 /// one; memory holds a few chunks per loader.
-fn loader(
-    mut conn: Conn,
-    stage: &str,
-    copy: &Copy<'_>,
-    jobs: &Mutex<Vec<TableJob>>,
-) -> Result<u64> {
-    conn.query_drop(format!("USE {}", quote_ident(stage)))?;
+fn loader(mut conn: Conn, copy: &Copy<'_>, jobs: &Mutex<Vec<TableJob>>) -> Result<u64> {
     let local_infile: Option<i64> = conn
         .query_first("SELECT @@GLOBAL.local_infile")
         .context("failed to ask the server whether it takes LOAD DATA LOCAL")?;
@@ -128,7 +130,7 @@ fn loader(
         }
         let started = std::time::Instant::now();
         rows += if by_insert {
-            insert_table(&mut conn, stage, copy, &job)?
+            insert_table(&mut conn, copy, &job)?
         } else {
             load_table(&mut conn, copy, &job)?
         };
@@ -144,12 +146,12 @@ fn loader(
 
 /// Loads one table by `INSERT`s in one transaction; checks its warnings
 /// and row count as [`load_table`] does.
-fn insert_table(conn: &mut Conn, stage: &str, copy: &Copy<'_>, job: &TableJob) -> Result<u64> {
+fn insert_table(conn: &mut Conn, copy: &Copy<'_>, job: &TableJob) -> Result<u64> {
     let types: Vec<(String, String)> = conn
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
-            (stage, &job.table),
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (&job.target,),
         )
         .with_context(|| format!("failed to read the columns of `{}`", job.table))?;
     let literals = job
@@ -163,7 +165,7 @@ fn insert_table(conn: &mut Conn, stage: &str, copy: &Copy<'_>, job: &TableJob) -
                 .with_context(|| format!("`{}` has no column `{name}`", job.table))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut inserts = Inserts::new(&quote_ident(&job.table), &job.columns, literals);
+    let mut inserts = Inserts::new(&quote_ident(&job.target), &job.columns, literals);
     let (tx, rx) = sync_channel::<Result<Vec<u8>, String>>(2);
     let mut loaded = 0u64;
     conn.query_drop("START TRANSACTION")?;
@@ -226,7 +228,7 @@ fn load_table(conn: &mut Conn, copy: &Copy<'_>, job: &TableJob) -> Result<u64> {
         conn.query_drop(format!(
             "LOAD DATA LOCAL INFILE 'table' INTO TABLE {} CHARACTER SET binary
              FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({})",
-            quote_ident(&job.table),
+            quote_ident(&job.target),
             job.columns
         ))
         .inspect_err(|_| {

@@ -1,18 +1,21 @@
 //! Full restore, staged and reversible.
 //!
-//! 1. The copy's tables are created in a staging database
-//!    (`<db>_bmo_stage`) and its chunks loaded there in parallel with
+//! 1. The copy's tables are staged beside the live ones, inside the
+//!    billing database (`billmgrops_stage_<i>`, [`stage`]: the panel's own
+//!    account may create tables there and nowhere else), and its chunks
+//!    loaded there in parallel with
 //!    `LOAD DATA LOCAL INFILE` (one statement per table, fed chunk after
 //!    chunk through ranged reads at the listing's offsets), each chunk
 //!    checked against the listing before it is loaded, every table loaded
 //!    with zero warnings and exactly the listed number of rows, with
 //!    InnoDB's statistics recalculation paused and the statistics computed
 //!    once at the end (`stats.rs`). Until here the live database is
-//!    untouched, and any failure just drops the staging database.
+//!    untouched, and any failure just drops the staged tables.
 //! 2. `edit`: the live tables are swapped for the staged ones in one atomic
-//!    `RENAME TABLE`; the replaced tables go to `<db>_bmo_undo`, kept as a
-//!    safety copy until the next successful backup (`undo` swaps them back).
-//!    Then the copy's views, triggers, routines and events are created. If
+//!    `RENAME TABLE`; the replaced tables are kept as a safety copy
+//!    (`billmgrops_kept_<generation>_<slot>`, [`kept`]) until the next
+//!    successful backup (`undo` swaps them back). Then the copy's foreign
+//!    keys ([`keys`]), views, triggers, routines and events are created. If
 //!    that fails, the swap is reversed.
 //!    `skip`: rows missing from the live tables are added from the staged
 //!    ones (`INSERT IGNORE`), all tables in one transaction.
@@ -26,13 +29,19 @@
 //! The plugin's own tables (`billmgrops_*`) are never in a copy and never
 //! touched.
 //!
-//! `load.rs` fills the staging database, `stats.rs` keeps statistics out
-//! of its way, `definitions.rs` checks and runs the copy's statements,
-//! `swap.rs` applies the result and undoes it.
+//! `stage.rs` names and creates the staged tables, `load.rs` fills them,
+//! `stats.rs` keeps statistics out of its way, `definitions.rs` checks and
+//! runs the copy's statements, `swap.rs` applies the result and undoes it,
+//! with `keys.rs` and `kept.rs`; `legacy.rs` undoes a restore an earlier
+//! version kept in a database of its own.
 
 mod definitions;
 mod insert;
+pub(crate) mod kept;
+mod keys;
+mod legacy;
 mod load;
+mod stage;
 mod stats;
 mod swap;
 
@@ -46,8 +55,9 @@ use mysql::Conn;
 use super::archive::{self, check_entry, Copy, Listing};
 use super::ddl::Scope;
 use crate::config::DbSource;
-use crate::db::{self, quote_ident, SideDb, TABLE_PREFIX};
-use definitions::{run_checked, Checked};
+use crate::db::{self, TABLE_PREFIX};
+use definitions::Checked;
+use stage::Staging;
 pub use swap::undo;
 
 /// What happens to data that exists now.
@@ -81,7 +91,7 @@ pub struct RestoreOptions {
 pub struct RestoreReport {
     pub tables: usize,
     pub rows: u64,
-    /// The database holding the replaced tables (edit).
+    /// The names the replaced tables are kept under (edit).
     pub undo: Option<String>,
 }
 
@@ -114,21 +124,6 @@ fn check(conn: &mut Conn, live: &str, listing: &Listing) -> Result<Checked> {
     Checked::of(&scope, listing)
 }
 
-/// Drops the staging database when the restore ends, however it ends.
-struct StageGuard<'a> {
-    conn: &'a mut Conn,
-    stage: String,
-}
-
-impl Drop for StageGuard<'_> {
-    fn drop(&mut self) {
-        let _ = self.conn.query_drop(format!(
-            "DROP DATABASE IF EXISTS {}",
-            quote_ident(&self.stage)
-        ));
-    }
-}
-
 /// Restores `copy` (described by `listing`) into the database `source` names.
 pub fn restore(
     source: &DbSource,
@@ -147,21 +142,24 @@ pub fn restore(
     // Every statement of the copy is checked before anything is created.
     let checked = check(&mut control, &live, listing)
         .context("the copy's definitions are refused; nothing was changed")?;
-    let stage = SideDb::Stage.of(&live);
-    let guard = create_stage(&mut control, &live, &stage, &checked)?;
+    let staging = Staging::of(&checked)?;
+    // What a killed restore left goes first (the caller holds the job lock).
+    kept::settle(&mut control)?;
+    let guard = stage::create(&mut control, &staging)?;
     progress("stage", 0);
     check_schema_entries(copy, listing)?;
     progress("load", 0);
-    let paused = stats::pause(guard.conn, &stage)?;
-    let loaded = load::load_tables(source, timeout, copy, listing, &stage, opts.threads)
+    let paused = stats::pause(guard.conn, kept::STAGE_PREFIX)?;
+    let target = |name: &str| staging.staged_of(name);
+    let loaded = load::load_tables(source, timeout, copy, listing, &target, opts.threads)
         .context("the restore failed before touching the live database")?;
-    stats::resume(guard.conn, &stage, paused)
+    stats::resume(guard.conn, paused)
         .context("the restore failed before touching the live database")?;
     progress("apply", 0);
     let undo = match opts.behavior {
-        Behavior::Edit => Some(swap::swap(guard.conn, &checked, &live, &stage)?),
+        Behavior::Edit => Some(swap::swap(guard.conn, &checked, &staging, &live)?),
         Behavior::Skip => {
-            swap::merge(guard.conn, listing, &checked, &live, &stage)?;
+            swap::merge(guard.conn, listing, &checked, &staging, &live)?;
             None
         }
     };
@@ -172,41 +170,6 @@ pub fn restore(
         rows: loaded,
         undo,
     })
-}
-
-/// Creates the staging database (the live one's character set) with the
-/// copy's checked tables; it is dropped when the guard goes.
-fn create_stage<'c>(
-    control: &'c mut Conn,
-    live: &str,
-    stage: &str,
-    checked: &Checked,
-) -> Result<StageGuard<'c>> {
-    let charset: Option<String> = control.exec_first(
-        "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
-        (live,),
-    )?;
-    control.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(stage)))?;
-    control.query_drop(format!(
-        "CREATE DATABASE {} CHARACTER SET {}",
-        quote_ident(stage),
-        charset.unwrap_or_else(|| "utf8mb4".into())
-    ))?;
-    let guard = StageGuard {
-        conn: control,
-        stage: stage.to_string(),
-    };
-    guard
-        .conn
-        .query_drop(format!("USE {}", quote_ident(stage)))?;
-    for (name, create) in &checked.tables {
-        run_checked(guard.conn, create)
-            .with_context(|| format!("failed to create table `{name}` in the staging database"))?;
-    }
-    guard
-        .conn
-        .query_drop(format!("USE {}", quote_ident(live)))?;
-    Ok(guard)
 }
 
 /// The schema entries are checked against the listing: a restore must not

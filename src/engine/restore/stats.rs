@@ -62,30 +62,29 @@ pub(super) struct Paused {
     tables: Vec<(String, Option<Recalc>)>,
 }
 
-fn alter(conn: &mut Conn, stage: &str, table: &str, recalc: Recalc) -> Result<()> {
+fn alter(conn: &mut Conn, table: &str, recalc: Recalc) -> Result<()> {
     conn.query_drop(format!(
-        "ALTER TABLE {}.{} STATS_AUTO_RECALC = {}, ALGORITHM = INSTANT",
-        quote_ident(stage),
+        "ALTER TABLE {} STATS_AUTO_RECALC = {}, ALGORITHM = INSTANT",
         quote_ident(table),
         recalc.sql()
     ))
     .map_err(Into::into)
 }
 
-/// Turns off the recalculation of every base table in `stage` (all just
-/// created, empty).
-pub(super) fn pause(conn: &mut Conn, stage: &str) -> Result<Paused> {
+/// Turns off the recalculation of the staged tables whose names start
+/// with `prefix` (all just created, empty).
+pub(super) fn pause(conn: &mut Conn, prefix: &str) -> Result<Paused> {
     let tables: Vec<(String, Option<String>)> = conn
         .exec(
             "SELECT TABLE_NAME, CREATE_OPTIONS FROM information_schema.TABLES
-             WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'",
-            (stage,),
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME LIKE ?",
+            (format!("{}%", prefix.replace('_', "\\_")),),
         )
         .context("failed to read the staged tables")?;
     let mut paused = Paused::default();
     for (table, options) in tables {
         let recalc = Recalc::of_options(options.as_deref().unwrap_or(""));
-        match alter(conn, stage, &table, Recalc::Off) {
+        match alter(conn, &table, Recalc::Off) {
             Ok(()) => paused.tables.push((table, Some(recalc))),
             Err(e) => {
                 // MySQL changes the setting in place, not instantly.
@@ -103,16 +102,16 @@ pub(super) fn pause(conn: &mut Conn, stage: &str) -> Result<Paused> {
 /// A table that cannot get its setting back fails the restore (it would
 /// differ from the copy); statistics that cannot be computed are only a
 /// warning.
-pub(super) fn resume(conn: &mut Conn, stage: &str, paused: Paused) -> Result<()> {
+pub(super) fn resume(conn: &mut Conn, paused: Paused) -> Result<()> {
     // MariaDB's engine-independent statistics only where asked for
     // (a server kind without the variable does not have them).
     let _ = conn.query_drop("SET SESSION use_stat_tables = 'PREFERABLY_FOR_QUERIES'");
     for (table, recalc) in paused.tables {
         if let Some(recalc) = recalc {
-            alter(conn, stage, &table, recalc)
+            alter(conn, &table, recalc)
                 .with_context(|| format!("failed to set `{table}`'s STATS_AUTO_RECALC back"))?;
         }
-        let name = format!("{}.{}", quote_ident(stage), quote_ident(&table));
+        let name = quote_ident(&table);
         let outcome: Result<Vec<(String, String, String, String)>, _> =
             conn.query(format!("ANALYZE TABLE {name}"));
         match outcome {
