@@ -15,21 +15,32 @@ export BILLMGR_OPS_TEST_SYSTEM=1
 say "cargo test"
 cargo test --all-targets --features dev "$@"
 # The same backup, restore, per-object restore, upload, panel-list and
-# operations tests on the other servers real hosts run: MySQL (Debian's
-# own, 9.x, local_infile off as on a real host) and MariaDB 10.5, each
-# started by scripts/dbserver.sh from a debootstrap chroot, which needs
-# root. Only for a whole run (no arguments); SERVERS="" leaves them out.
+# operations tests as an account like the panel's own (ALL on its database
+# only: BILLMGR_OPS_TEST_ACCOUNT=panel gives the plugin that account), and
+# on the other servers real hosts run: MySQL (Debian's own, 9.x,
+# local_infile off as on a real host; as root and as the panel's account)
+# and MariaDB 10.5, each started by scripts/dbserver.sh from a debootstrap
+# chroot, which needs root. Only for a whole run (no arguments); SERVERS=""
+# leaves the other servers out.
+groups=(backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: credentials:: reader::)
 if [ $# -eq 0 ]; then
+  say "cargo test as the panel's own account"
+  BILLMGR_OPS_TEST_ACCOUNT=panel cargo test --features dev --test integration -- "${groups[@]}" || exit
   if [ "$(id -u)" -ne 0 ]; then
     say "MySQL and MariaDB 10.5 tests left out: scripts/dbserver.sh needs root"
   else
     for kind in ${SERVERS-mysql mariadb-10.5}; do
       url=$(bash scripts/dbserver.sh "$kind")
-      say "cargo test on $kind ($url)"
+      accounts=root
+      [ "$kind" = mysql ] && accounts="root panel"
       status=0
-      BILLMGR_OPS_TEST_DB=$url cargo test --features dev --test integration -- \
-        backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: \
-        credentials:: reader:: || status=$?
+      for account in $accounts; do
+        say "cargo test on $kind ($url) as $account"
+        [ "$account" = panel ] && export BILLMGR_OPS_TEST_ACCOUNT=panel
+        BILLMGR_OPS_TEST_DB=$url cargo test --features dev --test integration -- "${groups[@]}" || status=$?
+        unset BILLMGR_OPS_TEST_ACCOUNT
+        [ "$status" -eq 0 ] || break
+      done
       bash scripts/dbserver.sh "$kind" stop
       [ "$status" -eq 0 ] || exit "$status"
     done

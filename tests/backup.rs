@@ -48,7 +48,7 @@ impl Fixture {
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&cmd)
-            .env("BILLMGR_OPS_DB", &self.db.url)
+            .env("BILLMGR_OPS_DB", &self.db.plugin_url)
             .env("MGR_DIR", self.panel.mgrdir())
             .output()
             .unwrap();
@@ -162,7 +162,7 @@ CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY STARTS '2030-01-01 03:00:00' DISABL
 #[test]
 fn a_restored_database_is_identical_in_every_feature() {
     let f = fixture(60);
-    f.db.exec(&every_feature());
+    f.db.plugin_exec(&every_feature());
     let (sums, defs) = (f.checksums(), f.definitions());
     assert!(defs.len() >= 6, "{defs:?}");
     // Tables as defined, with their statistics settings (the restore
@@ -314,7 +314,7 @@ fn the_archive_is_readable_with_standard_tools() {
 #[test]
 fn a_copy_taken_during_transfers_restores_to_balanced_books() {
     let f = fixture(10);
-    copy_during_transfers(&f, "shared-snapshot", &|| {
+    copy_during_transfers(&f, f.db.snapshot_kind(), &|| {
         let out = f
             .panel
             .command(&["backup", "create"])
@@ -385,24 +385,29 @@ fn copy_during_transfers(f: &Fixture, consistency: &str, take_copy: &dyn Fn() ->
                     (x >> 13) % 200_000 + 1,
                     (x >> 50) % 50 + 1,
                 );
-                let mut tx = c.start_transaction(mysql::TxOpts::default()).unwrap();
-                tx.exec_drop(
-                    "UPDATE wallet SET balance = balance - ? WHERE id = ?",
-                    (amount, src),
-                )
-                .unwrap();
-                tx.exec_drop(
-                    "UPDATE wallet SET balance = balance + ? WHERE id = ?",
-                    (amount, dst),
-                )
-                .unwrap();
-                tx.exec_drop(
-                    "INSERT INTO ledger (src, dst, amount) VALUES (?, ?, ?)",
-                    (src, dst, amount),
-                )
-                .unwrap();
-                tx.commit().unwrap();
-                n += 1;
+                // A transfer the server picks as a deadlock's victim is
+                // rolled back whole, as an application would retry it.
+                let transfer = |c: &mut mysql::Conn| -> Result<(), mysql::Error> {
+                    let mut tx = c.start_transaction(mysql::TxOpts::default())?;
+                    tx.exec_drop(
+                        "UPDATE wallet SET balance = balance - ? WHERE id = ?",
+                        (amount, src),
+                    )?;
+                    tx.exec_drop(
+                        "UPDATE wallet SET balance = balance + ? WHERE id = ?",
+                        (amount, dst),
+                    )?;
+                    tx.exec_drop(
+                        "INSERT INTO ledger (src, dst, amount) VALUES (?, ?, ?)",
+                        (src, dst, amount),
+                    )?;
+                    tx.commit()
+                };
+                match transfer(&mut c) {
+                    Ok(()) => n += 1,
+                    Err(mysql::Error::MySqlError(e)) if e.code == 1213 => continue,
+                    Err(e) => panic!("transfer: {e}"),
+                }
             }
             n
         })
@@ -515,7 +520,7 @@ fn a_corrupt_byte_is_caught_by_verify_and_restore_and_nothing_changes() {
 #[test]
 fn a_restore_that_fails_after_the_swap_puts_everything_back() {
     let f = fixture(30);
-    f.db.exec("CREATE TRIGGER t1 BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'x'");
+    f.db.plugin_exec("CREATE TRIGGER t1 BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'x'");
     let name = f.copy();
     // Break the copy's trigger definition: creating it fails after the swap.
     let path = f.dir().join(format!("{name}.json"));
@@ -525,7 +530,7 @@ fn a_restore_that_fails_after_the_swap_puts_everything_back() {
         text.replace("SET NEW.info = 'x'", "SET NEW.no_such_column = 'x'"),
     )
     .unwrap();
-    f.db.exec("DELETE FROM journal WHERE id % 3 = 0; DROP TRIGGER t1; CREATE TRIGGER t2 BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'y'");
+    f.db.plugin_exec("DELETE FROM journal WHERE id % 3 = 0; DROP TRIGGER t1; CREATE TRIGGER t2 BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'y'");
     let (before, defs) = (f.checksums(), f.definitions());
     let out = f.backup(&["restore", &name]);
     assert!(!out.status.success());
@@ -963,9 +968,11 @@ fn settings_are_saved_dropped_and_the_catalog_rescanned() {
 #[test]
 fn a_regretted_restore_is_undone_and_redone() {
     let f = fixture(20);
-    f.db.exec("CREATE TRIGGER t_old BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'old'");
+    f.db.plugin_exec(
+        "CREATE TRIGGER t_old BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'old'",
+    );
     let name = f.copy();
-    f.db.exec("DROP TRIGGER t_old; CREATE TRIGGER t_new BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'new';
+    f.db.plugin_exec("DROP TRIGGER t_old; CREATE TRIGGER t_new BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'new';
                DELETE FROM expense WHERE id % 2 = 0; CREATE VIEW v_now AS SELECT id FROM account");
     let (now_sums, now_defs) = (f.checksums(), f.definitions());
     f.ok(&["restore", &name]);
@@ -1001,7 +1008,9 @@ fn a_table_outside_the_copy_keeps_its_foreign_key_to_the_live_table() {
     let id = f.db.scalar("SELECT MIN(id) FROM account");
     f.db.exec(&format!("INSERT INTO extra_note VALUES (1, {id})"));
     let mut c = f.db.conn();
-    assert!(c.query_drop("INSERT INTO extra_note VALUES (2, -5)").is_err());
+    assert!(c
+        .query_drop("INSERT INTO extra_note VALUES (2, -5)")
+        .is_err());
 }
 
 #[test]
@@ -1376,7 +1385,7 @@ fn a_copy_restores_on_the_other_kind_of_server() {
         let on_target = |args: &[&str]| {
             let out = panel
                 .command(args)
-                .env("BILLMGR_OPS_DB", &to.url)
+                .env("BILLMGR_OPS_DB", &to.plugin_url)
                 .output()
                 .unwrap();
             assert!(

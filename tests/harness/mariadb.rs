@@ -157,7 +157,15 @@ fn start_private(zone: Option<&str>) -> Server {
 /// A database of its own for one test, dropped when the test passes.
 pub struct TestDb {
     pub name: String,
+    /// root's address of the database, for setting up and checking.
     pub url: String,
+    /// The address the plugin is given: root's, or with
+    /// `BILLMGR_OPS_TEST_ACCOUNT=panel` that of an account like the
+    /// panel's own (`ALL` on this database only), so that the same tests
+    /// run as either (scripts/test.sh).
+    pub plugin_url: String,
+    /// That account, dropped with the database.
+    account: Option<String>,
     server: &'static Server,
 }
 
@@ -182,13 +190,57 @@ impl TestDb {
         ))
         .expect("cannot create the test database");
         let url = format!("{}/{name}", server.base_url);
-        TestDb { name, url, server }
+        let (plugin_url, account) = match std::env::var("BILLMGR_OPS_TEST_ACCOUNT").as_deref() {
+            Ok("panel") => {
+                let user = format!("bma_{name}");
+                // MySQL logs binary by default, and then refuses a trigger
+                // or routine from an account without SUPER unless the
+                // administrator trusts function creators, as a host whose
+                // panel account makes them must.
+                let _ = conn.query_drop("SET GLOBAL log_bin_trust_function_creators = 1");
+                let url = super::panel_account(&mut conn, &user, &name, &url);
+                (url, Some(user))
+            }
+            _ => (url.clone(), None),
+        };
+        TestDb {
+            name,
+            url,
+            plugin_url,
+            account,
+            server,
+        }
     }
 
     /// The test server's TCP host and port.
     pub fn host_port(&self) -> (String, u16) {
         let opts = mysql::Opts::from_url(&self.url).unwrap();
         (opts.get_ip_or_hostname().to_string(), opts.get_tcp_port())
+    }
+
+    /// Whether the plugin is given an account like the panel's own.
+    pub fn as_panel_account(&self) -> bool {
+        self.account.is_some()
+    }
+
+    /// How a copy's connections share one snapshot with the plugin's
+    /// account: the server's global lock needs RELOAD, which the panel's
+    /// own account lacks.
+    pub fn snapshot_kind(&self) -> &'static str {
+        if self.as_panel_account() {
+            "table-locks"
+        } else {
+            "shared-snapshot"
+        }
+    }
+
+    /// Runs SQL as the plugin's account: views, triggers and routines made
+    /// this way are the plugin's own, as on a panel whose objects its own
+    /// account made (another account's it could not restore without SUPER).
+    pub fn plugin_exec(&self, sql: &str) {
+        let mut c = mysql::Conn::new(mysql::Opts::from_url(&self.plugin_url).unwrap())
+            .expect("cannot connect as the plugin's account");
+        run_batch(&mut c, sql);
     }
 
     /// A connection to this database, for setting up and checking.
@@ -200,13 +252,7 @@ impl TestDb {
     /// multi-statement batch reports later errors only in its later result
     /// sets, so every set is walked).
     pub fn exec(&self, sql: &str) {
-        let mut c = self.conn();
-        let mut result = c.query_iter(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-        while let Some(set) = result.iter() {
-            for row in set {
-                row.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            }
-        }
+        run_batch(&mut self.conn(), sql);
     }
 
     /// The first column of the first row of a query, as text.
@@ -233,6 +279,17 @@ impl TestDb {
     }
 }
 
+/// Runs a batch of statements, failing on an error in any of them (a
+/// batch reports later errors only in its later results).
+fn run_batch(c: &mut mysql::Conn, sql: &str) {
+    let mut result = c.query_iter(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    while let Some(set) = result.iter() {
+        for row in set {
+            row.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -241,6 +298,9 @@ impl Drop for TestDb {
         }
         if let Ok(mut c) = mysql::Conn::new(mysql::Opts::from_url(&self.server.base_url).unwrap()) {
             let _ = c.query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+            if let Some(user) = &self.account {
+                let _ = c.query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"));
+            }
         }
     }
 }

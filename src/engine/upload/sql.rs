@@ -142,11 +142,18 @@ pub(super) fn import(
     let scratch = crate::db::SideDb::Import.of(&live);
     jobs::with_job_lock(db, |db| {
         let drop = format!("DROP DATABASE IF EXISTS {}", quote_ident(&scratch));
-        db.conn().query_drop(&drop)?;
-        db.conn().query_drop(format!(
+        crate::db::drop_side_database(db.conn(), &scratch)?;
+        if let Err(e) = db.conn().query_drop(format!(
             "CREATE DATABASE {} CHARACTER SET utf8mb4",
             quote_ident(&scratch)
-        ))?;
+        )) {
+            return Err(refuse(format!(
+                "a SQL dump is loaded into a scratch database `{scratch}` as a temporary database \
+                 account confined to it, and the plugin's account may not create that database \
+                 ({e}); grant it ALL ON `<db>\\_bmo\\_%`.* and CREATE USER, or upload a copy \
+                 made by billmgr-ops"
+            )));
+        }
         let result = create_account(db, &scratch).and_then(|account| {
             let loaded = load(config, source_db, &account, &scratch, sql);
             if let Err(e) = db
