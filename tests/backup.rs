@@ -314,53 +314,21 @@ fn the_archive_is_readable_with_standard_tools() {
 #[test]
 fn a_copy_taken_during_transfers_restores_to_balanced_books() {
     let f = fixture(10);
-    copy_during_transfers(&f, f.db.snapshot_kind(), &|| {
-        let out = f
-            .panel
-            .command(&["backup", "create"])
-            .env("BILLMGR_OPS_DEV_SNAPSHOT_GAP_MS", "300")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        f.db.scalar(
-            "SELECT name FROM billmgrops_backup WHERE state = 'ok' ORDER BY id DESC LIMIT 1",
-        )
-    });
+    copy_during_transfers(&f, f.db.snapshot_kind(), &f.db.plugin_url);
 }
 
 #[test]
 fn the_panels_own_account_copies_in_parallel_under_table_locks_to_balanced_books() {
     let f = fixture(10);
     let account = crate::harness::PanelAccount::new(&f.db);
-    let url = account.url(&f.db);
-    copy_during_transfers(&f, "table-locks", &|| {
-        let out = f
-            .panel
-            .command(&["backup", "create"])
-            .env("BILLMGR_OPS_DB", &url)
-            // Transfers commit between the workers' snapshots unless the
-            // table locks hold them back.
-            .env("BILLMGR_OPS_DEV_SNAPSHOT_GAP_MS", "300")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        f.db.scalar(
-            "SELECT name FROM billmgrops_backup WHERE state = 'ok' ORDER BY id DESC LIMIT 1",
-        )
-    });
+    copy_during_transfers(&f, "table-locks", &account.url(&f.db));
 }
 
-/// Takes a copy (`take_copy`) while transfers between wallets run, checks
-/// how the snapshot was made, restores it as root and checks the books.
-fn copy_during_transfers(f: &Fixture, consistency: &str, take_copy: &dyn Fn() -> String) {
+/// Takes a copy as the account of `url` while transfers between wallets
+/// run, with a pause between the workers' snapshots (transfers commit in
+/// it unless the snapshot holds them back), checks how the snapshot was
+/// made, restores it as root and checks the books.
+fn copy_during_transfers(f: &Fixture, consistency: &str, url: &str) {
     f.db.exec(&format!(
         "CREATE TABLE wallet (id INT PRIMARY KEY, balance BIGINT NOT NULL) ENGINE=InnoDB;
          INSERT INTO wallet SELECT seq, 1000 FROM {} n;
@@ -369,11 +337,11 @@ fn copy_during_transfers(f: &Fixture, consistency: &str, take_copy: &dyn Fn() ->
     ));
     f.panel.configure("BackupThreads 2\n");
     let stop = Arc::new(AtomicBool::new(false));
-    let url = f.db.url.clone();
+    let root = f.db.url.clone();
     let writer = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let mut c = mysql::Conn::new(mysql::Opts::from_url(&url).unwrap()).unwrap();
+            let mut c = mysql::Conn::new(mysql::Opts::from_url(&root).unwrap()).unwrap();
             let mut n = 0u64;
             let mut x: u64 = 12345;
             while !stop.load(Ordering::Relaxed) && n < 200_000 {
@@ -416,7 +384,21 @@ fn copy_during_transfers(f: &Fixture, consistency: &str, take_copy: &dyn Fn() ->
     wait_until(30, "transfers to start", || {
         f.db.scalar("SELECT COUNT(*) FROM ledger") != "0"
     });
-    let name = take_copy();
+    let out = f
+        .panel
+        .command(&["backup", "create"])
+        .env("BILLMGR_OPS_DB", url)
+        .env("BILLMGR_OPS_DEV_SNAPSHOT_GAP_MS", "300")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = f
+        .db
+        .scalar("SELECT name FROM billmgrops_backup WHERE state = 'ok' ORDER BY id DESC LIMIT 1");
     stop.store(true, Ordering::Relaxed);
     let transfers = writer.join().unwrap();
     let listing: serde_json::Value =
@@ -984,6 +966,71 @@ fn a_regretted_restore_is_undone_and_redone() {
     f.ok(&["undo"]);
     assert_eq!(f.checksums(), copy_sums, "undo again redoes the restore");
     assert_eq!(f.definitions(), copy_defs);
+}
+
+#[test]
+fn a_foreign_key_that_fails_after_the_swap_puts_every_table_and_key_back() {
+    let f = fixture(20);
+    f.db.plugin_exec("CREATE TRIGGER t1 BEFORE INSERT ON payment FOR EACH ROW SET NEW.info = 'x'");
+    let name = f.copy();
+    // The copy's key of `item` to `account` names a column `account`
+    // lacks: adding it fails once the tables are swapped.
+    let path = f.dir().join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let broken = text.replace(
+        "FOREIGN KEY (`account`) REFERENCES `account` (`id`)",
+        "FOREIGN KEY (`account`) REFERENCES `account` (`no_such`)",
+    );
+    assert_ne!(broken, text, "the copy has the key");
+    std::fs::write(&path, broken).unwrap();
+    f.db.exec("DELETE FROM journal WHERE id % 3 = 0");
+    let keys = || {
+        f.db.scalar(
+            "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', CONSTRAINT_NAME, '>', REFERENCED_TABLE_NAME) \
+             ORDER BY TABLE_NAME, CONSTRAINT_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE()",
+        )
+    };
+    let (before, defs, before_keys) = (f.checksums(), f.definitions(), keys());
+    let out = f.backup(&["restore", &name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("the swap was reversed"), "{stderr}");
+    assert_eq!(f.checksums(), before);
+    assert_eq!(f.definitions(), defs);
+    assert_eq!(keys(), before_keys, "every key back on its live table");
+    assert_eq!(
+        f.db.scalar("SELECT COUNT(*) FROM billmgrops_kept"),
+        "0",
+        "the failed restore keeps nothing"
+    );
+}
+
+#[test]
+fn a_safety_copy_an_earlier_version_kept_in_a_side_database_still_undoes() {
+    let f = fixture(10);
+    if f.db.as_panel_account() {
+        // Such an account could never have made the side database.
+        return;
+    }
+    let undo = format!("{}_bmo_undo", f.db.name);
+    f.db.exec(&format!(
+        "CREATE DATABASE `{undo}`;
+         CREATE TABLE `{undo}`.note (id INT PRIMARY KEY); INSERT INTO `{undo}`.note VALUES (1), (2);
+         CREATE TABLE `{undo}`._bmo_definitions (kind VARCHAR(16), name VARCHAR(64), tbl VARCHAR(64), sql_mode TEXT, create_stmt LONGTEXT);
+         CREATE TABLE note (id INT PRIMARY KEY); INSERT INTO note VALUES (3)"
+    ));
+    f.ok(&["undo"]);
+    assert_eq!(
+        f.db.scalar("SELECT GROUP_CONCAT(id ORDER BY id) FROM note"),
+        "1,2"
+    );
+    assert_eq!(
+        f.db.scalar(&format!("SELECT GROUP_CONCAT(id) FROM `{undo}`.note")),
+        "3",
+        "what was live is kept in its place"
+    );
+    f.db.exec(&format!("DROP DATABASE `{undo}`"));
 }
 
 #[test]

@@ -18,16 +18,7 @@ fn stderr(out: &Output) -> String {
 /// The directories `install` expects of a panel, and a `sbin/mgrctl`
 /// running `script`.
 fn panel_tree(mgr: &Path, mgrctl: &str) {
-    for dir in [
-        "addon",
-        "cgi",
-        "etc/xml",
-        "sbin",
-        "var/.xmlcache",
-        "processing",
-    ] {
-        std::fs::create_dir_all(mgr.join(dir)).unwrap();
-    }
+    crate::harness::panel_dirs(mgr);
     let path = mgr.join("sbin/mgrctl");
     std::fs::write(&path, format!("#!/bin/sh\n{mgrctl}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

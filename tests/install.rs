@@ -21,16 +21,7 @@ impl Tree {
     fn new(db: &TestDb) -> Tree {
         let panel = Panel::new(db);
         let mgr = panel.mgrdir().clone();
-        for dir in [
-            "addon",
-            "cgi",
-            "etc/xml",
-            "sbin",
-            "var/.xmlcache",
-            "processing",
-        ] {
-            std::fs::create_dir_all(mgr.join(dir)).unwrap();
-        }
+        crate::harness::panel_dirs(&mgr);
         // The panel's own files, which install must leave alone.
         std::fs::write(mgr.join("etc/billmgr.conf"), "DBHost localhost\n").unwrap();
         std::fs::write(mgr.join("etc/xml/billmgr_mod_other.xml"), "<mgrdata/>\n").unwrap();

@@ -51,6 +51,8 @@ pub enum ErrorKind {
     CoreRuns,
     /// No place read names the billing database's account.
     NoCredentials,
+    /// The database account lacks what uploading another tool's SQL dump needs.
+    DumpGrants,
     /// The billing database cannot be reached.
     Db,
     /// Anything unexpected; the detail is in the log.
@@ -79,6 +81,7 @@ impl ErrorKind {
         ErrorKind::Outside,
         ErrorKind::CoreRuns,
         ErrorKind::NoCredentials,
+        ErrorKind::DumpGrants,
         ErrorKind::Db,
         ErrorKind::Internal,
     ];
@@ -106,6 +109,7 @@ impl ErrorKind {
             ErrorKind::Outside => "outside",
             ErrorKind::CoreRuns => "core_runs",
             ErrorKind::NoCredentials => "db_credentials",
+            ErrorKind::DumpGrants => "dump_grants",
             ErrorKind::Db => "db",
             ErrorKind::Internal => "internal",
         }
@@ -132,6 +136,13 @@ pub fn panel_error(err: &anyhow::Error) -> Option<PanelError> {
     }
     if err.downcast_ref::<crate::engine::jobs::Busy>().is_some() {
         return Some(PanelError::new(ErrorKind::BackupRunning, "backup", ""));
+    }
+    if let Some(needs) = err.downcast_ref::<crate::engine::upload::DumpNeedsGrants>() {
+        return Some(PanelError::new(
+            ErrorKind::DumpGrants,
+            "file",
+            needs.0.clone(),
+        ));
     }
     if let Some(taken) = err.downcast_ref::<crate::engine::upload::NameTaken>() {
         return Some(PanelError::new(ErrorKind::Exists, "name", taken.0.clone()));

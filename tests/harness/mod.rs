@@ -75,6 +75,20 @@ pub struct PanelAccount {
     url: String,
 }
 
+/// Makes the directories `install` expects of a panel under `mgr`.
+pub fn panel_dirs(mgr: &Path) {
+    for dir in [
+        "addon",
+        "cgi",
+        "etc/xml",
+        "sbin",
+        "var/.xmlcache",
+        "processing",
+    ] {
+        std::fs::create_dir_all(mgr.join(dir)).unwrap();
+    }
+}
+
 /// The password of the test accounts: symbols a naive parser cuts.
 const PANEL_PASSWORD: &str = "p@ss w#rd;'\\x";
 

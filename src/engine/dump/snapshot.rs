@@ -215,18 +215,8 @@ pub(super) fn snapshot(
         };
         match control.query_drop(lock) {
             Ok(()) => {
-                let workers = shared(
-                    &mut control,
-                    &mut readers,
-                    threads,
-                    opts.snapshot_gap,
-                    unlock,
-                )?;
-                return Ok(Snapshot {
-                    control,
-                    workers,
-                    consistency: Consistency::SharedSnapshot,
-                });
+                let how = Consistency::SharedSnapshot;
+                return under_lock(control, &mut readers, threads, opts, unlock, how);
             }
             Err(e) => {
                 let _ = control.query_drop(unlock);
@@ -238,18 +228,8 @@ pub(super) fn snapshot(
         match lock_tables_statement(&mut control)? {
             Some(lock_tables) => match control.query_drop(&lock_tables) {
                 Ok(()) => {
-                    let workers = shared(
-                        &mut control,
-                        &mut readers,
-                        threads,
-                        opts.snapshot_gap,
-                        "UNLOCK TABLES",
-                    )?;
-                    return Ok(Snapshot {
-                        control,
-                        workers,
-                        consistency: Consistency::TableLocks,
-                    });
+                    let how = Consistency::TableLocks;
+                    return under_lock(control, &mut readers, threads, opts, "UNLOCK TABLES", how);
                 }
                 Err(e) => {
                     let _ = control.query_drop("UNLOCK TABLES");
@@ -265,6 +245,24 @@ pub(super) fn snapshot(
         control,
         workers: vec![c],
         consistency: Consistency::SingleConnection,
+    })
+}
+
+/// The workers' shared snapshot, started while `control` holds a lock
+/// that `unlock` releases (`consistency` says which).
+fn under_lock(
+    mut control: Conn,
+    readers: &mut Readers<'_>,
+    threads: usize,
+    opts: &DumpOptions,
+    unlock: &str,
+    consistency: Consistency,
+) -> Result<Snapshot> {
+    let workers = shared(&mut control, readers, threads, opts.snapshot_gap, unlock)?;
+    Ok(Snapshot {
+        control,
+        workers,
+        consistency,
     })
 }
 

@@ -50,6 +50,13 @@ impl fmt::Display for NotACopy {
 
 impl std::error::Error for NotACopy {}
 
+/// A SQL dump cannot be staged: the plugin's database account may not
+/// create the scratch database or the temporary account that confines the
+/// dump. Callers branch on it.
+#[derive(Debug, thiserror::Error)]
+#[error("uploading a SQL dump of another tool needs more privileges than the plugin's database account has: {0}")]
+pub struct DumpNeedsGrants(pub String);
+
 /// A copy of that name is in the catalog already. Callers branch on it.
 #[derive(Debug, thiserror::Error)]
 #[error("a copy named `{0}` exists already")]

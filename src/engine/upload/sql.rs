@@ -33,7 +33,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
-use super::{refuse, NotACopy};
+use super::{refuse, DumpNeedsGrants, NotACopy};
 use crate::config::{Config, DbSource};
 use crate::db::backups::CopyRow;
 use crate::db::{quote_ident, Db};
@@ -119,11 +119,7 @@ fn create_account(db: &mut Db, scratch: &str) -> Result<Account> {
         let _ = db
             .conn()
             .query_drop(format!("DROP USER IF EXISTS {}", account.sql()));
-        return Err(refuse(format!(
-            "a SQL dump is loaded as a temporary database account confined to its scratch database, \
-             and the plugin's account may not create one ({e}); grant it CREATE USER and GRANT OPTION, \
-             or upload a copy made by billmgr-ops"
-        )));
+        return Err(DumpNeedsGrants(format!("CREATE USER: {e}")).into());
     }
     Ok(account)
 }
@@ -147,12 +143,7 @@ pub(super) fn import(
             "CREATE DATABASE {} CHARACTER SET utf8mb4",
             quote_ident(&scratch)
         )) {
-            return Err(refuse(format!(
-                "a SQL dump is loaded into a scratch database `{scratch}` as a temporary database \
-                 account confined to it, and the plugin's account may not create that database \
-                 ({e}); grant it ALL ON `<db>\\_bmo\\_%`.* and CREATE USER, or upload a copy \
-                 made by billmgr-ops"
-            )));
+            return Err(DumpNeedsGrants(format!("CREATE DATABASE {scratch}: {e}")).into());
         }
         let result = create_account(db, &scratch).and_then(|account| {
             let loaded = load(config, source_db, &account, &scratch, sql);
