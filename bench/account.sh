@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Benchmark: a copy as root against a copy as the panel's own account
-# (`ALL` on the billing database only: no RELOAD), on the same private
-# MariaDB, alternating, in the same run.
+# Benchmark: a copy and a full restore as root against the same as the
+# panel's own account (`ALL` on the billing database only: no RELOAD, no
+# other database), on the same private MariaDB, alternating, in the same
+# run.
 #
 #   bench/account.sh [CLIENTS]      default 90000 clients (about 1 GB)
 #   RUNS=5 THREADS=2 bench/account.sh
 #   SERVER=mysql bench/account.sh   on the private MySQL of scripts/dbserver.sh
 #
 # Results: bench/runs/<date>-<host>-account/results.tsv and summary.md.
-# Every copy is verified (`backup verify`). Not a test: nothing here
+# Every copy is verified (`backup verify`), every restore checked with
+# CHECKSUM TABLE against the data before it. Not a test: nothing here
 # asserts a time.
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -52,10 +54,16 @@ fi
 $M -e "DROP USER IF EXISTS 'billmgr'@'127.0.0.1'; CREATE USER 'billmgr'@'127.0.0.1' IDENTIFIED BY 'b1llmgr';
        GRANT ALL ON bench.* TO 'billmgr'@'127.0.0.1'"
 size=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")
+sums() {
+  $M -N bench -e "SELECT GROUP_CONCAT(CONCAT('\`', TABLE_NAME, '\`') ORDER BY TABLE_NAME) FROM information_schema.TABLES
+                  WHERE TABLE_SCHEMA='bench' AND TABLE_TYPE='BASE TABLE' AND TABLE_NAME NOT LIKE 'billmgrops%'" |
+    xargs -I{} $M -N bench -e "CHECKSUM TABLE {}"
+}
+before=$(sums)
 root_url=$base/bench
 account_url="mysql://billmgr:b1llmgr@127.0.0.1:$port/bench"
 
-printf 'who\trun\tseconds\tpeak_rss_kib\tconsistency\tverified\n' >"$run_dir/results.tsv"
+printf 'who\trun\tseconds\tpeak_rss_kib\tconsistency\tverified\trestore_seconds\trestore_peak_rss_kib\trestored\n' >"$run_dir/results.tsv"
 for run in $(seq 1 "$runs"); do
   for who in root account; do
     url=$root_url
@@ -70,8 +78,15 @@ for run in $(seq 1 "$runs"); do
     name=$(basename "$listing" .json)
     verified=failed
     BILLMGR_OPS_DB=$root_url "$bin" backup verify "$name" 2>/dev/null && verified=ok
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$run" "$secs" "$rss" "$consistency" "$verified" >>"$run_dir/results.tsv"
-    say "$who run $run: $secs s ($consistency, $verified)"
+    sync
+    BILLMGR_OPS_DB=$url /usr/bin/time -f '%e %M' -o "$work/time" "$bin" backup restore "$name" 2>"$work/restore.log" ||
+      { cat "$work/restore.log" >&2; exit 1; }
+    read -r rsecs rrss <"$work/time"
+    restored=failed
+    [ "$(sums)" = "$before" ] && restored=ok
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$run" "$secs" "$rss" "$consistency" "$verified" \
+      "$rsecs" "$rrss" "$restored" >>"$run_dir/results.tsv"
+    say "$who run $run: copy $secs s ($consistency, $verified), restore $rsecs s ($restored)"
   done
 done
 
@@ -79,12 +94,14 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 r=$(awk -F'\t' '$1=="root" {print $3}' "$run_dir/results.tsv" | median)
 a=$(awk -F'\t' '$1=="account" {print $3}' "$run_dir/results.tsv" | median)
 c=$(awk -F'\t' '$1=="account" {print $5}' "$run_dir/results.tsv" | sort -u | tr '\n' ' ')
+rr=$(awk -F'\t' '$1=="root" {print $7}' "$run_dir/results.tsv" | median)
+ra=$(awk -F'\t' '$1=="account" {print $7}' "$run_dir/results.tsv" | median)
 {
   echo "Database: $size MiB, $clients clients by dev seed, private $server ($($M -N -e 'SELECT VERSION()')); $threads threads; median of $runs alternating runs."
   echo
-  echo "| account | seconds | x root | consistency |"
-  echo "| --- | ---: | ---: | --- |"
-  echo "| root | $r | 1.00 | $(awk -F'\t' '$1=="root" {print $5}' "$run_dir/results.tsv" | sort -u | tr '\n' ' ')|"
-  echo "| billmgr (ALL on bench only) | $a | $(awk -v a="$a" -v r="$r" 'BEGIN {printf "%.2f", a / r}') | $c|"
+  echo "| account | copy, s | x root | consistency | restore, s | x root |"
+  echo "| --- | ---: | ---: | --- | ---: | ---: |"
+  echo "| root | $r | 1.00 | $(awk -F'\t' '$1=="root" {print $5}' "$run_dir/results.tsv" | sort -u | tr '\n' ' ')| $rr | 1.00 |"
+  echo "| billmgr (ALL on bench only) | $a | $(awk -v a="$a" -v r="$r" 'BEGIN {printf "%.2f", a / r}') | $c| $ra | $(awk -v a="$ra" -v r="$rr" 'BEGIN {printf "%.2f", a / r}') |"
 } >"$run_dir/summary.md"
 cat "$run_dir/summary.md"
