@@ -44,7 +44,7 @@ port=${base##*:}
 M="mariadb --protocol=tcp -h127.0.0.1 -P$port -uroot"
 export MGR_DIR=$work/mgr
 printf 'BackupThreads %s\n' "$threads" >"$work/mgr/etc/billmgr-ops.conf"
-if [ "$($M -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")" = 0 ] ||
+if [ "$($M -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench' AND TABLE_NAME NOT LIKE 'billmgrops%'")" = 0 ] ||
   [ "$(cat "$work/clients" 2>/dev/null)" != "$clients" ]; then
   $M -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench CHARACTER SET utf8mb4'
   say "seeding $clients clients"
