@@ -53,7 +53,7 @@ if [ "$($M -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCH
 fi
 $M -e "DROP USER IF EXISTS 'billmgr'@'127.0.0.1'; CREATE USER 'billmgr'@'127.0.0.1' IDENTIFIED BY 'b1llmgr';
        GRANT ALL ON bench.* TO 'billmgr'@'127.0.0.1'"
-size=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")
+size=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench' AND TABLE_NAME NOT LIKE 'billmgrops%'")
 sums() {
   $M -N bench -e "SELECT GROUP_CONCAT(CONCAT('\`', TABLE_NAME, '\`') ORDER BY TABLE_NAME) FROM information_schema.TABLES
                   WHERE TABLE_SCHEMA='bench' AND TABLE_TYPE='BASE TABLE' AND TABLE_NAME NOT LIKE 'billmgrops%'" |
