@@ -361,9 +361,17 @@ impl Drop for Element {
 
 fn element_from(start: &BytesStart<'_>) -> Result<Element, ParseError> {
     let name = start.name();
-    let mut el = Element::new(name.as_ref());
+    let name: &str = name.as_ref();
+    if !is_xml_name(name) {
+        return Err(ParseError(format!("{name:?} is not an element name")));
+    }
+    let mut el = Element::new(name);
     for attr in start.attributes().with_checks(true) {
         let attr = attr.map_err(|e| ParseError(e.to_string()))?;
+        let key: &str = attr.key.as_ref();
+        if !is_xml_name(key) {
+            return Err(ParseError(format!("{key:?} is not an attribute name")));
+        }
         let value = attr
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
             .map_err(|e| ParseError(e.to_string()))?;
@@ -371,6 +379,52 @@ fn element_from(start: &BytesStart<'_>) -> Result<Element, ParseError> {
             .push((attr.key.as_ref().to_string(), value.into_owned()));
     }
     Ok(el)
+}
+
+/// XML 1.0's `Name` production (fifth edition, 2.3): what a start or end
+/// tag and an attribute may be called. quick-xml splits tags at
+/// whitespace and `>` only, so `< />` or `<a<b>` would otherwise read as
+/// an element named "" or "a<b", and be written back as no document.
+pub(crate) fn is_xml_name(name: &str) -> bool {
+    fn start(c: char) -> bool {
+        matches!(c,
+            ':' | 'A'..='Z' | '_' | 'a'..='z'
+            | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+            | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+            | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+            | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+    }
+    fn rest(c: char) -> bool {
+        start(c)
+            || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}'
+                | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+    }
+    let mut chars = name.chars();
+    chars.next().is_some_and(start) && chars.all(rest)
+}
+
+/// A name as it may be written: itself when it is an XML name, otherwise
+/// with `_` for every character that may not stand where it does. Names
+/// read from a document are always XML names ([`Element::parse`]); the
+/// program's own are too. This keeps any other from making a document no
+/// parser accepts.
+fn writable_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if is_xml_name(name) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len().max(1));
+    for c in name.chars() {
+        let fits = if out.is_empty() {
+            is_xml_name(&c.to_string())
+        } else {
+            is_xml_name(&format!("a{c}"))
+        };
+        out.push(if fits { c } else { '_' });
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Appends text, merging with a preceding text node (entity references
@@ -433,10 +487,10 @@ fn sanitize(s: &str) -> std::borrow::Cow<'_, str> {
 /// `<name attr="value"...`, the tag left open (`>` or `/>` follows).
 fn push_start<'a>(out: &mut impl Out, name: &str, attrs: impl Iterator<Item = (&'a str, &'a str)>) {
     out.c('<');
-    out.s(name);
+    out.s(&writable_name(name));
     for (attr, value) in attrs {
         out.c(' ');
-        out.s(attr);
+        out.s(&writable_name(attr));
         out.s("=\"");
         push_escaped(out, value, true);
         out.c('"');
@@ -446,7 +500,7 @@ fn push_start<'a>(out: &mut impl Out, name: &str, attrs: impl Iterator<Item = (&
 /// `</name>`.
 fn push_end(out: &mut impl Out, name: &str) {
     out.s("</");
-    out.s(name);
+    out.s(&writable_name(name));
     out.c('>');
 }
 
@@ -514,9 +568,48 @@ mod tests {
             "<doc a='1' a='2'/>",
             "<!DOCTYPE doc [<!ENTITY x 'y'>]><doc>&x;</doc>",
             "</doc>",
+            // Not names, though quick-xml reads them as such (found by a
+            // coverage-guided fuzzer).
+            "<doc>< /></doc>",
+            "<a<b>",
+            "<doc c<d='1'/>",
+            "<doc><1a/></doc>",
+            "<doc -a='1'/>",
         ] {
             assert!(Element::parse(bad).is_err(), "accepted {bad:?}");
         }
+    }
+
+    #[test]
+    fn names_follow_the_xml_name_production() {
+        for good in [
+            "doc",
+            "_x",
+            "a-b.c",
+            "func:name",
+            "элемент",
+            "a1",
+            "x\u{B7}y",
+        ] {
+            assert!(is_xml_name(good), "refused {good:?}");
+            let doc = format!("<{good} {good}='v'/>");
+            assert_eq!(Element::parse(&doc).unwrap().name, good);
+        }
+        for bad in [
+            "", "1a", "-a", ".a", "a b", "a<b", "a>b", "a/b", "a=b", "a'b", "a&b",
+        ] {
+            assert!(!is_xml_name(bad), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_name_made_in_code_that_is_no_xml_name_is_written_as_one() {
+        let doc = Element::new("a<b").attr("c d", "1").child(Element::new(""));
+        let text = doc.to_document();
+        let back = Element::parse(&text).unwrap();
+        assert_eq!(back.name, "a_b");
+        assert_eq!(back.get_attr("c_d"), Some("1"));
+        assert_eq!(back.elements().next().unwrap().name, "_");
     }
 
     #[test]

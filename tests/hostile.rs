@@ -571,6 +571,27 @@ fn deep_and_huge_documents_get_one_document_in_bounded_memory() {
 }
 
 #[test]
+fn a_request_whose_tags_are_not_xml_names_is_refused_as_xml() {
+    let panel = Panel::with_url("mysql://root@127.0.0.1:1/nothing");
+    // Each once answered with a document holding `</>` or `<a<b>`, which
+    // no XML parser accepts, and exit 0.
+    for doc in [
+        "<doc>< /></doc>",
+        "<a<b>",
+        "<doc c<d='1'/>",
+        "<doc><1/></doc>",
+    ] {
+        let (stdout, _) = panel_call_measured(&panel, "runningoperation", doc.as_bytes());
+        let parsed = billmgr_ops::test_support::Element::parse(&stdout)
+            .unwrap_or_else(|e| panic!("{doc}: no document ({e}): {stdout}"));
+        let error = parsed
+            .find("error")
+            .unwrap_or_else(|| panic!("{doc}: no error"));
+        assert_eq!(error.get_attr("type"), Some("xml"), "{doc}: {stdout}");
+    }
+}
+
+#[test]
 fn downloads_and_status_work_on_a_server_in_utc_plus_3() {
     let db = TestDb::seeded_on(mariadb::server_utc3(), 5);
     assert_eq!(
