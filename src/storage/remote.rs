@@ -56,6 +56,49 @@ pub struct RemoteStorage {
     /// FTP: the directory to create (all its parents too) before the
     /// first write, through an operator rooted at `/`.
     make_root: std::sync::Mutex<Option<(blocking::Operator, String)>>,
+    /// FTP: how to log in again, and the storage's directory. Each read
+    /// gets an operator, and so a pool of connections, of its own.
+    /// OpenDAL's FTP reader leaves the connection's data transfer open
+    /// when it ends (it never reads the server's closing reply), and its
+    /// pool hands such a connection out again, whose next transfer then
+    /// fails ("Data connection is already open"); a read's connections
+    /// now go with its operator instead.
+    ftp: Option<(Ftp, String)>,
+}
+
+/// An FTP server's address and login.
+struct Ftp {
+    endpoint: String,
+    user: String,
+    password: String,
+}
+
+impl Ftp {
+    /// An operator on the server rooted at `root`.
+    fn operator(&self, root: &str) -> opendal::Result<blocking::Operator> {
+        let b = services::Ftp::default()
+            .endpoint(&self.endpoint)
+            .root(root)
+            .user(&self.user)
+            .password(&self.password);
+        with_layers(opendal::Operator::new(b))
+    }
+}
+
+/// The timeout and retry layers every operator carries, and the blocking
+/// face the engine uses.
+fn with_layers(op: opendal::Result<opendal::Operator>) -> opendal::Result<blocking::Operator> {
+    let op = op?
+        .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
+        .layer(
+            RetryLayer::new()
+                .with_jitter()
+                .with_min_delay(Duration::from_secs(1))
+                .with_max_delay(Duration::from_secs(30))
+                .with_max_times(RETRIES),
+        );
+    let _guard = RUNTIME.enter();
+    blocking::Operator::new(op)
 }
 
 impl RemoteStorage {
@@ -68,18 +111,19 @@ impl RemoteStorage {
         install_tls_provider();
         let root = format!("/{}", params.path.trim_matches('/'));
         let secret = secret.unwrap_or("");
-        let op = match params.kind {
-            Kind::Ftp => {
-                let scheme = if params.tls { "ftps" } else { "ftp" };
-                let endpoint = format!("{scheme}://{}:{}", params.host, params.port());
-                let b = services::Ftp::default()
-                    .endpoint(&endpoint)
-                    .root(&root)
-                    .user(&params.user)
-                    .password(secret);
-                opendal::Operator::new(b)
-            }
-            Kind::S3 => {
+        let ftp = (params.kind == Kind::Ftp).then(|| Ftp {
+            endpoint: format!(
+                "{}://{}:{}",
+                if params.tls { "ftps" } else { "ftp" },
+                params.host,
+                params.port()
+            ),
+            user: params.user.clone(),
+            password: secret.to_string(),
+        });
+        let op = match &ftp {
+            Some(ftp) => ftp.operator(&root),
+            None if params.kind == Kind::S3 => {
                 let mut b = services::S3::default()
                     .bucket(&params.bucket)
                     .root(&root)
@@ -97,39 +141,15 @@ impl RemoteStorage {
                 if !params.endpoint.is_empty() {
                     b = b.endpoint(&params.endpoint);
                 }
-                opendal::Operator::new(b)
+                with_layers(opendal::Operator::new(b))
             }
-            Kind::Local | Kind::Sftp => {
-                anyhow::bail!("{} is not an OpenDAL storage", params.kind)
-            }
+            None => anyhow::bail!("{} is not an OpenDAL storage", params.kind),
         }
-        .explained(|| format!("failed to configure {describe}"))?
-        .layer(TimeoutLayer::new().with_io_timeout(REQUEST_TIMEOUT))
-        .layer(
-            RetryLayer::new()
-                .with_jitter()
-                .with_min_delay(Duration::from_secs(1))
-                .with_max_delay(Duration::from_secs(30))
-                .with_max_times(RETRIES),
-        );
-        let _guard = RUNTIME.enter();
-        let op =
-            blocking::Operator::new(op).explained(|| format!("failed to configure {describe}"))?;
-        let make_root = match params.kind {
-            Kind::Ftp if root != "/" => {
-                let b = services::Ftp::default()
-                    .endpoint(&format!(
-                        "{}://{}:{}",
-                        if params.tls { "ftps" } else { "ftp" },
-                        params.host,
-                        params.port()
-                    ))
-                    .root("/")
-                    .user(&params.user)
-                    .password(secret);
-                let top = opendal::Operator::new(b)
-                    .explained(|| format!("failed to configure {describe}"))?;
-                let top = blocking::Operator::new(top)
+        .explained(|| format!("failed to configure {describe}"))?;
+        let make_root = match &ftp {
+            Some(ftp) if root != "/" => {
+                let top = ftp
+                    .operator("/")
                     .explained(|| format!("failed to configure {describe}"))?;
                 Some((top, format!("{}/", root.trim_start_matches('/'))))
             }
@@ -137,6 +157,7 @@ impl RemoteStorage {
         };
         Ok(RemoteStorage {
             op,
+            ftp: ftp.map(|f| (f, root)),
             describe,
             multipart: params.kind == Kind::S3,
             make_root: std::sync::Mutex::new(make_root),
@@ -180,6 +201,15 @@ impl RemoteStorage {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// The operator for one read: the shared one, or for FTP one of the
+    /// read's own (see `ftp`).
+    fn reading_op(&self) -> opendal::Result<std::borrow::Cow<'_, blocking::Operator>> {
+        match &self.ftp {
+            Some((ftp, root)) => Ok(std::borrow::Cow::Owned(ftp.operator(root)?)),
+            None => Ok(std::borrow::Cow::Borrowed(&self.op)),
         }
     }
 
@@ -332,7 +362,8 @@ impl Storage for RemoteStorage {
         check_name(name)?;
         let _guard = RUNTIME.enter();
         let reader = self
-            .op
+            .reading_op()
+            .explained(|| self.fail("open", name))?
             .reader_options(
                 name,
                 ReaderOptions {
@@ -353,7 +384,7 @@ impl Storage for RemoteStorage {
         }
         let _guard = RUNTIME.enter();
         let read = || {
-            self.op.read_options(
+            self.reading_op()?.read_options(
                 name,
                 ReadOptions {
                     range: (offset..offset + len).into(),
