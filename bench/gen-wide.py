@@ -17,7 +17,16 @@ makes another shape, closer to a large provider's:
   newlines, backslashes, NUL bytes and NULL next to '' and 'NULL';
 - a view, a function, a compound trigger.
 
-    bench/gen-wide.py --port P --database D [--scale 1.0] [--seed 7]
+With `--shape binary` (the third shape) `itemlog` has 200 k rows at scale
+1 of about 2 KB, two thirds of them bytes: a BLOB of a module's saved
+structure (compressible, with every byte LOAD DATA escapes) and a
+VARBINARY of random payload (encrypted or compressed data, which does
+not compress); the other tables are the wide shape's.
+
+    bench/gen-wide.py --port P --database D [--scale 1.0] [--seed 7] [--shape wide|binary]
+
+It runs against MariaDB and MySQL alike (the server must allow
+`LOAD DATA LOCAL`; bench/copy.sh turns it on for the seed on MySQL).
 
 The BILLmanager tables come from etc/sql/billmgr.sql; the rest is made
 here. About 1 GB of data and indexes at scale 1.
@@ -26,6 +35,7 @@ here. About 1 GB of data and indexes at scale 1.
 import argparse
 import os
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -58,7 +68,7 @@ class Loader:
         args = self.client(self.args.database) if database else self.client()
         subprocess.run(args, input=text.encode(), check=True)
 
-    def load(self, table, columns, rows):
+    def load(self, table, columns, rows, charset="binary"):
         path = os.path.join(self.workdir, f"{table}.tsv")
         n = 0
         with open(path, "w", encoding="latin-1", errors="strict", newline="\n") as f:
@@ -68,7 +78,7 @@ class Loader:
                 n += 1
         self.sql(
             "SET foreign_key_checks=0, unique_checks=0, sql_mode='NO_AUTO_VALUE_ON_ZERO';\n"
-            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{table}` CHARACTER SET binary "
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{table}` CHARACTER SET {charset} "
             f"FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' ({columns});\n"
         )
         os.unlink(path)
@@ -87,6 +97,30 @@ LAST = ["Смирнова", "Petrov", "Kowalski", "Nurlanov", "Larsen", "Hopper"
 WORDS = ["hosting", "vps", "domain", "ssl", "backup", "mail", "dns", "cdn", "сервер", "тариф", "🚀", "node", "pool"]
 
 
+def binary_logs(rnd, n, nitems):
+    """The binary shape's log: rows of about 2 KB, two thirds of it bytes.
+
+    A short XML request; `state`, a BLOB of a module's saved structure
+    (little-endian counters, zero padding, repeated tags: bytes that
+    compress, and that hold every byte LOAD DATA escapes); `packet`, a
+    VARBINARY of encrypted or compressed payload (random bytes, which do
+    not); `digest`, a random hash.
+    """
+    tags = [b"VMST", b"DISK", b"NETI", b"CPU0", b"MEM_"]
+    for i in range(1, n + 1):
+        item = rnd.randint(1, nitems)
+        params = "".join(f"<p{k}>{rnd.choice(WORDS)}{rnd.randint(0, 10**6)}</p{k}>" for k in range(rnd.randint(6, 14)))
+        request = text(f"<request func=\"vm.edit\" item=\"{item}\">{params}</request>")
+        state = bytearray()
+        for k in range(rnd.randint(15, 45)):
+            state += rnd.choice(tags)
+            state += struct.pack("<IIQ", k, item, i * 4096 + k) + bytes(rnd.choice([0, 4, 12, 28]))
+            state += bytes([rnd.randrange(256) for _ in range(4)])
+        packet = os.urandom(rnd.choice([64, 256, 512, 768, 1024, 1024]))
+        yield (i, item, f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} 12:{i % 60:02d}:{i % 60:02d}", rnd.choice(["info", "info", "warning", "error"]),
+               request, rnd.choice([None, text("<response><ok/></response>")]), os.urandom(32), bytes(state), packet)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", default="127.0.0.1")
@@ -95,6 +129,7 @@ def main():
     ap.add_argument("--database", required=True)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--shape", choices=["wide", "binary"], default="wide")
     ap.add_argument("--schema", default=os.path.join(os.path.dirname(__file__), "..", "etc", "sql", "billmgr.sql"))
     args = ap.parse_args()
     rnd = random.Random(args.seed)
@@ -103,7 +138,8 @@ def main():
     db = Loader(args, work)
     db.sql(f"DROP DATABASE IF EXISTS `{args.database}`; CREATE DATABASE `{args.database}` CHARACTER SET utf8mb4;", database=False)
     db.sql(open(args.schema, encoding="utf-8").read())
-    db.sql("""
+    binary_columns = "\n  state BLOB NULL,\n  packet VARBINARY(2048) NULL," if args.shape == "binary" else ""
+    db.sql(f"""
 CREATE TABLE itemlog (
   id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
   item INT NOT NULL,
@@ -111,7 +147,7 @@ CREATE TABLE itemlog (
   level ENUM('info','warning','error') NOT NULL,
   request MEDIUMTEXT NOT NULL,
   response MEDIUMTEXT NULL,
-  digest VARBINARY(64) NULL,
+  digest VARBINARY(64) NULL,{binary_columns}
   KEY item (item),
   CONSTRAINT itemlog_item FOREIGN KEY (item) REFERENCES item (id) ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
@@ -200,6 +236,9 @@ CREATE TABLE stat_daily (
     db.load("itemparam", "id, item, intname, value", params())
 
     def logs():
+        if args.shape == "binary":
+            yield from binary_logs(rnd, int(200_000 * s), nitems)
+            return
         n = int(170_000 * s)
         for i in range(1, n + 1):
             item = rnd.randint(1, nitems)
@@ -207,7 +246,9 @@ CREATE TABLE stat_daily (
             yield (i, item, f"2026-{1 + i % 12:02d}-{1 + i % 28:02d} 12:{i % 60:02d}:{i % 60:02d}", rnd.choice(["info", "info", "warning", "error"]),
                    text(f"<?xml version=\"1.0\"?><request func=\"open\" item=\"{item}\">{body}</request>"),
                    rnd.choice([None, text("<response><ok/><msg>Готово ✓</msg></response>")]), os.urandom(rnd.randint(16, 64)))
-    db.load("itemlog", "id, item, createdate, level, request, response, digest", logs())
+
+    log_columns = "id, item, createdate, level, request, response, digest" + (", state, packet" if args.shape == "binary" else "")
+    db.load("itemlog", log_columns, logs())
 
     pays = []
     target = int(560_000 * s)
@@ -240,7 +281,9 @@ CREATE TABLE stat_daily (
             yield (i, rnd.randint(1, clients), text(f"счёт-{i}.pdf"), body)
     db.load("attachment", "id, account, filename, body", attachments())
 
-    db.load("setting", "name, value", [(f"key{i}", text(f'{{"n": {i}, "s": "значение {i}"}}') if i % 7 else None) for i in range(1, 500)])
+    db.load("setting", "name, value", [(f"key{i}", text(f'{{"n": {i}, "s": "значение {i}"}}') if i % 7 else None) for i in range(1, 500)],
+            # MySQL takes JSON from text only, not from binary strings.
+            charset="utf8mb4")
     db.load("stat_daily", "day, pricelist, opened, closed, revenue",
             ((f"2025-{1 + d // 28 % 12:02d}-{1 + d % 28:02d}", p, rnd.randint(0, 9), rnd.randint(0, 9), f"{rnd.randint(0, 10**6) / 100:.2f}")
              for d in range(300) for p in range(1, pricelists + 1)))

@@ -6,11 +6,13 @@
 #
 #   bench/restore-mysql.sh [CLIENTS]      default 90000 clients (about 1 GB)
 #   RUNS=3 bench/restore-mysql.sh
+#   SHAPE=wide bench/restore-mysql.sh     or binary: bench/gen-wide.py's
 #
-# The data is the one bench/account.sh seeded (`SERVER=mysql`), seeded
-# here when absent. mysqldump and mysql are MySQL's own (mysql-client in
-# the chroot). Every restore is checked with CHECKSUM TABLE against the
-# source. Results: bench/runs/<date>-<host>-restore-mysql/. Not a test.
+# The data is seeded in the server's database `bench` unless it holds the
+# shape already (bench/copy.sh's `SERVER=mysql` runs seed the same).
+# mysqldump and mysql are MySQL's own (mysql-client in the chroot). Every
+# restore is checked with CHECKSUM TABLE against the source. Results:
+# bench/runs/<date>-<host>-restore-mysql-<shape>/. Not a test.
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_deps
@@ -18,11 +20,12 @@ ensure_deps
 
 clients=${1:-90000}
 runs=${RUNS:-1}
+shape=${SHAPE:-seed}
 cargo build --release --quiet --features dev
 bin=$PWD/target/release/billmgr-ops
 work=$PWD/target/bench-restore-mysql
 root=/var/lib/billmgr-ops-test/mysql-root
-run_dir=${RUN_DIR:-$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-restore-mysql}
+run_dir=${RUN_DIR:-$PWD/bench/runs/$(date -u +%Y-%m-%d)-$(hostname -s)-restore-mysql-$shape}
 [ -z "${RUN_DIR:-}" ] && [ -e "$run_dir" ] && run_dir=$run_dir-$(date -u +%H%M)
 rm -rf "$work/mgr"
 mkdir -p "$work/mgr/etc" "$work/mgr/var" "$run_dir"
@@ -37,13 +40,10 @@ M="mariadb --protocol=tcp -h127.0.0.1 -P$port -uroot"
 C="--protocol=tcp -h127.0.0.1 -P$port -uroot"
 export MGR_DIR=$work/mgr BILLMGR_OPS_DB=$base/bench
 printf 'BackupThreads 2\n' >"$work/mgr/etc/billmgr-ops.conf"
-if [ "$($M -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")" = 0 ]; then
-  $M -e 'CREATE DATABASE bench CHARACTER SET utf8mb4'
-  say "seeding $clients clients"
-  "$bin" dev seed --clients "$clients" --seed 1 2>"$work/seed.log"
-fi
+seed_bench "$shape" "$clients" "${SCALE:-1}" "$M" "$port" "$bin" "$base/bench" \
+  "$root/srv/billmgr-ops-test/bench.seeded" "$work/seed.log" || exit 1
 $M -e 'DELETE FROM bench.billmgrops_backup' 2>/dev/null || true
-size=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")
+size=$($M -N -e "SELECT ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576, 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench' AND TABLE_NAME NOT LIKE 'billmgrops%'")
 tables=$($M -N -e "SELECT GROUP_CONCAT(TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench' AND TABLE_TYPE='BASE TABLE' AND TABLE_NAME NOT LIKE 'billmgrops%'")
 sums() { $M -N -e "CHECKSUM TABLE $(echo "$tables" | sed "s/\([^,]*\)/$1.\1/g")" | awk '{print $2}' | md5sum; }
 want=$(sums bench)
@@ -72,7 +72,7 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 b=$(awk -F'\t' '$1=="billmgr-ops" {print $3}' "$run_dir/results.tsv" | median)
 m=$(awk -F'\t' '$1=="mysql" {print $3}' "$run_dir/results.tsv" | median)
 {
-  echo "Database: $size MiB, $clients clients by dev seed, private MySQL $($M -N -e 'SELECT VERSION()') (local_infile $($M -N -e 'SELECT @@local_infile')); median of $runs run(s)."
+  echo "Database: $size MiB, shape $shape ($clients clients for dev seed), private MySQL $($M -N -e 'SELECT VERSION()') (local_infile $($M -N -e 'SELECT @@local_infile')); median of $runs run(s)."
   echo
   echo "| restore | seconds | x mysql | verified |"
   echo "| --- | ---: | ---: | --- |"

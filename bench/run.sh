@@ -9,6 +9,11 @@
 #                               (not by billmgr-ops): skewed clients, 1.4 M
 #                               saved objects, XML log rows with blobs, wide
 #                               attachment rows; about 1.2 GB at scale 1
+#   SHAPE=binary bench/run.sh   the third: the wide shape's tables with
+#                               2 KB log rows, two thirds bytes (BLOB,
+#                               VARBINARY); about 1.4 GB at scale 1
+#   bench/copy.sh               the copy alone, on any shape, on MariaDB
+#                               or MySQL
 #
 # Every tool copies what billmgr-ops copies: tables, data, views, triggers,
 # routines and events (mysqldump --routines --events, mydumper -G -E -R).
@@ -47,10 +52,10 @@ export MGR_DIR=$work/mgr BILLMGR_OPS_DB=$base/bench
 printf 'BackupThreads %s\nBackupFiles etc\n' "$threads" >"$work/mgr/etc/billmgr-ops.conf"
 
 $M -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench CHARACTER SET utf8mb4'
-if [ "$shape" = wide ]; then
-  say "generating the wide shape at scale $scale (bench/gen-wide.py)"
-  /usr/bin/time -f '%e' -o "$out/seed.time" python3 bench/gen-wide.py --port "$port" --database bench --scale "$scale" 2>"$out/seed.log"
-  what="the wide shape (bench/gen-wide.py) at scale $scale"
+if [ "$shape" != seed ]; then
+  say "generating the $shape shape at scale $scale (bench/gen-wide.py)"
+  /usr/bin/time -f '%e' -o "$out/seed.time" python3 bench/gen-wide.py --port "$port" --database bench --scale "$scale" --shape "$shape" 2>"$out/seed.log"
+  what="the $shape shape (bench/gen-wide.py --shape $shape) at scale $scale"
 else
   what="$clients clients by dev seed"
   say "seeding $clients clients"
@@ -68,16 +73,7 @@ checksums() { $M -N "$1" -e "CHECKSUM TABLE $tables" | awk '{print $2}' | tr '\n
 source_sums=$(checksums bench)
 
 # Quiet the server between runs: flush dirty pages, drop the OS page cache.
-quiesce() {
-  $M -e 'SET GLOBAL innodb_max_dirty_pages_pct = 0'
-  for _ in $(seq 1 120); do
-    d=$($M -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | awk '{print $2}')
-    [ "${d:-0}" -lt 20 ] && break
-    sleep 0.5
-  done
-  $M -e 'SET GLOBAL innodb_max_dirty_pages_pct = 90'
-  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-}
+quiesce() { quiesce_server "$M"; }
 
 # An S3-compatible storage for per-object restore over the network:
 # s3rver (npm; objects are files, a ranged GET reads only its range, as

@@ -6,6 +6,9 @@
 #   BILLMGR_OPS_TEST_DB=$(scripts/dbserver.sh mysql) cargo test --features dev -- backup::
 #   scripts/dbserver.sh mariadb-10.5
 #   scripts/dbserver.sh mysql stop
+#   scripts/dbserver.sh mysql root     the chroot's directory (its socket
+#                                      is /srv/billmgr-ops-test/mysql.sock
+#                                      inside)
 #
 # Kinds, each Debian's own package in a chroot of the Debian release that
 # ships it, made once with debootstrap from the machine's configured mirror
@@ -49,8 +52,19 @@ ensure_chroot() {
     --no-install-recommends $packages >/dev/null
 }
 
+if [ "${2:-}" = root ]; then
+  echo "$ROOT"
+  exit 0
+fi
 if [ "${2:-}" = stop ]; then
-  [ -f "$ROOT$DATA/pid" ] && kill "$(cat "$ROOT$DATA/pid")" 2>/dev/null || true
+  # Back only once the server is gone: a server started next must not
+  # find this one still shutting down on the same files.
+  if [ -f "$ROOT$DATA/pid" ] && pid=$(cat "$ROOT$DATA/pid") && kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 240); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+  fi
   exit 0
 fi
 

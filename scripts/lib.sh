@@ -6,6 +6,22 @@ set -euo pipefail
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Quiets a server before a measured run (the benches): flushes its dirty
+# pages, then drops the OS page cache. $1: the client command, as a word
+# list ("mariadb --protocol=tcp -h127.0.0.1 -P<port> -uroot").
+quiesce_server() {
+  local client=$1 d
+  $client -e 'SET GLOBAL innodb_max_dirty_pages_pct = 0'
+  for _ in $(seq 1 120); do
+    d=$($client -N -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_dirty'" | awk '{print $2}')
+    [ "${d:-0}" -lt 20 ] && break
+    sleep 0.5
+  done
+  $client -e 'SET GLOBAL innodb_max_dirty_pages_pct = 90'
+  sync
+  echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+}
+
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -109,4 +125,35 @@ stop_mariadb() {
       sleep 0.5
     done
   fi
+}
+
+# Seeds the benches' database `bench` with a shape, unless the marker file
+# says it holds that shape already. Arguments: shape (seed, wide, binary),
+# clients (seed), scale (wide, binary), the client command, the server's
+# port, the billmgr-ops binary, the database's URL, the marker file, the
+# log. MySQL loads local files only when asked to: the seed asks, then
+# puts the server's setting back.
+seed_bench() {
+  local shape=$1 clients=$2 scale=$3 client=$4 port=$5 bin=$6 url=$7 marker=$8 log=$9 infile
+  local want="$shape $clients $scale"
+  if [ "$(cat "$marker" 2>/dev/null)" = "$want" ] &&
+    [ "$($client -N -e "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench'")" != 0 ]; then
+    return 0
+  fi
+  rm -f "$marker"
+  $client -e 'DROP DATABASE IF EXISTS bench; CREATE DATABASE bench CHARACTER SET utf8mb4'
+  say "seeding the $shape shape"
+  if [ "$shape" = seed ]; then
+    BILLMGR_OPS_DB=$url "$bin" dev seed --clients "$clients" --seed 1 2>"$log" ||
+      { tail -5 "$log" >&2; return 1; }
+  else
+    infile=$($client -N -e 'SELECT @@GLOBAL.local_infile')
+    $client -e 'SET GLOBAL local_infile = 1'
+    python3 bench/gen-wide.py --port "$port" --database bench --scale "$scale" --shape "$shape" 2>"$log" ||
+      { tail -5 "$log" >&2; return 1; }
+    $client -e "SET GLOBAL local_infile = $infile"
+  fi
+  $client -N -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='bench' AND TABLE_TYPE='BASE TABLE'" |
+    while read -r t; do $client -e "ANALYZE TABLE bench.\`$t\`" >/dev/null; done
+  echo "$want" >"$marker"
 }
