@@ -14,15 +14,16 @@ ensure_test_servers
 export BILLMGR_OPS_TEST_SYSTEM=1
 say "cargo test"
 cargo test --all-targets --features dev "$@"
-# The same backup, restore, per-object restore, upload, panel-list and
-# operations tests as an account like the panel's own (ALL on its database
-# only: BILLMGR_OPS_TEST_ACCOUNT=panel gives the plugin that account), and
+# The same backup, restore, per-object restore, upload, panel-list,
+# operations and by-hand restore (docs/archive-format.md) tests as an
+# account like the panel's own (ALL on its database only:
+# BILLMGR_OPS_TEST_ACCOUNT=panel gives the plugin that account), and
 # on the other servers real hosts run: MySQL (Debian's own, 9.x,
 # local_infile off as on a real host; as root and as the panel's account)
 # and MariaDB 10.5, each started by scripts/dbserver.sh from a debootstrap
 # chroot, which needs root. Only for a whole run (no arguments); SERVERS=""
 # leaves the other servers out.
-groups=(backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: credentials:: reader::)
+groups=(backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: credentials:: reader:: recipe::)
 if [ $# -eq 0 ]; then
   say "cargo test as the panel's own account"
   BILLMGR_OPS_TEST_ACCOUNT=panel cargo test --features dev --test integration -- "${groups[@]}" || exit
@@ -37,7 +38,7 @@ if [ $# -eq 0 ]; then
       for account in $accounts; do
         say "cargo test on $kind ($url) as $account"
         [ "$account" = panel ] && export BILLMGR_OPS_TEST_ACCOUNT=panel
-        BILLMGR_OPS_TEST_DB=$url cargo test --features dev --test integration -- "${groups[@]}" || status=$?
+        BILLMGR_OPS_TEST_DB=$url BILLMGR_OPS_TEST_DB_ROOT=$(bash scripts/dbserver.sh "$kind" root) cargo test --features dev --test integration -- "${groups[@]}" || status=$?
         unset BILLMGR_OPS_TEST_ACCOUNT
         [ "$status" -eq 0 ] || break
       done

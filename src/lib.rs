@@ -90,4 +90,17 @@ pub mod test_support {
     pub use crate::protocol::naming::manifests;
     pub use crate::protocol::ErrorKind;
     pub use crate::xml::Element;
+
+    /// The row count the copy splits work by, per table of the database
+    /// `url` names (`engine::introspect::tables`).
+    pub fn estimated_rows(url: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut conn = mysql::Conn::new(mysql::Opts::from_url(url)?)?;
+        let database = crate::db::current_database(&mut conn)?;
+        Ok(
+            crate::engine::introspect::tables(&mut conn, &database, &[])?
+                .into_iter()
+                .map(|t| (t.name, t.estimated_rows))
+                .collect(),
+        )
+    }
 }

@@ -124,10 +124,13 @@ fn a_panel_with_only_db_conf_installs_takes_verifies_and_restores_a_copy_with_it
         "the restore brought the copy back, keys and all"
     );
     assert_eq!(
-        db.scalar(
-            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%\\_bmo\\_%'"
-        ),
-        "0"
+        db.scalar(&format!(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA
+             WHERE LEFT(SCHEMA_NAME, LENGTH('{db}_bmo_')) = '{db}_bmo_'",
+            db = db.name
+        )),
+        "0",
+        "no database beside the billing one"
     );
     run(&["backup", "undo"]);
     assert_eq!(state(), changed, "undo brought the changed tables back");

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+use mysql::prelude::Queryable;
+
 use crate::backup::every_feature;
 use crate::harness::{Panel, TestDb};
 
@@ -151,17 +153,88 @@ fn an_account_with_a_password_and_no_reload_copies_in_parallel_under_table_locks
     drop_user(&db, &user);
 }
 
+/// The test server's socket as this machine sees it: a server in a
+/// chroot (scripts/dbserver.sh) names it inside the chroot, whose
+/// directory `BILLMGR_OPS_TEST_DB_ROOT` gives.
+fn server_socket(db: &TestDb) -> Option<String> {
+    let socket = db.scalar("SELECT @@socket");
+    let root = std::env::var("BILLMGR_OPS_TEST_DB_ROOT").unwrap_or_default();
+    [socket.clone(), format!("{root}{socket}")]
+        .into_iter()
+        .find(|p| !p.is_empty() && Path::new(p).exists())
+}
+
 #[test]
 fn a_copy_over_the_local_socket_reads_through_the_direct_reader() {
     let db = TestDb::seeded(20);
-    let socket = db.scalar("SELECT @@socket");
-    if !Path::new(&socket).exists() {
-        eprintln!("the test server's socket {socket} is not on this machine: nothing to test");
+    let Some(socket) = server_socket(&db) else {
+        // Only where BILLMGR_OPS_TEST_DB names a server of another
+        // machine; scripts/test.sh never runs it so.
+        eprintln!("the test server's socket is not on this machine: nothing to test");
         return;
-    }
-    let url = format!("mysql://root@localhost/{}?socket={socket}", db.name);
+    };
+    // The plugin's own account (with a password under
+    // BILLMGR_OPS_TEST_ACCOUNT=panel: on MySQL, caching_sha2_password's
+    // full authentication over the socket, then its fast path for the
+    // workers' connections).
+    let opts = mysql::Opts::from_url(&db.plugin_url).unwrap();
+    let user = opts.get_user().unwrap_or("root");
+    let url = match opts.get_pass() {
+        Some(_) => db
+            .plugin_url
+            .replacen(&format!("@{}", opts.get_ip_or_hostname()), "@localhost", 1)
+            .replacen(&format!(":{}/", opts.get_tcp_port()), "/", 1),
+        None => format!("mysql://{user}@localhost/{}", db.name),
+    };
+    let url = format!("{url}?socket={socket}");
     let panel = Panel::with_url(&url);
     let name = copy(&panel, &db);
     assert!(log(&panel).contains("direct reader"), "{}", log(&panel));
     ok(&panel, &["backup", "verify", &name]);
+}
+
+#[test]
+fn a_table_loaded_after_its_statistics_were_read_is_not_taken_for_empty() {
+    let db = TestDb::empty();
+    db.plugin_exec("CREATE TABLE grown (id INT PRIMARY KEY, v VARCHAR(20))");
+    // Reading the statistics once fills MySQL's day-long cache of them.
+    let before = estimated(&db);
+    assert_eq!(before, 0, "a new table");
+    db.plugin_exec(&format!(
+        "INSERT INTO grown SELECT seq, 'x' FROM {} n",
+        crate::harness::numbers(5000)
+    ));
+    // InnoDB counts the rows in the background, once a tenth of the table
+    // changed: wait for its count (from root, which may read it).
+    let counted = format!(
+        "SELECT COALESCE(MAX(n_rows), 0) FROM mysql.innodb_table_stats \
+         WHERE database_name = '{}' AND table_name = 'grown'",
+        db.name
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while db.scalar(&counted).parse::<u64>().unwrap() < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "InnoDB never counted the rows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let after = estimated(&db);
+    assert!(after >= 1000, "read {after} rows for a table of 5000");
+}
+
+fn estimated(db: &TestDb) -> u64 {
+    let mut c = db.conn();
+    let _: Vec<u64> = c
+        .query(format!(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}'",
+            db.name
+        ))
+        .unwrap();
+    billmgr_ops::test_support::estimated_rows(&db.plugin_url)
+        .unwrap()
+        .into_iter()
+        .find(|(t, _)| t == "grown")
+        .map(|(_, n)| n)
+        .expect("the table is listed")
 }

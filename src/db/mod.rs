@@ -160,6 +160,19 @@ pub fn bulk_conn(source: &DbSource, timeout: Duration, session: &str) -> Result<
     Ok(conn)
 }
 
+/// Makes `information_schema.TABLES` answer with the tables' current
+/// statistics on this connection. MySQL 8.0 and later cache them for a day
+/// (`information_schema_stats_expiry`): a table loaded after the cache was
+/// filled reads `TABLE_ROWS` 0, and the copy's split of work and the space
+/// check trust these figures. MariaDB has no such cache (nor the variable).
+pub fn fresh_statistics(conn: &mut Conn) -> Result<()> {
+    const UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
+    match conn.query_drop("SET SESSION information_schema_stats_expiry = 0") {
+        Err(mysql::Error::MySqlError(e)) if e.code == UNKNOWN_SYSTEM_VARIABLE => Ok(()),
+        other => other.context("failed to ask for current table statistics"),
+    }
+}
+
 /// The database a connection is in; an error when it is in none.
 pub fn current_database(conn: &mut Conn) -> Result<String> {
     conn.query_first::<Option<String>, _>("SELECT DATABASE()")?

@@ -132,6 +132,7 @@ fn show_create(
 }
 /// The base tables of `database`, except the plugin's own and `exclude`.
 pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec<Table>> {
+    crate::db::fresh_statistics(conn)?;
     let rows: Vec<(String, Option<u64>, Option<u64>)> = conn
         .exec(
             "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH FROM information_schema.TABLES
@@ -301,6 +302,21 @@ fn trigger_names(conn: &mut Conn, database: &str) -> Result<Vec<(DefinitionKind,
         .collect())
 }
 
+/// A routine whose body the server hides from this account: it is not the
+/// routine's definer and may not read others' routines. A copy without it
+/// would restore without it, so the copy is refused instead.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the body of {kind} `{name}` is hidden from this database account (it is not the \
+     routine's definer): grant the account SHOW CREATE ROUTINE on the database (MariaDB \
+     11.3 and later), SELECT on mysql.proc (earlier MariaDB) or SHOW_ROUTINE (MySQL), \
+     or create the routine again as this account"
+)]
+pub struct HiddenRoutine {
+    pub kind: &'static str,
+    pub name: String,
+}
+
 /// Reads the definitions of `names` (kind, name, table); one that vanished
 /// meanwhile is left out.
 fn read(
@@ -311,6 +327,16 @@ fn read(
     let mut out = Vec::with_capacity(names.len());
     for (kind, name, table) in names {
         if let Some((sql_mode, create)) = show_create(conn, database, kind, &name)? {
+            // The server answers NULL for the statement of a routine the
+            // account may not read.
+            let routine = matches!(kind, DefinitionKind::Function | DefinitionKind::Procedure);
+            if routine && create.is_empty() {
+                return Err(HiddenRoutine {
+                    kind: kind.as_str(),
+                    name,
+                }
+                .into());
+            }
             out.push(Object {
                 kind,
                 name,

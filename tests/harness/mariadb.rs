@@ -218,6 +218,16 @@ impl TestDb {
         (opts.get_ip_or_hostname().to_string(), opts.get_tcp_port())
     }
 
+    /// Gives the plugin's account, where it is one like the panel's own,
+    /// `ALL` on `database` too: as an administrator restoring the panel's
+    /// database under another name would, for the definitions whose
+    /// definer it is.
+    pub fn grant_plugin_account(&self, database: &str) {
+        if let Some(user) = &self.account {
+            self.exec(&format!("GRANT ALL ON `{database}`.* TO '{user}'@'%'"));
+        }
+    }
+
     /// Whether the plugin is given an account like the panel's own.
     pub fn as_panel_account(&self) -> bool {
         self.account.is_some()

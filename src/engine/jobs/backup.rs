@@ -301,6 +301,7 @@ fn files_within_reach(config: &Config, settings: &Settings) -> Result<()> {
 /// compresses about 3.7 times).
 fn check_space(db: &mut Db, settings: &Settings) -> Result<()> {
     let database = db.name()?;
+    crate::db::fresh_statistics(db.conn())?;
     let bytes: Option<u64> = db.conn().exec_first(
         "SELECT CAST(COALESCE(SUM(DATA_LENGTH), 0) AS UNSIGNED) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?",
         (&database,),
