@@ -43,28 +43,72 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// `crate::<module>` names used by the code of `text` (comments and the
-/// tests inside it left out).
-fn uses(text: &str) -> Vec<String> {
+/// The top-level modules the code of `text` uses (comments and the tests
+/// inside it left out): `crate::<module>`, the modules of a grouped
+/// `crate::{a, b::c}` (over several lines too), and a `super::` run that
+/// climbs to the crate's root from a file `depth` modules deep
+/// (`engine/dump/worker.rs`: 3; `engine/dump/mod.rs`: 2).
+fn uses(text: &str, depth: usize) -> Vec<String> {
     let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    let code: Vec<&str> = code
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect();
+    let code = code.join("\n");
     let mut out = Vec::new();
-    for line in code.lines() {
-        let line = line.trim_start();
-        if line.starts_with("//") {
+    for (i, _) in code.match_indices("crate::") {
+        out.extend(names_after(&code[i + "crate::".len()..]));
+    }
+    for (i, _) in code.match_indices("super::") {
+        // The first `super` of a run only.
+        if code[..i].ends_with("super::") {
             continue;
         }
-        let line = line.split("//").next().unwrap_or("");
-        for (i, _) in line.match_indices("crate::") {
-            let name: String = line[i + 7..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                out.push(name);
-            }
+        let mut rest = &code[i..];
+        let mut climbs = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            climbs += 1;
+            rest = r;
+        }
+        if climbs >= depth {
+            out.extend(names_after(rest));
         }
     }
     out
+}
+
+/// The first name of a path, or of each item of a `{...}` group.
+fn names_after(rest: &str) -> Vec<String> {
+    let ident = |s: &str| -> Option<String> {
+        let name: String = s
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty() && name != "self").then_some(name)
+    };
+    let Some(group) = rest.trim_start().strip_prefix('{') else {
+        return ident(rest).into_iter().collect();
+    };
+    let mut items = vec![String::new()];
+    let mut nested = 0;
+    for c in group.chars() {
+        match c {
+            '{' => nested += 1,
+            '}' if nested == 0 => break,
+            '}' => nested -= 1,
+            ',' if nested == 0 => {
+                items.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if nested == 0 {
+            items.last_mut().expect("one item at least").push(c);
+        }
+    }
+    items.iter().filter_map(|item| ident(item)).collect()
 }
 
 #[test]
@@ -89,7 +133,8 @@ fn no_module_uses_a_layer_above_it() {
         let own = layer_of(&module).unwrap_or_else(|| {
             panic!("module `{module}` is in no layer of tests/layers.rs: place it")
         });
-        for used in uses(&std::fs::read_to_string(&file).unwrap()) {
+        let depth = rel.components().count() - usize::from(rel.ends_with("mod.rs"));
+        for used in uses(&std::fs::read_to_string(&file).unwrap(), depth) {
             if used == module {
                 continue;
             }
@@ -112,5 +157,21 @@ fn no_module_uses_a_layer_above_it() {
 #[test]
 fn the_check_sees_a_use_that_reaches_up() {
     let text = "use crate::db::Db;\n// crate::cli in a comment\nfn f() { crate::protocol::x(); }\n#[cfg(test)]\nmod tests { use crate::cli; }\n";
-    assert_eq!(uses(text), ["db", "protocol"]);
+    assert_eq!(uses(text, 1), ["db", "protocol"]);
+}
+
+#[test]
+fn the_check_sees_grouped_imports_over_several_lines() {
+    let text =
+        "use crate::{db::Db, cli};\nuse crate::{\n    protocol::{a, b},\n    self,\n    xml,\n};\n";
+    assert_eq!(uses(text, 1), ["db", "cli", "protocol", "xml"]);
+}
+
+#[test]
+fn the_check_sees_super_climbing_to_another_top_level_module() {
+    let text = "use super::super::cli::Args;\nuse super::sibling;\nuse super::super::{functions, health::x};\n";
+    // From engine/dump/mod.rs (depth 2) the second `super` is the root.
+    assert_eq!(uses(text, 2), ["cli", "functions", "health"]);
+    // From engine/dump/worker.rs (depth 3) it is only `engine`.
+    assert!(uses(text, 3).is_empty());
 }

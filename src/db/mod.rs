@@ -12,6 +12,7 @@ pub mod backupconf;
 pub mod backups;
 pub mod filter;
 pub mod health;
+pub mod lock;
 pub mod migrate;
 pub mod objects;
 pub mod operations;

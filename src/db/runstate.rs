@@ -5,50 +5,13 @@
 //! when it ends; so a runner killed mid-attempt still leaves its attempt in
 //! the history, and `trycount` always counts attempts begun. "Only one
 //! attempt at a time" is a server-side named lock per operation
-//! ([`lock_name`]), held by the runner's connection: it is released by the
+//! (`db::lock`, `LockKind::Operation`), held by the runner's connection: it is released by the
 //! server if the runner dies, and it works across hosts sharing a database.
 
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::Db;
-
-/// The named lock of operation `id` in database `database`. Named locks are
-/// server-wide, so the database is part of the name; MariaDB allows 64
-/// characters, so a long database name is hashed.
-pub fn lock_name(database: &str, id: u64) -> String {
-    let name = format!("billmgrops.op.{database}.{id}");
-    if name.len() <= 64 {
-        return name;
-    }
-    // FNV-1a: stable and short; collisions only share a lock.
-    let hash = database.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("billmgrops.op.{hash:016x}.{id}")
-}
-
-/// Takes the lock without waiting; true when this connection holds it now.
-pub fn try_lock(db: &mut Db, name: &str) -> Result<bool> {
-    let got: Option<Option<i64>> = db
-        .conn()
-        .exec_first("SELECT GET_LOCK(?, 0)", (name,))
-        .with_context(|| format!("failed to take lock {name}"))?;
-    Ok(got.flatten() == Some(1))
-}
-
-/// Does any connection hold the lock?
-pub fn is_locked(db: &mut Db, name: &str) -> Result<bool> {
-    let holder: Option<Option<i64>> = db
-        .conn()
-        .exec_first("SELECT IS_USED_LOCK(?)", (name,))
-        .with_context(|| format!("failed to check lock {name}"))?;
-    Ok(holder.flatten().is_some())
-}
-
-pub fn release(db: &mut Db, name: &str) {
-    let _ = db.conn().exec_drop("DO RELEASE_LOCK(?)", (name,));
-}
 
 /// Who marks operations to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -589,17 +552,4 @@ pub fn drop_orphans(db: &mut Db) -> Result<()> {
              WHERE s.runningoperation IS NULL OR s.status <> 'run'",
         )
         .context("failed to remove orphaned marks")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::lock_name;
-
-    #[test]
-    fn lock_names_fit_the_server_limit() {
-        assert_eq!(lock_name("billmgr", 42), "billmgrops.op.billmgr.42");
-        let long = lock_name(&"d".repeat(64), 4_000_000_000);
-        assert!(long.len() <= 64, "{long}");
-        assert_ne!(long, lock_name(&"e".repeat(64), 4_000_000_000));
-    }
 }

@@ -5,13 +5,12 @@
 //! and SHA-256 recorded beside it.
 
 use std::collections::HashMap;
-use std::io::Read;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 
 use super::archive::Copy;
-use super::archive::{self, check_entry, Entry, Listing, ReadEntry};
+use super::archive::{self, check_entry, Entry, HashingReader, Listing, ReadEntry};
 use super::tsv;
 
 /// What a verification found.
@@ -21,22 +20,6 @@ pub struct VerifyReport {
     pub chunks: u64,
     pub rows: u64,
     pub bytes: u64,
-}
-
-/// Hashes and counts what is read through it.
-struct HashingReader<R: Read> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
 }
 
 /// Checks a decompressed chunk's text against the listing.
@@ -109,11 +92,7 @@ pub fn verify_with_progress(
     let mut report = VerifyReport::default();
     let mut seen = 0usize;
     let mut inner_listing = None;
-    let mut reader = HashingReader {
-        inner: copy.open()?,
-        hasher: Sha256::new(),
-        read: 0,
-    };
+    let mut reader = HashingReader::new(copy.open()?);
     archive::read_entries(&mut reader, |entry: ReadEntry| {
         report.entries += 1;
         if entry.path == archive::LISTING_ENTRY {

@@ -19,6 +19,7 @@ use anyhow::{Context, Result};
 use super::backoff::retry_delay;
 use super::process::{Ending, ModuleCommand, RunResult};
 use crate::config::Config;
+use crate::db::lock::{LockKind, NamedLock};
 use crate::db::operations::{self, Operation};
 use crate::db::runstate::{
     self, AttemptEnd, AttemptOutcome, AttemptStart, ModuleErrorFields, Settled,
@@ -121,14 +122,11 @@ pub fn command_for(config: &Config, op: &Operation) -> Result<ModuleCommand, Str
 /// Runs one attempt of operation `id` to its end; `claim` is the token of
 /// the mark the runner was started for (`None`: run by hand).
 pub fn run(config: &Config, mut db: Db, id: u64, claim: Option<&str>) -> Result<Outcome> {
-    let lock = runstate::lock_name(&db.name()?, id);
-    if !runstate::try_lock(&mut db, &lock)? {
+    let Some(mut held) = NamedLock::try_take(&mut db, LockKind::Operation(id))? else {
         log::info!("operation {id} is already being run elsewhere; nothing to do");
         return Ok(Outcome::Busy);
-    }
-    let result = run_locked(config, &mut db, id, claim);
-    runstate::release(&mut db, &lock);
-    result
+    };
+    run_locked(config, held.db(), id, claim)
 }
 
 fn run_locked(config: &Config, db: &mut Db, id: u64, claim: Option<&str>) -> Result<Outcome> {

@@ -13,15 +13,15 @@ use anyhow::Result;
 
 use super::process::GRACE;
 use crate::config::Config;
+use crate::db::lock::{self, LockKind};
 use crate::db::operations;
 use crate::db::runstate::{self, Marker};
 use crate::db::Db;
 
 /// The first of `ids` with an attempt running now, if any.
 pub fn first_running(db: &mut Db, ids: &[u64]) -> Result<Option<u64>> {
-    let database = db.name()?;
     for &id in ids {
-        if runstate::is_locked(db, &runstate::lock_name(&database, id))? {
+        if lock::is_held(db, LockKind::Operation(id))? {
             return Ok(Some(id));
         }
     }

@@ -10,7 +10,7 @@
 //!   a server-side named lock on its connection, released by the server if
 //!   the tick dies;
 //! - one attempt of an operation at a time: each runner holds the
-//!   operation's own named lock (`db::runstate::lock_name`);
+//!   operation's own named lock (`db::lock`);
 //! - `kill -9` of a tick loses nothing: an operation it marked but whose
 //!   runner never took it is put back as due at once by the next tick (a
 //!   mark names the tick's connection; the tick lock tells that tick is
@@ -30,6 +30,7 @@ use anyhow::{Context, Result};
 use super::backoff::retry_delay;
 use super::control;
 use crate::config::Config;
+use crate::db::lock::{self, LockKind, NamedLock};
 use crate::db::runstate::{self, Marker};
 use crate::db::Db;
 
@@ -89,16 +90,13 @@ pub fn tick(config: &Config, db: &mut Db) -> Result<TickReport> {
         report.paused = true;
         return Ok(report);
     }
-    let tick_lock = format!("billmgrops.cron.{}", db.name()?);
-    let tick_lock: String = tick_lock.chars().take(64).collect();
-    if !runstate::try_lock(db, &tick_lock)? {
+    let Some(mut held) = NamedLock::try_take(db, LockKind::Tick)? else {
         log::info!("another scheduler tick is running");
         report.overlapped = true;
         return Ok(report);
-    }
-    let result = tick_locked(config, db, &mut report);
-    runstate::release(db, &tick_lock);
-    result.map(|()| report)
+    };
+    tick_locked(config, held.db(), &mut report)?;
+    Ok(report)
 }
 
 /// The attempts running now, by operation, with their modules.
@@ -205,13 +203,12 @@ fn settle(
     exited: &mut HashSet<u64>,
     report: &mut TickReport,
 ) -> Result<Slots> {
-    let database = db.name()?;
     let mut running = HashMap::new();
     for m in runstate::marked_running(db)? {
         // No runner will take it: marked by a tick that is gone (this one
         // holds the tick lock), or by this tick for a runner that exited.
         let orphaned = m.tick.is_some_and(|t| t != me) || exited.remove(&m.id);
-        if runstate::is_locked(db, &runstate::lock_name(&database, m.id))? {
+        if lock::is_held(db, LockKind::Operation(m.id))? {
             running.insert(m.id, m.module);
         } else if !m.taken && (orphaned || m.age >= START_GRACE_SECS) {
             if runstate::mark_not_started(db, m.id)? {

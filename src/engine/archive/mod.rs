@@ -170,11 +170,21 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Hashes what is read through it.
-struct HashingReader<R> {
+/// Hashes (SHA-256) and counts what is read through it.
+pub(crate) struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    read: u64,
+    pub(crate) hasher: Sha256,
+    pub(crate) read: u64,
+}
+
+impl<R> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+        }
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {
@@ -245,11 +255,7 @@ impl<W: Write> ArchiveWriter<W> {
         let mut header = self.own_header();
         header.set_size(size);
         header.set_cksum();
-        let mut hashed = HashingReader {
-            inner: data.take(size),
-            hasher: Sha256::new(),
-            read: 0,
-        };
+        let mut hashed = HashingReader::new(data.take(size));
         self.builder
             .append_data(&mut header, path, &mut hashed)
             .with_context(|| format!("failed to write archive entry `{path}`"))?;
