@@ -729,7 +729,7 @@ fn the_panel_starts_a_copy_in_the_background_one_at_a_time() {
         .call("billmgr.backup.create")
         .param("sok", "ok")
         .run();
-    assert_eq!(out.error_type().0, "backup_running");
+    assert_eq!(out.error_type(), ("backup_running".into(), "backup".into()));
     drop(holder);
 }
 

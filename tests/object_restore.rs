@@ -260,6 +260,20 @@ fn the_panel_offers_the_copies_that_hold_the_object_and_restores_from_one() {
         ("value".into(), "version".into())
     );
     assert_eq!(restore(&first, "merge").error_type().0, "value");
+    // While another backup or restore runs: the typed refusal, not a
+    // failed restore.
+    {
+        use mysql::prelude::Queryable;
+        let mut holder = f.db.conn();
+        let lock = format!("billmgrops.backup.{}", f.db.name);
+        let _: Option<i64> = holder
+            .exec_first("SELECT GET_LOCK(?, 0)", (&lock,))
+            .unwrap();
+        assert_eq!(
+            restore(&first, "skip").error_type(),
+            ("backup_running".into(), "backup".into())
+        );
+    }
     let missing = f
         .panel
         .call("backupdata.restore")

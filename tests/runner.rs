@@ -412,8 +412,11 @@ fn two_concurrent_starts_run_the_module_once() {
         );
     }
     wait_until(60, "the operation to finish", || f.status(id) == "gone");
-    // Give a second runner, had one been started, time to write its mark.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Both Starts have returned, so every runner they started is running
+    // or gone; once none is left, no other attempt can come.
+    wait_until(60, "every runner of the operation to exit", || {
+        runners_of(&f.panel, id) == 0
+    });
     assert_eq!(
         f.panel.module_runs().len(),
         1,
@@ -803,9 +806,10 @@ fn the_scheduler_starts_what_is_due_within_its_bounds() {
     assert_eq!(running.len(), 2, "Concurrency 2");
     assert_eq!(f.status(manual), "wait");
     assert_eq!(f.status(later), "error");
-    // A second tick while both run starts nothing more.
-    f.panel.command(&["cron"]).output().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // A second tick while both run starts nothing more: its own report.
+    let tick = f.panel.command(&["cron"]).output().unwrap();
+    let told = String::from_utf8_lossy(&tick.stderr);
+    assert!(told.contains("started []"), "{told}");
     assert_eq!(f.db.scalar(&attempts), "2");
     let ids = running
         .iter()
@@ -1210,4 +1214,19 @@ fn a_staying_tick_killed_mid_backlog_loses_nothing_and_runs_nothing_twice() {
         )),
         ids.len().to_string()
     );
+}
+
+/// The runner processes of operation `id` of this panel alive now (read
+/// from /proc: `run-operation <id>` with the panel's directory).
+fn runners_of(panel: &crate::harness::Panel, id: u64) -> usize {
+    let mgrdir = panel.mgrdir().display().to_string();
+    let command = format!("run-operation\0{id}\0");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c.contains(&command) && c.contains(&mgrdir))
+        .count()
 }

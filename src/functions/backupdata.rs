@@ -156,9 +156,8 @@ fn outcome<T>(result: Result<T>, object: &str, what: &str, user: &str) -> Result
             log::info!("{what} restored by {user}");
             Ok(Reply::Ok)
         }
-        Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
-            Err(e.context(PanelError::new(ErrorKind::BackupRunning, "backup", "")))
-        }
+        // Shown as `backup_running` by the protocol's edge.
+        Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => Err(e),
         Err(e) => {
             let reason = format!("{e:#}");
             log::warn!("restore of {what} failed: {reason}");

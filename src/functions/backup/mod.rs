@@ -25,10 +25,6 @@ use crate::protocol::{
 
 const SECTION: &str = "billmgr.backup";
 
-fn busy_error() -> PanelError {
-    PanelError::new(ErrorKind::BackupRunning, "backup", "")
-}
-
 /// `billmgr.backup`: the copies, newest first.
 pub fn list(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let paging = req.paging(&sort_keys(COPY_SORTS))?;
@@ -208,7 +204,7 @@ pub fn create(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 }
             }
             if jobs::busy(db)? {
-                return Err(busy_error().into());
+                return Err(jobs::Busy.into());
             }
             background::start(ctx.config, &background::Job::BackupCreate { plan, storage })?;
             log::info!("backup started by {}", req.actor());
@@ -248,7 +244,7 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                 return Err(PanelError::new(ErrorKind::CopyState, "backup", copy.name).into());
             }
             if jobs::busy(ctx.db()?)? {
-                return Err(busy_error().into());
+                return Err(jobs::Busy.into());
             }
             background::start(
                 ctx.config,
@@ -290,7 +286,7 @@ pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     for id in &ids {
         let row = backups::get(db, *id)?.ok_or_else(|| PanelError::missed("backup", id))?;
         if row.state == JobState::Running {
-            return Err(busy_error().into());
+            return Err(jobs::Busy.into());
         }
         rows.push(row);
     }

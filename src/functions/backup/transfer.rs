@@ -4,11 +4,10 @@
 
 use anyhow::Result;
 
-use super::{busy_error, storage_options};
+use super::storage_options;
 use crate::context::Ctx;
 use crate::db::backupconf;
 use crate::db::backups::{self, JobState};
-use crate::engine::jobs;
 use crate::engine::upload;
 use crate::functions::label;
 use crate::protocol::{ErrorKind, Form, Mode, PanelError, RedirectKind, Reply, Request, Slist};
@@ -132,9 +131,6 @@ fn upload_error(e: anyhow::Error) -> anyhow::Error {
     if let Some(bad) = e.downcast_ref::<crate::engine::archive::check::BadListing>() {
         let value = bad.0.clone();
         return e.context(PanelError::new(ErrorKind::BadCopy, "file", value));
-    }
-    if e.downcast_ref::<jobs::Busy>().is_some() {
-        return e.context(busy_error());
     }
     e
 }
