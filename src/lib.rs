@@ -20,6 +20,8 @@
 //!   generator (the `dev` feature only).
 //! - [`db`]: connection, the plugin's migrations, queries by table family.
 //! - [`storage`]: where copies live; [`background`]: detached jobs.
+//! - [`operation`]: a running operation's states and the pure rule of
+//!   what an attempt's end does to it (persisted by `db`).
 //! - [`config`], [`logging`], [`xml`], [`clock`], [`fsutil`], [`progress`],
 //!   [`host`], [`mgrctl`] (asking the panel itself): support.
 //!
@@ -65,6 +67,7 @@ mod host;
 mod install;
 mod logging;
 mod mgrctl;
+mod operation;
 mod progress;
 mod protocol;
 mod runner;

@@ -13,6 +13,8 @@ const LAYERS: &[&[&str]] = &[
     &["clock", "xml", "fsutil", "progress", "host"],
     // asking the panel itself (`sbin/mgrctl`): its answers are XML
     &["mgrctl"],
+    // a running operation's states and rules, without I/O
+    &["operation"],
     &["config"],
     &["logging"],
     &["storage", "background"],

@@ -23,11 +23,11 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
-use crate::db::runstate::Settled;
 use crate::db::{migrate, Db};
 #[cfg(feature = "dev")]
 use crate::dev;
 use crate::health::status;
+use crate::operation::Settled;
 use crate::protocol::{self, request::MAX_STDIN, Incoming};
 use crate::runner::attempt;
 use crate::{install, logging};

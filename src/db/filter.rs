@@ -39,7 +39,8 @@ impl OperationFilter {
         let mut terms = Vec::new();
         let mut values: Vec<Value> = Vec::new();
         if let Some(v) = &self.status {
-            terms.push("COALESCE(s.status, 'wait') = ?");
+            terms.push("COALESCE(s.status, ?) = ?");
+            values.push(crate::operation::State::Wait.as_str().into());
             values.push(v.clone().into());
         }
         if let Some(v) = &self.intname {

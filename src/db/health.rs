@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::{cell_text, Db};
 use crate::clock::Timestamp;
+use crate::operation::{Manual, State};
 
 const CRON_TICK: &str = "cron.last_tick";
 
@@ -43,20 +44,29 @@ pub fn last_cron_tick(db: &mut Db) -> Result<Option<(String, i64)>> {
 }
 
 /// The state an operation is in, as status reports it.
-const STATE_SQL: &str = "CASE WHEN s.status = 'run' THEN 'running'
-     WHEN ro.manual = 'on' THEN 'manual'
-     WHEN s.status = 'error' THEN 'failing'
-     WHEN s.status = 'stopped' THEN 'stopped'
-     ELSE 'waiting' END";
+fn state_sql() -> String {
+    format!(
+        "CASE WHEN s.status = '{run}' THEN 'running'
+         WHEN ro.manual = '{on}' THEN 'manual'
+         WHEN s.status = '{error}' THEN 'failing'
+         WHEN s.status = '{stopped}' THEN 'stopped'
+         ELSE 'waiting' END",
+        run = State::Run.as_str(),
+        on = Manual::On.as_str(),
+        error = State::Error.as_str(),
+        stopped = State::Stopped.as_str(),
+    )
+}
 
 /// How many operations are in each state (running, waiting, failing,
 /// manual, stopped).
 pub fn operations_by_state(db: &mut Db) -> Result<Vec<(String, u64)>> {
     db.conn()
         .query(format!(
-            "SELECT {STATE_SQL} AS state, COUNT(*) FROM runningoperation ro
+            "SELECT {state} AS state, COUNT(*) FROM runningoperation ro
              LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
-             GROUP BY state ORDER BY state"
+             GROUP BY state ORDER BY state",
+            state = state_sql()
         ))
         .context("failed to count running operations")
 }
@@ -108,7 +118,7 @@ fn troubled(where_order: &str, db: &mut Db) -> Result<Vec<TroubledOperation>> {
         .conn()
         .query(format!(
             "SELECT ro.id, ro.intname, ro.item, COALESCE(i.name, ''), COALESCE(a.name, ''),
-                    DATE_FORMAT(ro.cdate, '%Y-%m-%d %H:%i:%s'), ro.trycount, {STATE_SQL},
+                    DATE_FORMAT(ro.cdate, '%Y-%m-%d %H:%i:%s'), ro.trycount, {state},
                     COALESCE(DATE_FORMAT(m.since, '%Y-%m-%d %H:%i:%s'), ''),
                     COALESCE((SELECT at.error_msg FROM billmgrops_attempt at
                               WHERE at.runningoperation = ro.id ORDER BY at.id DESC LIMIT 1), '')
@@ -117,7 +127,8 @@ fn troubled(where_order: &str, db: &mut Db) -> Result<Vec<TroubledOperation>> {
              LEFT JOIN billmgrops_manual m ON m.runningoperation = ro.id
              LEFT JOIN item i ON i.id = ro.item
              LEFT JOIN account a ON a.id = i.account
-             {where_order}"
+             {where_order}",
+            state = state_sql()
         ))
         .context("failed to read troubled operations")?;
     Ok(rows
@@ -143,8 +154,12 @@ fn troubled(where_order: &str, db: &mut Db) -> Result<Vec<TroubledOperation>> {
 /// The oldest operation that failed and is not done: retried or manual.
 pub fn oldest_failing(db: &mut Db) -> Result<Option<TroubledOperation>> {
     Ok(troubled(
-        "WHERE (s.status = 'error' OR ro.manual = 'on') AND ro.trycount > 0
-         ORDER BY ro.cdate, ro.id LIMIT 1",
+        &format!(
+            "WHERE (s.status = '{error}' OR ro.manual = '{on}') AND ro.trycount > 0
+             ORDER BY ro.cdate, ro.id LIMIT 1",
+            error = State::Error.as_str(),
+            on = Manual::On.as_str()
+        ),
         db,
     )?
     .into_iter()
@@ -155,8 +170,9 @@ pub fn oldest_failing(db: &mut Db) -> Result<Option<TroubledOperation>> {
 pub fn turned_manual_within(db: &mut Db, hours: u32) -> Result<Vec<TroubledOperation>> {
     troubled(
         &format!(
-            "WHERE ro.manual = 'on' AND m.since >= NOW() - INTERVAL {hours} HOUR
-             ORDER BY m.since DESC, ro.id LIMIT 1000"
+            "WHERE ro.manual = '{on}' AND m.since >= NOW() - INTERVAL {hours} HOUR
+             ORDER BY m.since DESC, ro.id LIMIT 1000",
+            on = Manual::On.as_str()
         ),
         db,
     )
@@ -166,10 +182,13 @@ pub fn turned_manual_within(db: &mut Db, hours: u32) -> Result<Vec<TroubledOpera
 /// event key of each.
 pub fn unnotified_manual(db: &mut Db) -> Result<Vec<(String, TroubledOperation)>> {
     let ops = troubled(
-        "WHERE ro.manual = 'on' AND m.since IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM billmgrops_notice n WHERE n.event =
-               CONCAT('manual:', ro.id, ':', DATE_FORMAT(m.since, '%Y%m%d%H%i%s')))
-         ORDER BY m.since, ro.id LIMIT 1000",
+        &format!(
+            "WHERE ro.manual = '{on}' AND m.since IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM billmgrops_notice n WHERE n.event =
+                   CONCAT('manual:', ro.id, ':', DATE_FORMAT(m.since, '%Y%m%d%H%i%s')))
+             ORDER BY m.since, ro.id LIMIT 1000",
+            on = Manual::On.as_str()
+        ),
         db,
     )?;
     Ok(ops

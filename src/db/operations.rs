@@ -7,6 +7,7 @@ use mysql::prelude::Queryable;
 
 use super::filter::OperationFilter;
 use super::{cell_take, cell_text, Db, Page};
+use crate::operation::{Manual, State};
 
 /// Operation types: the processing module commands an operation can carry.
 pub const OPERATION_TYPES: &[&str] = &[
@@ -21,7 +22,12 @@ pub const OPERATION_TYPES: &[&str] = &[
 ];
 
 /// The runner states, as stored and as the list shows them.
-pub const STATUSES: &[&str] = &["wait", "run", "error", "stopped"];
+pub const STATUSES: &[&str] = &[
+    State::Wait.as_str(),
+    State::Run.as_str(),
+    State::Error.as_str(),
+    State::Stopped.as_str(),
+];
 
 /// One row of the running operations list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,10 +43,8 @@ pub struct OperationRow {
     pub trycount: String,
     pub processingmodule: String,
     pub task: String,
-    /// wait, run, error or stopped.
-    pub status: String,
-    /// on or off.
-    pub manual: String,
+    pub status: State,
+    pub manual: Manual,
 }
 
 /// Sort keys of the operations list and their SQL.
@@ -88,9 +92,10 @@ pub fn list(
     let sql = format!(
         "SELECT ro.id, ro.intname, ro.item, i.name, it.intname, a.name,
                 ro.cdate, ro.trycount, pm.name, {TASK_OF} AS task_id,
-                COALESCE(s.status, 'wait') AS status, ro.manual
-         {OPERATION_FROM}{condition} {}",
-        page.clause(OPERATION_SORTS, "ro.id", "ro.id")?
+                COALESCE(s.status, '{wait}') AS status, ro.manual
+         {OPERATION_FROM}{condition} {order}",
+        wait = State::Wait.as_str(),
+        order = page.clause(OPERATION_SORTS, "ro.id", "ro.id")?
     );
     // Rows are moved out of the result as it streams (a list can be
     // 10,000 rows the panel pages itself); without parameters it goes by
@@ -110,8 +115,8 @@ pub fn list(
             trycount: field(),
             processingmodule: field(),
             task: field(),
-            status: field(),
-            manual: field(),
+            status: State::parse(&field()).unwrap_or(State::Wait),
+            manual: Manual::parse(&field()),
         })
     };
     let context = "failed to list running operations";
@@ -163,10 +168,10 @@ pub struct Operation {
     /// The processing module's id and executable name, if it has one.
     pub module: Option<(u64, String)>,
     pub trycount: u32,
-    pub manual: bool,
+    pub manual: Manual,
     pub cdate: String,
     pub task: Option<u64>,
-    pub status: String,
+    pub status: State,
     pub comment: String,
     pub account: Option<u64>,
 }
@@ -177,7 +182,7 @@ pub fn get(db: &mut Db, id: u64) -> Result<Option<Operation>> {
         .conn()
         .exec_first(
             format!("SELECT ro.id, ro.item, ro.intname, pm.id, pm.module, ro.trycount, ro.manual,
-                    ro.cdate, {TASK_OF}, COALESCE(s.status, 'wait'), s.comment, i.account
+                    ro.cdate, {TASK_OF}, s.status, s.comment, i.account
              FROM runningoperation ro
              LEFT JOIN item i ON i.id = ro.item
              LEFT JOIN processingmodule pm ON pm.id = COALESCE(ro.processingmodule, i.processingmodule)
@@ -194,10 +199,10 @@ pub fn get(db: &mut Db, id: u64) -> Result<Option<Operation>> {
             intname: cell_text(&r, 2),
             module: num(3).map(|m| (m, cell_text(&r, 4))),
             trycount: num(5).unwrap_or(0) as u32,
-            manual: cell_text(&r, 6) == "on",
+            manual: Manual::parse(&cell_text(&r, 6)),
             cdate: cell_text(&r, 7),
             task: num(8),
-            status: cell_text(&r, 9),
+            status: State::parse(&cell_text(&r, 9)).unwrap_or(State::Wait),
             comment: cell_text(&r, 10),
             account: num(11),
         }
@@ -228,16 +233,8 @@ pub struct OperationFields {
     pub intname: String,
     pub item: u64,
     pub trycount: u32,
-    pub manual: bool,
+    pub manual: Manual,
     pub comment: String,
-}
-
-fn on_off(yes: bool) -> &'static str {
-    if yes {
-        "on"
-    } else {
-        "off"
-    }
 }
 
 /// Creates an operation for an existing service; returns its id.
@@ -249,13 +246,13 @@ pub fn create(db: &mut Db, f: &OperationFields) -> Result<u64> {
     tx.exec_drop(
         "INSERT INTO runningoperation (item, intname, processingmodule, trycount, manual, cdate)
          SELECT id, ?, processingmodule, ?, ?, NOW() FROM item WHERE id = ?",
-        (&f.intname, f.trycount, on_off(f.manual), f.item),
+        (&f.intname, f.trycount, f.manual.as_str(), f.item),
     )
     .context("failed to create the running operation")?;
     let id = tx.last_insert_id().context("no id for the new operation")?;
     tx.exec_drop(
-        "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, 'wait', ?)",
-        (id, &f.comment),
+        "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, ?, ?)",
+        (id, State::Wait.as_str(), &f.comment),
     )
     .context("failed to create the operation state")?;
     tx.commit().context("failed to commit the new operation")?;
@@ -271,15 +268,23 @@ pub fn update(db: &mut Db, id: u64, f: &OperationFields) -> Result<()> {
         .context("failed to begin a transaction")?;
     tx.exec_drop(
         "UPDATE runningoperation SET intname = ?, item = ?, trycount = ?, manual = ? WHERE id = ?",
-        (&f.intname, f.item, f.trycount, on_off(f.manual), id),
+        (&f.intname, f.item, f.trycount, f.manual.as_str(), id),
     )
     .with_context(|| format!("failed to update running operation {id}"))?;
     tx.exec_drop(
-        "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, 'wait', ?)
+        "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, ?, ?)
          ON DUPLICATE KEY UPDATE comment = VALUES(comment),
-            status = IF(? = 'off' AND status = 'stopped', 'wait', status),
-            next_try = IF(? = 'off' AND status = 'stopped', NULL, next_try)",
-        (id, &f.comment, on_off(f.manual), on_off(f.manual)),
+            next_try = IF(? AND status = ?, NULL, next_try),
+            status = IF(? AND status = ?, VALUES(status), status)",
+        (
+            id,
+            State::Wait.as_str(),
+            &f.comment,
+            !f.manual.is_on(),
+            State::Stopped.as_str(),
+            !f.manual.is_on(),
+            State::Stopped.as_str(),
+        ),
     )
     .with_context(|| format!("failed to update the state of operation {id}"))?;
     tx.commit().context("failed to commit the operation")?;
@@ -290,16 +295,21 @@ pub fn update(db: &mut Db, id: u64, f: &OperationFields) -> Result<()> {
 pub fn set_automatic(db: &mut Db, id: u64) -> Result<()> {
     db.conn()
         .exec_drop(
-            "UPDATE runningoperation SET manual = 'off' WHERE id = ?",
-            (id,),
+            "UPDATE runningoperation SET manual = ? WHERE id = ?",
+            (Manual::Off.as_str(), id),
         )
         .with_context(|| format!("failed to make operation {id} automatic"))?;
     db.conn()
         .exec_drop(
-            "UPDATE billmgrops_operation SET status = IF(status = 'stopped', 'wait', status),
-                next_try = IF(status = 'stopped', NULL, next_try)
+            "UPDATE billmgrops_operation SET next_try = IF(status = ?, NULL, next_try),
+                status = IF(status = ?, ?, status)
              WHERE runningoperation = ?",
-            (id,),
+            (
+                State::Stopped.as_str(),
+                State::Stopped.as_str(),
+                State::Wait.as_str(),
+                id,
+            ),
         )
         .with_context(|| format!("failed to update the state of operation {id}"))
 }
@@ -308,9 +318,9 @@ pub fn set_automatic(db: &mut Db, id: u64) -> Result<()> {
 pub fn set_comment(db: &mut Db, id: u64, comment: &str) -> Result<()> {
     db.conn()
         .exec_drop(
-            "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, 'wait', ?)
+            "INSERT INTO billmgrops_operation (runningoperation, status, comment) VALUES (?, ?, ?)
              ON DUPLICATE KEY UPDATE comment = VALUES(comment)",
-            (id, comment),
+            (id, State::Wait.as_str(), comment),
         )
         .with_context(|| format!("failed to set the comment of operation {id}"))
 }

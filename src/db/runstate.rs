@@ -12,6 +12,9 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
 use super::Db;
+use crate::operation::{
+    after_attempt, AttemptFacts, AttemptOutcome, Change, Manual, Settled, State,
+};
 
 /// Who marks operations to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,10 +52,10 @@ pub fn mark_pending(db: &mut Db, ids: &[u64], by: Marker) -> Result<Vec<(u64, St
         }
         tx.exec_drop(
             "INSERT INTO billmgrops_operation (runningoperation, status, started, next_try)
-             VALUES (?, 'run', NOW(), NULL)
-             ON DUPLICATE KEY UPDATE status = 'run', started = NOW(), next_try = NULL,
+             VALUES (?, ?, NOW(), NULL)
+             ON DUPLICATE KEY UPDATE status = VALUES(status), started = NOW(), next_try = NULL,
                 runner = NULL, pgid = NULL, stop_requested = 0",
-            (id,),
+            (id, State::Run.as_str()),
         )
         .with_context(|| format!("failed to mark operation {id} as starting"))?;
         marked.push((id, token));
@@ -117,10 +120,10 @@ pub fn begin(db: &mut Db, a: &AttemptStart<'_>) -> Result<Option<u64>> {
     let attempt = tx.last_insert_id().context("no id for the attempt")?;
     tx.exec_drop(
         "INSERT INTO billmgrops_operation (runningoperation, status, started, runner)
-         VALUES (?, 'run', NOW(), ?)
-         ON DUPLICATE KEY UPDATE status = 'run', started = NOW(), runner = VALUES(runner),
+         VALUES (?, ?, NOW(), ?)
+         ON DUPLICATE KEY UPDATE status = VALUES(status), started = NOW(), runner = VALUES(runner),
             pgid = NULL, next_try = NULL",
-        (a.operation, a.runner),
+        (a.operation, State::Run.as_str(), a.runner),
     )
     .context("failed to mark the operation running")?;
     tx.exec_drop(
@@ -188,18 +191,23 @@ pub fn make_manual(db: &mut Db, ids: &[u64], stopped: bool) -> Result<()> {
         .context("failed to begin a transaction")?;
     for id in ids {
         tx.exec_drop(
-            "UPDATE runningoperation SET manual = 'on' WHERE id = ?",
-            (id,),
+            "UPDATE runningoperation SET manual = ? WHERE id = ?",
+            (Manual::On.as_str(), id),
         )
         .with_context(|| format!("failed to make operation {id} manual"))?;
-        let state = if stopped {
-            "INSERT INTO billmgrops_operation (runningoperation, status) VALUES (?, 'stopped')
-             ON DUPLICATE KEY UPDATE status = 'stopped', next_try = NULL"
+        if stopped {
+            tx.exec_drop(
+                "INSERT INTO billmgrops_operation (runningoperation, status) VALUES (?, ?)
+                 ON DUPLICATE KEY UPDATE status = VALUES(status), next_try = NULL",
+                (id, State::Stopped.as_str()),
+            )
         } else {
-            "UPDATE billmgrops_operation SET next_try = NULL WHERE runningoperation = ?"
-        };
-        tx.exec_drop(state, (id,))
-            .with_context(|| format!("failed to settle the state of operation {id}"))?;
+            tx.exec_drop(
+                "UPDATE billmgrops_operation SET next_try = NULL WHERE runningoperation = ?",
+                (id,),
+            )
+        }
+        .with_context(|| format!("failed to settle the state of operation {id}"))?;
         if stopped {
             // A runner on its way finds no mark and does nothing.
             tx.exec_drop(
@@ -219,31 +227,6 @@ pub fn make_manual(db: &mut Db, ids: &[u64], stopped: bool) -> Result<()> {
     tx.commit().context("failed to commit the manual switch")
 }
 
-/// What an attempt came to, as `billmgrops_attempt.outcome` keeps it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    /// Exit 0 and no error reported.
-    Ok,
-    /// A failure: exit status, `<error>` on stdout or through the API,
-    /// a crash, a module that could not start.
-    Error,
-    /// Stopped at `OperationTimeout`.
-    Timeout,
-    /// Stopped by an administrator.
-    Stopped,
-}
-
-impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Ok => "ok",
-            AttemptOutcome::Error => "error",
-            AttemptOutcome::Timeout => "timeout",
-            AttemptOutcome::Stopped => "stopped",
-        }
-    }
-}
-
 /// How an attempt ended, as recorded.
 pub struct AttemptEnd<'a> {
     pub attempt: u64,
@@ -260,10 +243,10 @@ pub struct AttemptEnd<'a> {
     pub retry_in: u64,
     /// The attempt count at which the operation turns manual.
     pub max_attempts: u32,
-    /// Whether the operation was manual when the attempt began (an
-    /// administrator's start): only a switch during the attempt is the
+    /// The switch when the attempt began (an administrator may start a
+    /// manual operation): only a switch during the attempt is the
     /// module's doing.
-    pub manual_before: bool,
+    pub manual_before: Manual,
 }
 
 /// The module's reported error, split.
@@ -274,24 +257,9 @@ pub struct ModuleErrorFields<'a> {
     pub message: &'a str,
 }
 
-/// What became of the operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Settled {
-    /// Done and removed.
-    Finished,
-    /// Failed; retried at the scheduled time.
-    WillRetry,
-    /// Failed for the last time: now manual, a task is due.
-    TurnedManual,
-    /// Stopped by an administrator.
-    Stopped,
-    /// Failed, and the module switched the operation to manual itself
-    /// (`runningoperation.setmanual`): no retry, no task of ours.
-    ManualByModule,
-}
-
 /// Completes the attempt record and settles the operation, in one
-/// transaction.
+/// transaction: the facts are read under a row lock, the decision is
+/// [`after_attempt`]'s, and this only writes it.
 pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
     let mut tx = db
         .conn()
@@ -319,76 +287,63 @@ pub fn finish(db: &mut Db, e: &AttemptEnd<'_>) -> Result<Settled> {
         ),
     )
     .context("failed to complete the attempt record")?;
-    let settled = match e.outcome {
-        AttemptOutcome::Ok => {
+    let row: Option<(u32, String)> = tx
+        .exec_first(
+            "SELECT trycount, manual FROM runningoperation WHERE id = ? FOR UPDATE",
+            (e.operation,),
+        )
+        .context("failed to read the attempt count")?;
+    let (tries, manual) = row.unwrap_or((0, String::new()));
+    let decision = after_attempt(&AttemptFacts {
+        outcome: e.outcome,
+        tries,
+        manual_now: Manual::parse(&manual),
+        manual_before: e.manual_before,
+        max_attempts: e.max_attempts,
+        retry_in: e.retry_in,
+    });
+    match decision.change {
+        Change::Remove => {
             tx.exec_drop("DELETE FROM runningoperation WHERE id = ?", (e.operation,))
                 .context("failed to remove the finished operation")?;
-            tx.exec_drop(
-                "DELETE FROM billmgrops_operation WHERE runningoperation = ?",
-                (e.operation,),
-            )
-            .context("failed to remove the finished operation's state")?;
-            tx.exec_drop(
-                "DELETE FROM billmgrops_manual WHERE runningoperation = ?",
-                (e.operation,),
-            )
-            .context("failed to remove the finished operation's state")?;
-            Settled::Finished
-        }
-        AttemptOutcome::Stopped => {
-            tx.exec_drop(
-                "UPDATE runningoperation SET manual = 'on', errorxml = ? WHERE id = ?",
-                (e.errorxml, e.operation),
-            )
-            .context("failed to make the operation manual")?;
-            tx.exec_drop(
-                "UPDATE billmgrops_operation SET status = 'stopped', runner = NULL, pgid = NULL,
-                    stop_requested = 0, next_try = NULL WHERE runningoperation = ?",
-                (e.operation,),
-            )
-            .context("failed to mark the operation stopped")?;
-            Settled::Stopped
-        }
-        AttemptOutcome::Error | AttemptOutcome::Timeout => {
-            let row: Option<(u32, String)> = tx
-                .exec_first(
-                    "SELECT trycount, manual FROM runningoperation WHERE id = ? FOR UPDATE",
+            for table in ["billmgrops_operation", "billmgrops_manual"] {
+                tx.exec_drop(
+                    format!("DELETE FROM {table} WHERE runningoperation = ?"),
                     (e.operation,),
                 )
-                .context("failed to read the attempt count")?;
-            let (tries, manual) = row.unwrap_or((0, "off".into()));
-            // Made manual during the attempt, by its module through the API.
-            let by_module = manual == "on" && !e.manual_before;
-            let last = by_module || tries >= e.max_attempts;
+                .context("failed to remove the finished operation's state")?;
+            }
+        }
+        Change::Keep {
+            state,
+            turn_manual,
+            retry_in,
+            note_manual_since,
+        } => {
             tx.exec_drop(
-                "UPDATE runningoperation SET errorxml = ?, manual = IF(?, 'on', manual) WHERE id = ?",
-                (e.errorxml, last, e.operation),
+                "UPDATE runningoperation SET errorxml = ?, manual = IF(?, ?, manual) WHERE id = ?",
+                (e.errorxml, turn_manual, Manual::On.as_str(), e.operation),
             )
             .context("failed to record the error")?;
             tx.exec_drop(
-                "UPDATE billmgrops_operation SET status = 'error', runner = NULL, pgid = NULL,
+                "UPDATE billmgrops_operation SET status = ?, runner = NULL, pgid = NULL,
                     stop_requested = 0,
-                    next_try = IF(?, NULL, NOW() + INTERVAL ? SECOND)
+                    next_try = IF(? IS NULL, NULL, NOW() + INTERVAL ? SECOND)
                  WHERE runningoperation = ?",
-                (last, e.retry_in, e.operation),
+                (state.as_str(), retry_in, retry_in, e.operation),
             )
             .context("failed to schedule the retry")?;
-            if by_module {
-                Settled::ManualByModule
-            } else if last {
+            if note_manual_since {
                 tx.exec_drop(
                     "REPLACE INTO billmgrops_manual (runningoperation, since) VALUES (?, NOW())",
                     (e.operation,),
                 )
                 .context("failed to record when the operation turned manual")?;
-                Settled::TurnedManual
-            } else {
-                Settled::WillRetry
             }
         }
-    };
+    }
     tx.commit().context("failed to commit the attempt")?;
-    Ok(settled)
+    Ok(decision.settled)
 }
 
 /// An operation marked running.
@@ -410,7 +365,7 @@ pub fn marked_running(db: &mut Db) -> Result<Vec<Marked>> {
     type Row = (u64, u64, Option<u64>, bool, Option<u64>);
     let rows: Vec<Row> = db
         .conn()
-        .query(
+        .exec(
             "SELECT s.runningoperation,
                     GREATEST(0, TIMESTAMPDIFF(SECOND, COALESCE(s.started, s.updated), NOW())),
                     COALESCE(ro.processingmodule, i.processingmodule),
@@ -420,7 +375,8 @@ pub fn marked_running(db: &mut Db) -> Result<Vec<Marked>> {
              LEFT JOIN billmgrops_mark m ON m.runningoperation = s.runningoperation
              LEFT JOIN runningoperation ro ON ro.id = s.runningoperation
              LEFT JOIN item i ON i.id = ro.item
-             WHERE s.status = 'run'",
+             WHERE s.status = ?",
+            (State::Run.as_str(),),
         )
         .context("failed to list running operations")?;
     Ok(rows
@@ -439,10 +395,15 @@ pub fn marked_running(db: &mut Db) -> Result<Vec<Marked>> {
 pub fn mark_interrupted(db: &mut Db, operation: u64, retry_in: u64) -> Result<()> {
     db.conn()
         .exec_drop(
-            "UPDATE billmgrops_operation SET status = 'error', runner = NULL, pgid = NULL,
+            "UPDATE billmgrops_operation SET status = ?, runner = NULL, pgid = NULL,
                 stop_requested = 0, next_try = NOW() + INTERVAL ? SECOND
-             WHERE runningoperation = ? AND status = 'run'",
-            (retry_in, operation),
+             WHERE runningoperation = ? AND status = ?",
+            (
+                State::Error.as_str(),
+                retry_in,
+                operation,
+                State::Run.as_str(),
+            ),
         )
         .context("failed to settle an interrupted operation")
 }
@@ -463,15 +424,31 @@ pub fn mark_not_started(db: &mut Db, operation: u64) -> Result<bool> {
     )
     .context("failed to put back an operation that never started")?;
     tx.exec_drop(
-        "UPDATE billmgrops_operation SET status = 'wait', started = NULL, next_try = NULL
-         WHERE runningoperation = ? AND status = 'run' AND runner IS NULL",
-        (operation,),
+        "UPDATE billmgrops_operation SET status = ?, started = NULL, next_try = NULL
+         WHERE runningoperation = ? AND status = ? AND runner IS NULL",
+        (State::Wait.as_str(), operation, State::Run.as_str()),
     )
     .context("failed to put back an operation that never started")?;
     let put_back = tx.affected_rows() > 0;
     tx.commit()
         .context("failed to put back an operation that never started")?;
     Ok(put_back)
+}
+
+/// The condition of an operation due for an attempt (over
+/// `runningoperation ro` joined to its state `s`), with [`due_params`]:
+/// automatic, waiting or failed, and its next try (if any) come.
+const DUE: &str = "ro.manual = ?
+    AND COALESCE(s.status, ?) IN (?, ?)
+    AND (s.next_try IS NULL OR s.next_try <= NOW())";
+
+fn due_params() -> Vec<mysql::Value> {
+    vec![
+        Manual::Off.as_str().into(),
+        State::Wait.as_str().into(),
+        State::Wait.as_str().into(),
+        State::Error.as_str().into(),
+    ]
 }
 
 /// Operations due for an attempt, at most `limit`, each with its
@@ -487,7 +464,8 @@ pub fn due(db: &mut Db, limit: u32, priorities: &[(&str, u32)]) -> Result<Vec<(u
             priorities.iter().map(|p| p.1).max().unwrap_or(0) + 1
         )
     };
-    let mut params: Vec<mysql::Value> = Vec::with_capacity(priorities.len() * 2 + 1);
+    let mut params: Vec<mysql::Value> = Vec::with_capacity(priorities.len() * 2 + 4);
+    params.extend(due_params());
     for (command, rank) in priorities {
         params.push((*command).into());
         params.push((*rank).into());
@@ -500,9 +478,7 @@ pub fn due(db: &mut Db, limit: u32, priorities: &[(&str, u32)]) -> Result<Vec<(u
                  FROM runningoperation ro
                  LEFT JOIN item i ON i.id = ro.item
                  LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
-                 WHERE ro.manual = 'off'
-                   AND COALESCE(s.status, 'wait') IN ('wait', 'error')
-                   AND (s.next_try IS NULL OR s.next_try <= NOW())
+                 WHERE {DUE}
                  ORDER BY {rank}, ro.cdate, ro.id
                  LIMIT ?"
             ),
@@ -516,12 +492,13 @@ pub fn due(db: &mut Db, limit: u32, priorities: &[(&str, u32)]) -> Result<Vec<(u
 pub fn backlog(db: &mut Db) -> Result<(u64, Option<f64>)> {
     let due: u64 = db
         .conn()
-        .query_first(
-            "SELECT COUNT(*) FROM runningoperation ro
-             LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
-             WHERE ro.manual = 'off'
-               AND COALESCE(s.status, 'wait') IN ('wait', 'error')
-               AND (s.next_try IS NULL OR s.next_try <= NOW())",
+        .exec_first(
+            format!(
+                "SELECT COUNT(*) FROM runningoperation ro
+                 LEFT JOIN billmgrops_operation s ON s.runningoperation = ro.id
+                 WHERE {DUE}"
+            ),
+            due_params(),
         )
         .context("failed to count due operations")?
         .unwrap_or(0);
@@ -539,17 +516,19 @@ pub fn backlog(db: &mut Db) -> Result<(u64, Option<f64>)> {
 /// operation when a module reports success through the panel).
 pub fn drop_orphans(db: &mut Db) -> Result<()> {
     db.conn()
-        .query_drop(
+        .exec_drop(
             "DELETE s FROM billmgrops_operation s
              LEFT JOIN runningoperation ro ON ro.id = s.runningoperation
-             WHERE ro.id IS NULL AND s.status <> 'run'",
+             WHERE ro.id IS NULL AND s.status <> ?",
+            (State::Run.as_str(),),
         )
         .context("failed to remove orphaned operation state")?;
     db.conn()
-        .query_drop(
+        .exec_drop(
             "DELETE m FROM billmgrops_mark m
              LEFT JOIN billmgrops_operation s ON s.runningoperation = m.runningoperation
-             WHERE s.runningoperation IS NULL OR s.status <> 'run'",
+             WHERE s.runningoperation IS NULL OR s.status <> ?",
+            (State::Run.as_str(),),
         )
         .context("failed to remove orphaned marks")
 }

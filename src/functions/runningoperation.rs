@@ -12,6 +12,7 @@ use crate::db::operations::{
     self, OperationFields, OperationRow, OPERATION_SORTS, OPERATION_TYPES,
 };
 use crate::db::runstate::Marker;
+use crate::operation::{Manual, State};
 use crate::protocol::{
     ErrorKind, Form, Lang, ListPage, Mode, PanelError, RedirectKind, Reply, Request, Row, Slist,
 };
@@ -71,7 +72,7 @@ fn submitted_fields(req: &Request) -> Result<OperationFields, PanelError> {
         intname: intname.to_string(),
         item: req.id("item")?,
         trycount: req.number("trycount", 0, 1_000)?.unwrap_or(0) as u32,
-        manual: req.choice("manual", &["on", "off"])? == Some("on"),
+        manual: Manual::from_bool(req.choice("manual", &["on", "off"])? == Some("on")),
         comment: req.text("comment", COMMENT_MAX)?.to_string(),
     })
 }
@@ -102,7 +103,7 @@ pub fn edit(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                         ("item", op.item.to_string()),
                         ("trycount", op.trycount.to_string()),
                         ("cdate", op.cdate),
-                        ("manual", if op.manual { "on" } else { "off" }.into()),
+                        ("manual", op.manual.as_str().into()),
                         ("comment", op.comment),
                     ]
                 }
@@ -340,15 +341,15 @@ fn description(row: &OperationRow, lang: Lang) -> String {
 }
 
 fn operation_row(row: OperationRow, lang: Lang) -> Row {
-    let color = match row.status.as_str() {
-        "error" => Some("red"),
-        "run" => Some("green"),
-        "stopped" => Some("yellow"),
-        _ => None,
+    let color = match row.status {
+        State::Error => Some("red"),
+        State::Run => Some("green"),
+        State::Stopped => Some("yellow"),
+        State::Wait => None,
     };
     let desc = description(&row, lang);
     let status = format!("status_{}", row.status);
-    let manual = format!("manual_{}", row.manual);
+    let manual = format!("manual_{}", row.manual.as_str());
     Row {
         color,
         ..Row::default()

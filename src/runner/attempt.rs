@@ -21,10 +21,9 @@ use super::process::{Ending, ModuleCommand, RunResult};
 use crate::config::Config;
 use crate::db::lock::{LockKind, NamedLock};
 use crate::db::operations::{self, Operation};
-use crate::db::runstate::{
-    self, AttemptEnd, AttemptOutcome, AttemptStart, ModuleErrorFields, Settled,
-};
+use crate::db::runstate::{self, AttemptEnd, AttemptStart, ModuleErrorFields};
 use crate::db::Db;
+use crate::operation::{AttemptOutcome, Settled};
 use crate::xml::Element;
 
 /// What running an attempt came to.
@@ -177,10 +176,11 @@ fn run_locked(config: &Config, db: &mut Db, id: u64, claim: Option<&str>) -> Res
             stderr: Default::default(),
         },
     };
-    settle(config, db, &op, attempt, &result)
+    record(config, db, &op, attempt, &result)
 }
 
-fn settle(
+/// Records what the attempt came to, and what became of the operation.
+fn record(
     config: &Config,
     db: &mut Db,
     op: &Operation,

@@ -1,18 +1,9 @@
 //! The operation runner: attempts of processing modules and the scheduler
 //! that starts them.
 //!
-//! # The life of an operation
-//!
-//! ```text
-//!            start / cron tick                 exit 0, no <error>
-//!   wait ───────────────────────► run ─────────────────────────────► (removed)
-//!    ▲  ▲                          │  failure (exit ≠ 0, <error>, timeout,
-//!    │  │ next_try reached         │           missing module, runner died)
-//!    │  └───────────── error ◄─────┘  trycount+1, retry after 5m·2ⁿ (≤ 6h)
-//!    │                   │ trycount ≥ MaxAttempts: manual = on + staff task
-//!    │ edit: manual=off  ▼
-//!    └──────────────── stopped ◄── stop (ends the process group; manual = on)
-//! ```
+//! The life of an operation (its states, and what an attempt's end does
+//! to it) is [`crate::operation`]'s; the runner makes attempts and
+//! the db layer keeps the state.
 //!
 //! - [`attempt`]: one attempt, in its own process (`billmgr-ops
 //!   run-operation ID`), under the operation's database lock.

@@ -129,7 +129,7 @@ fn tick_locked(config: &Config, db: &mut Db, report: &mut TickReport) -> Result<
     let mut last_running: BTreeSet<u64> = BTreeSet::new();
     let mut runners = Runners::default();
     loop {
-        let slots = settle(config, db, me, &mut runners.exited, report)?;
+        let slots = repair(config, db, me, &mut runners.exited, report)?;
         report.running = slots.running.len();
         if !config.runs_modules() {
             // Companion mode: BILLmanager's own scheduler runs the operations.
@@ -196,7 +196,7 @@ fn wait_for_runners(runners: &mut Runners, limit: Duration) {
 /// Settles operations whose runner is gone; returns what runs. `me` is
 /// this tick's connection; `exited`, the operations whose runner this tick
 /// started and saw exit.
-fn settle(
+fn repair(
     config: &Config,
     db: &mut Db,
     me: u64,
