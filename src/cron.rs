@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::background::{self, Job};
 use crate::config::Config;
 use crate::db::{health, Db};
-use crate::engine::jobs;
+use crate::engine;
 use crate::health::notify;
 use crate::runner::scheduler::{self, TickReport};
 
@@ -29,8 +29,8 @@ pub fn tick(config: &Config, db: &mut Db) -> Result<CronReport> {
     }
     let mut report = CronReport::default();
     // Backup plans first: a due plan starts in the background.
-    if !config.maintenance() && !jobs::busy(db)? {
-        if let Some(&plan) = jobs::due_plans(db)?.first() {
+    if !config.maintenance() && !engine::busy(db)? {
+        if let Some(&plan) = engine::due_plans(db)?.first() {
             background::start(
                 config,
                 &Job::BackupCreate {

@@ -26,7 +26,7 @@ use sha2::Sha256;
 use crate::clock;
 use crate::config::Config;
 use crate::db::{backups, Db};
-use crate::engine::{archive, crypt, jobs};
+use crate::engine;
 
 /// How long a token lives.
 pub const TOKEN_LIFETIME_SECS: i64 = 300;
@@ -34,7 +34,7 @@ pub const TOKEN_LIFETIME_SECS: i64 = 300;
 pub const CGI_NAME: &str = "billmgr-ops-download";
 
 fn mac(config: &Config, payload: &str) -> Result<Hmac<Sha256>> {
-    let key = crypt::signing_key(&config.mgrdir, "download")?;
+    let key = engine::signing_key(&config.mgrdir, "download")?;
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
     mac.update(payload.as_bytes());
     Ok(mac)
@@ -164,15 +164,15 @@ fn serve(
     if row.state != backups::CopyState::Ok {
         return Err(anyhow::anyhow!("copy {} is {}", row.name, row.state).into());
     }
-    let settings = crate::engine::settings::Settings::for_copy(config, &mut db, &row)?;
+    let settings = crate::engine::Settings::for_copy(config, &mut db, &row)?;
     drop(db);
-    let copy = jobs::open_copy(&settings, &row.name)?;
+    let copy = engine::open_copy(&settings, &row.name)?;
     log::info!("copy {} downloaded by {admin}", row.name);
     // Once headers are out, a failure can only cut the stream short (the
     // length tells the browser it is incomplete).
     match &copy.key {
         None => {
-            let object = archive::archive_object(&row.name, false);
+            let object = crate::engine::archive_object(&row.name, false);
             let size = settings.storage.size(&object)?;
             let mut reader = settings.storage.open(&object)?;
             write!(
@@ -195,7 +195,7 @@ fn serve(
                  Content-Disposition: attachment; filename=\"{}.tar.age\"\r\n\r\n",
                 row.name
             )?;
-            let mut sealed = crypt::encrypt_to_passphrase(passphrase, out)?;
+            let mut sealed = engine::encrypt_to_passphrase(passphrase, out)?;
             std::io::copy(&mut plain, &mut sealed)?;
             sealed.finish()?;
         }

@@ -126,7 +126,7 @@ fn fuzz_the_request_parser() {
 
 #[test]
 fn fuzz_the_listing_checker() {
-    use crate::engine::archive::listing::*;
+    use crate::engine::test_support::listing::*;
     let entry = |path: &str, offset: u64, size: u64| Entry {
         path: path.into(),
         offset,
@@ -193,7 +193,8 @@ fn fuzz_the_listing_checker() {
 
 #[test]
 fn fuzz_the_ddl_checker() {
-    use crate::engine::ddl::{self, DefinitionKind, Scope};
+    use crate::engine::test_support::ddl::{self, Scope};
+    use crate::engine::test_support::listing::DefinitionKind;
     let scope = Scope::new(
         "billmgr",
         "billmgr",

@@ -86,8 +86,8 @@ pub mod test_support {
     pub use crate::db::migrate::latest as latest_migration;
     #[cfg(feature = "dev")]
     pub use crate::dev::schema::tables as billmanager_tables;
-    pub use crate::engine::archive::{read_entries, ArchiveWriter, LISTING_ENTRY};
-    pub use crate::engine::settings::SETTINGS;
+    pub use crate::engine::test_support::{read_entries, ArchiveWriter, LISTING_ENTRY};
+    pub use crate::engine::SETTINGS;
     pub use crate::functions::{Access, Kind, FUNCTIONS};
     pub use crate::protocol::messages::MANIFESTS;
     pub use crate::protocol::naming::manifests;
@@ -95,12 +95,12 @@ pub mod test_support {
     pub use crate::xml::Element;
 
     /// The row count the copy splits work by, per table of the database
-    /// `url` names (`engine::introspect::tables`).
+    /// `url` names (`engine::test_support::tables`).
     pub fn estimated_rows(url: &str) -> anyhow::Result<Vec<(String, u64)>> {
         let mut conn = mysql::Conn::new(mysql::Opts::from_url(url)?)?;
         let database = crate::db::current_database(&mut conn)?;
         Ok(
-            crate::engine::introspect::tables(&mut conn, &database, &[])?
+            crate::engine::test_support::tables(&mut conn, &database, &[])?
                 .into_iter()
                 .map(|t| (t.name, t.estimated_rows))
                 .collect(),

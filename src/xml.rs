@@ -8,8 +8,6 @@
 //! escaped (most C0 controls, which do occur in billing data) are replaced by
 //! U+FFFD, so no database value can break the document.
 
-use std::fmt;
-
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -82,16 +80,9 @@ pub const MAX_DEPTH: usize = 256;
 pub const MAX_NODES: usize = 100_000;
 
 /// Why a document could not be parsed; the message is for the log.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("invalid XML: {0}")]
 pub struct ParseError(pub String);
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid XML: {}", self.0)
-    }
-}
-
-impl std::error::Error for ParseError {}
 
 impl Element {
     pub fn new(name: &str) -> Self {

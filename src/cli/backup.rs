@@ -14,10 +14,10 @@ use super::open_db;
 use crate::config::{Config, DbSource};
 use crate::db::backups::{self, CopyRow, CopyState};
 use crate::db::{backupconf, Db};
-use crate::engine::restore::Behavior;
-use crate::engine::saved::object_restore::Wanted;
-use crate::engine::settings::Settings;
-use crate::engine::{jobs, upload};
+use crate::engine;
+use crate::engine::Behavior;
+use crate::engine::Settings;
+use crate::engine::Wanted;
 use crate::health::notify;
 use crate::progress::Progress;
 use crate::storage::params::{Kind, Params};
@@ -177,7 +177,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             copy,
             clean_storage,
         } => delete(config, &copy, clean_storage),
-        BackupCommand::Undo => jobs::undo_restore(config, &source).map(|n| {
+        BackupCommand::Undo => engine::undo_restore(config, &source).map(|n| {
             eprintln!("{n} tables swapped back; run undo again to redo the restore");
         }),
         BackupCommand::Storage(command) => return storage(config, command),
@@ -194,7 +194,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             name,
             storage,
         } => match upload_copy(config, &source, file, url, name, storage) {
-            Err(e) if e.downcast_ref::<upload::NotACopy>().is_some() => {
+            Err(e) if e.downcast_ref::<engine::NotACopy>().is_some() => {
                 eprintln!("billmgr-ops: refused: {e:#}");
                 return Ok(ExitCode::from(2));
             }
@@ -204,7 +204,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => {
+        Err(e) if e.downcast_ref::<engine::Busy>().is_some() => {
             eprintln!("billmgr-ops: {e:#}");
             Ok(ExitCode::from(3))
         }
@@ -215,7 +215,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
 /// A copy by name or id, with the settings that reach its storage.
 fn find(config: &Config, copy: &str) -> Result<(CopyRow, Settings)> {
     let mut db = open_db(config)?;
-    let row = jobs::find(&mut db, copy)?;
+    let row = engine::find(&mut db, copy)?;
     let settings = Settings::for_copy(config, &mut db, &row)?;
     Ok((row, settings))
 }
@@ -238,7 +238,7 @@ fn create(
 ) -> Result<()> {
     let settings = Settings::resolve(config, &mut open_db(config)?, plan, storage)?;
     let mut bar = Progress::new("backup");
-    let result = jobs::take_copy(config, source, &settings, &mut |p, n| bar.update(p, n));
+    let result = engine::take_copy(config, source, &settings, &mut |p, n| bar.update(p, n));
     bar.finish();
     if result.is_err() {
         // Tell now rather than at the next cron tick.
@@ -275,7 +275,7 @@ fn list(config: &Config) -> Result<()> {
 fn verify(config: &Config, copy: &str) -> Result<()> {
     let (row, settings) = find(config, copy)?;
     let mut bar = Progress::new("verify");
-    let result = jobs::verify_copy(&settings, &row.name, &mut |p, n| bar.update(p, n));
+    let result = engine::verify_copy(&settings, &row.name, &mut |p, n| bar.update(p, n));
     bar.finish();
     let r = result?;
     eprintln!(
@@ -288,7 +288,7 @@ fn verify(config: &Config, copy: &str) -> Result<()> {
 fn restore(config: &Config, source: &DbSource, copy: &str, how: Behavior) -> Result<()> {
     let (row, settings) = find(config, copy)?;
     let mut bar = Progress::new("restore");
-    let result = jobs::restore_copy(config, source, &settings, &row.name, how, &mut |p, n| {
+    let result = engine::restore_copy(config, source, &settings, &row.name, how, &mut |p, n| {
         bar.update(p, n)
     });
     bar.finish();
@@ -307,7 +307,7 @@ fn restore(config: &Config, source: &DbSource, copy: &str, how: Behavior) -> Res
 
 fn delete(config: &Config, copy: &str, clean_storage: bool) -> Result<()> {
     let (row, settings) = find(config, copy)?;
-    jobs::delete_copy(&mut open_db(config)?, &settings, &row, clean_storage)
+    engine::delete_copy(&mut open_db(config)?, &settings, &row, clean_storage)
 }
 
 fn restore_object(
@@ -326,7 +326,7 @@ fn restore_object(
         row.state
     );
     let mut bar = Progress::new("restore-object");
-    let result = jobs::restore_objects(
+    let result = engine::restore_objects(
         config,
         source,
         &settings,
@@ -349,9 +349,9 @@ fn restore_object(
 
 fn show(config: &Config, copy: &str, kind: &str, id: i64) -> Result<()> {
     let (row, settings) = find(config, copy)?;
-    let opened = jobs::open_copy(&settings, &row.name)?;
+    let opened = engine::open_copy(&settings, &row.name)?;
     let listing = opened.listing()?;
-    let view = crate::engine::saved::pick::show_object(&opened, &listing, kind, id)?;
+    let view = crate::engine::show_object(&opened, &listing, kind, id)?;
     eprintln!(
         "read {} of {} archive bytes",
         view.bytes_read, view.archive_size
@@ -372,8 +372,8 @@ fn upload_copy(
 ) -> Result<()> {
     let settings = Settings::resolve(config, &mut open_db(config)?, None, storage)?;
     let from = match (file, url) {
-        (Some(file), _) => upload::Source::File(file),
-        (None, Some(url)) => upload::Source::Url {
+        (Some(file), _) => engine::Source::File(file),
+        (None, Some(url)) => engine::Source::Url {
             url,
             allow_private: config.upload_private_urls,
         },
@@ -381,13 +381,13 @@ fn upload_copy(
     };
     let bar = std::sync::Arc::new(std::sync::Mutex::new(Progress::new("upload")));
     let shown = bar.clone();
-    let progress: upload::ReadProgress = Box::new(move |read, size| {
+    let progress: engine::ReadProgress = Box::new(move |read, size| {
         let percent = size.map_or(0, |size| read * 100 / size.max(1)) as u32;
         if let Ok(mut bar) = shown.lock() {
             bar.update("read", percent);
         }
     });
-    let result = upload::upload(config, source, &settings, &from, name.as_deref(), progress);
+    let result = engine::upload_copy(config, source, &settings, &from, name.as_deref(), progress);
     if let Ok(mut bar) = bar.lock() {
         bar.finish();
     }
@@ -403,7 +403,7 @@ fn rescan(config: &Config) -> Result<()> {
     let mut db = open_db(config)?;
     let settings = Settings::resolve(config, &mut db, None, None)?;
     let mut bar = Progress::new("rescan");
-    let result = jobs::rescan(&mut db, &settings, &mut |p, n| bar.update(p, n));
+    let result = engine::rescan(&mut db, &settings, &mut |p, n| bar.update(p, n));
     bar.finish();
     eprintln!("{} copies added to the catalog", result?);
     Ok(())
@@ -457,7 +457,7 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
                     if secret.is_empty() {
                         None
                     } else {
-                        Some(crate::engine::crypt::seal_secret(&config.mgrdir, &secret)?)
+                        Some(crate::engine::seal_secret(&config.mgrdir, &secret)?)
                     }
                 }
             };
@@ -479,7 +479,7 @@ fn storage(config: &Config, command: StorageCommand) -> Result<ExitCode> {
         }
         StorageCommand::Check { storage } => {
             let row = find(&mut db, &storage)?;
-            let opened = crate::engine::settings::open_storage(&config.mgrdir, &row)?;
+            let opened = crate::engine::open_storage(&config.mgrdir, &row)?;
             match crate::storage::probe(opened.as_ref()) {
                 Ok(()) => eprintln!("storage {} ({}): ok", row.name, opened.describe()),
                 Err(e) => {

@@ -32,21 +32,9 @@ pub struct CopyKey(x25519::Identity);
 
 /// The passphrase of the copy's key was wrong, or the key is damaged.
 /// Callers branch on it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the passphrase does not open this copy's key")]
 pub struct WrongPassphrase;
-
-impl std::fmt::Display for WrongPassphrase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the passphrase does not open this copy's key")
-    }
-}
-
-impl std::error::Error for WrongPassphrase {}
-
-/// The object holding a copy's key.
-pub fn key_object(name: &str) -> String {
-    format!("{name}.key.age")
-}
 
 impl CopyKey {
     pub fn generate() -> CopyKey {

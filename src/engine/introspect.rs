@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
+use super::format;
+use super::format::DefinitionKind;
 use crate::db::{quote_ident, TABLE_PREFIX};
 
 /// A base table as the dump needs it.
@@ -22,69 +24,7 @@ pub struct Table {
     /// The server's estimate, for planning only.
     pub estimated_rows: u64,
     pub data_length: u64,
-    pub foreign_keys: Vec<crate::engine::archive::listing::ForeignKey>,
-}
-
-/// The kinds of definitions a database holds besides tables.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub enum DefinitionKind {
-    #[default]
-    View,
-    Trigger,
-    Procedure,
-    Function,
-    Event,
-}
-
-impl DefinitionKind {
-    pub fn parse(kind: &str) -> Option<DefinitionKind> {
-        Some(match kind {
-            "view" => DefinitionKind::View,
-            "trigger" => DefinitionKind::Trigger,
-            "procedure" => DefinitionKind::Procedure,
-            "function" => DefinitionKind::Function,
-            "event" => DefinitionKind::Event,
-            _ => return None,
-        })
-    }
-
-    /// The name in a listing and in `schema/<kind>/` entries.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DefinitionKind::View => "view",
-            DefinitionKind::Trigger => "trigger",
-            DefinitionKind::Procedure => "procedure",
-            DefinitionKind::Function => "function",
-            DefinitionKind::Event => "event",
-        }
-    }
-
-    /// The keyword in `CREATE ... <KEYWORD> name`.
-    pub fn keyword(self) -> &'static str {
-        match self {
-            DefinitionKind::View => "VIEW",
-            DefinitionKind::Trigger => "TRIGGER",
-            DefinitionKind::Procedure => "PROCEDURE",
-            DefinitionKind::Function => "FUNCTION",
-            DefinitionKind::Event => "EVENT",
-        }
-    }
-
-    /// `DROP <KIND> IF EXISTS database.name`.
-    pub fn drop_sql(self, database: &str, name: &str) -> String {
-        format!(
-            "DROP {} IF EXISTS {}.{}",
-            self.keyword(),
-            quote_ident(database),
-            quote_ident(name)
-        )
-    }
-}
-
-impl std::fmt::Display for DefinitionKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+    pub foreign_keys: Vec<format::ForeignKey>,
 }
 
 /// A view, trigger, routine or event.
@@ -172,8 +112,7 @@ pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec
                 (database, &name),
             )
             .with_context(|| format!("failed to read the foreign keys of `{name}`"))?;
-        let mut foreign_keys: Vec<(String, crate::engine::archive::listing::ForeignKey)> =
-            Vec::new();
+        let mut foreign_keys: Vec<(String, format::ForeignKey)> = Vec::new();
         for (constraint, column, ref_table, ref_column) in fk_rows {
             match foreign_keys.iter_mut().find(|(c, _)| *c == constraint) {
                 Some((_, fk)) => {
@@ -182,7 +121,7 @@ pub fn tables(conn: &mut Conn, database: &str, exclude: &[String]) -> Result<Vec
                 }
                 None => foreign_keys.push((
                     constraint,
-                    crate::engine::archive::listing::ForeignKey {
+                    format::ForeignKey {
                         columns: vec![column],
                         ref_table,
                         ref_columns: vec![ref_column],

@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use age::secrecy::{ExposeSecret, SecretString};
 use anyhow::{bail, Context, Result};
 
-use super::archive::listing::ForeignKey;
 use super::crypt;
 use super::dump::DumpOptions;
+use super::format::ForeignKey;
 use crate::config::Config;
 use crate::db::backupconf::{self, PlanRow, StorageRow};
 use crate::db::Db;

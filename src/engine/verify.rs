@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use sha2::Digest;
 
 use super::archive::Copy;
-use super::archive::{self, check_entry, Entry, HashingReader, Listing, ReadEntry};
+use super::archive::{self, check_entry, HashingReader, ReadEntry};
+use super::format::{self, names, Entry, Listing};
 use super::tsv;
 
 /// What a verification found.
@@ -23,11 +24,7 @@ pub struct VerifyReport {
 }
 
 /// Checks a decompressed chunk's text against the listing.
-pub fn check_chunk(
-    table: &str,
-    chunk: &archive::listing::Chunk,
-    compressed: &[u8],
-) -> Result<Vec<u8>> {
+pub fn check_chunk(table: &str, chunk: &format::Chunk, compressed: &[u8]) -> Result<Vec<u8>> {
     let text =
         zstd::bulk::decompress(compressed, chunk.text_size as usize + 1).with_context(|| {
             format!(
@@ -52,7 +49,7 @@ pub fn check_chunk(
 }
 
 /// An entry the listing names, and for a data chunk its table and chunk.
-type Expected<'a> = (&'a Entry, Option<(&'a str, &'a archive::listing::Chunk)>);
+type Expected<'a> = (&'a Entry, Option<(&'a str, &'a format::Chunk)>);
 
 /// Verifies a copy against `listing` (as stored beside its archive).
 pub fn verify(copy: &Copy<'_>, listing: &Listing) -> Result<VerifyReport> {
@@ -95,11 +92,11 @@ pub fn verify_with_progress(
     let mut reader = HashingReader::new(copy.open()?);
     archive::read_entries(&mut reader, |entry: ReadEntry| {
         report.entries += 1;
-        if entry.path == archive::LISTING_ENTRY {
+        if entry.path == names::LISTING_ENTRY {
             inner_listing = Some(entry.data);
             return Ok(());
         }
-        if entry.path == archive::FORMAT_ENTRY {
+        if entry.path == names::FORMAT_ENTRY {
             return Ok(());
         }
         let Some((want, chunk)) = expected.get(entry.path.as_str()) else {
@@ -130,7 +127,7 @@ pub fn verify_with_progress(
     let mut beside = listing.clone();
     beside.archive = None;
     // An uploaded copy may be stored otherwise encrypted than it was made.
-    beside.encryption = inner_listing.encryption.clone();
+    beside.encryption = inner_listing.encryption;
     anyhow::ensure!(
         inner_listing == beside,
         "the listing inside the archive differs from the one beside it"

@@ -10,17 +10,16 @@ use crate::config::DbSource;
 use crate::context::Ctx;
 use crate::db::backups;
 use crate::db::objects::{self as index, OBJECT_SORTS};
-use crate::engine::jobs;
-use crate::engine::restore::Behavior;
-use crate::engine::saved::object_restore::Wanted;
-use crate::engine::saved::objects;
+use crate::engine;
+use crate::engine::Behavior;
+use crate::engine::Wanted;
 use crate::protocol::{ErrorKind, Form, ListPage, Mode, PanelError, Reply, Request, Row, Slist};
 
 const SECTION: &str = "backupdata";
 
 /// `backupdata`: the kinds of saved data.
 pub fn list(req: &Request, _ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let rows: Vec<Row> = objects::kinds()
+    let rows: Vec<Row> = crate::engine::object_kinds::kinds()
         .map(|kind| {
             Row::default()
                 .cell("id", kind)
@@ -38,7 +37,7 @@ pub fn list(req: &Request, _ctx: &mut Ctx<'_>) -> Result<Reply> {
 /// opened from the kinds) in any good copy: name, owning client, in how
 /// many copies and the newest; `search` narrows by name or owner.
 pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let kinds: Vec<&str> = objects::kinds().collect();
+    let kinds: Vec<&str> = crate::engine::object_kinds::kinds().collect();
     let field = if req.param("plid").is_some() {
         "plid"
     } else {
@@ -50,9 +49,9 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let search = req.text("search", 255)?.trim().to_string();
     let paging = req.paging(&sort_keys(OBJECT_SORTS))?;
     // Owners are clients, shown by their names.
-    let owners = objects::of_table(kind)
+    let owners = crate::engine::object_kinds::of_table(kind)
         .and_then(|k| k.owner)
-        .map(|_| objects::TABLE_KINDS[0].kind);
+        .map(|_| crate::engine::TABLE_KINDS[0].kind);
     let (rows, total) =
         index::objects_page(ctx.db()?, kind, owners, &search, None, &db_page(&paging))?;
     Ok(Reply::List(ListPage {
@@ -77,7 +76,7 @@ pub fn names(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
 struct Chosen {
     name: String,
     behavior: Behavior,
-    settings: crate::engine::settings::Settings,
+    settings: crate::engine::Settings,
     source: DbSource,
 }
 
@@ -133,7 +132,7 @@ fn choose(
             };
             let row =
                 backups::get(db, version)?.ok_or_else(|| PanelError::missed("backup", version))?;
-            let settings = crate::engine::settings::Settings::for_copy(config, db, &row)?;
+            let settings = crate::engine::Settings::for_copy(config, db, &row)?;
             let source = config
                 .db
                 .clone()
@@ -157,7 +156,7 @@ fn outcome<T>(result: Result<T>, object: &str, what: &str, user: &str) -> Result
             Ok(Reply::Ok)
         }
         // Shown as `backup_running` by the protocol's edge.
-        Err(e) if e.downcast_ref::<jobs::Busy>().is_some() => Err(e),
+        Err(e) if e.downcast_ref::<engine::Busy>().is_some() => Err(e),
         Err(e) => {
             let reason = format!("{e:#}");
             log::warn!("restore of {what} failed: {reason}");
@@ -171,7 +170,7 @@ fn outcome<T>(result: Result<T>, object: &str, what: &str, user: &str) -> Result
 /// copies that hold them all), `skip` or `edit`; with what depends on them
 /// and what they need, in one transaction (see `engine::saved::object_restore`).
 pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
-    let kinds: Vec<&str> = objects::TABLE_KINDS.iter().map(|k| k.kind).collect();
+    let kinds: Vec<&str> = crate::engine::TABLE_KINDS.iter().map(|k| k.kind).collect();
     let kind = req
         .choice("plid", &kinds)?
         .ok_or_else(|| PanelError::empty("plid"))?;
@@ -182,7 +181,7 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         Err(form) => return Ok(form),
     };
     let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-    let result = jobs::restore_objects(
+    let result = engine::restore_objects(
         ctx.config,
         &c.source,
         &c.settings,
@@ -211,7 +210,7 @@ pub fn files(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     let search = req.text("search", 255)?.trim().to_string();
     let (rows, total) = index::objects_page(
         ctx.db()?,
-        objects::FILE,
+        crate::engine::FILE,
         None,
         &search,
         Some(&dir),
@@ -245,11 +244,17 @@ pub fn files_restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         .split(", ")
         .map(str::to_string)
         .collect();
-    let c = match choose(req, ctx, "backupdata.files.restore", objects::FILE, &paths)? {
+    let c = match choose(
+        req,
+        ctx,
+        "backupdata.files.restore",
+        crate::engine::FILE,
+        &paths,
+    )? {
         Ok(chosen) => chosen,
         Err(form) => return Ok(form),
     };
-    let result = jobs::restore_files(
+    let result = engine::restore_files(
         ctx.config,
         &c.source,
         &c.settings,

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::db::backups::CopyState;
 use crate::db::health::{self, TroubledOperation};
 use crate::db::{backupconf, backups, Db};
-use crate::engine::policy::schedule::Schedule;
+use crate::engine::Schedule;
 
 /// A cron tick older than this means cron is not running the plugin.
 pub const CRON_STALE_SECS: i64 = 300;
@@ -227,7 +227,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
             .map(|row| {
                 scope.spawn(move || {
                     probe.then(|| {
-                        crate::engine::settings::open_storage(&config.mgrdir, row).and_then(|s| {
+                        crate::engine::open_storage(&config.mgrdir, row).and_then(|s| {
                             crate::storage::probe(s.as_ref()).map_err(anyhow::Error::from)
                         })
                     })
@@ -260,7 +260,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         });
     }
     if configured.is_empty() {
-        let settings = crate::engine::settings::Settings::resolve(config, db, None, None)?;
+        let settings = crate::engine::Settings::resolve(config, db, None, None)?;
         let checked = probe.then(|| crate::storage::probe(settings.storage.as_ref()));
         let error = match &checked {
             Some(Err(e)) => e.to_string(),

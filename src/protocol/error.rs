@@ -134,18 +134,37 @@ pub fn panel_error(err: &anyhow::Error) -> Option<PanelError> {
     if err.downcast_ref::<crate::db::Unavailable>().is_some() {
         return Some(PanelError::new(ErrorKind::Db, "database", ""));
     }
-    if err.downcast_ref::<crate::engine::jobs::Busy>().is_some() {
+    if err.downcast_ref::<crate::engine::Busy>().is_some() {
         return Some(PanelError::new(ErrorKind::BackupRunning, "backup", ""));
     }
-    if let Some(needs) = err.downcast_ref::<crate::engine::upload::DumpNeedsGrants>() {
+    if let Some(needs) = err.downcast_ref::<crate::engine::DumpNeedsGrants>() {
         return Some(PanelError::new(
             ErrorKind::DumpGrants,
             "file",
             needs.0.clone(),
         ));
     }
-    if let Some(taken) = err.downcast_ref::<crate::engine::upload::NameTaken>() {
+    if let Some(taken) = err.downcast_ref::<crate::engine::NameTaken>() {
         return Some(PanelError::new(ErrorKind::Exists, "name", taken.0.clone()));
+    }
+    // A refused upload: the file is not a copy, its listing is refused, or
+    // its URL leads inside.
+    if let Some(refused) = err.downcast_ref::<crate::engine::NotACopy>() {
+        return Some(PanelError::new(
+            ErrorKind::BadCopy,
+            "file",
+            refused.0.clone(),
+        ));
+    }
+    if let Some(bad) = err.downcast_ref::<crate::engine::BadListing>() {
+        return Some(PanelError::new(ErrorKind::BadCopy, "file", bad.0.clone()));
+    }
+    if let Some(private) = err.downcast_ref::<crate::storage::fetch::PrivateAddress>() {
+        return Some(PanelError::new(
+            ErrorKind::Outside,
+            "url",
+            private.0.clone(),
+        ));
     }
     use crate::db::backupconf::Refused;
     match err.downcast_ref::<Refused>()? {
@@ -169,7 +188,9 @@ pub fn panel_error(err: &anyhow::Error) -> Option<PanelError> {
 
 /// A typed, user-facing error: kind, the object it concerns (a parameter or
 /// an object type such as `runningoperation`) and the offending value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+// The same shape BILLmanager uses in its own log lines.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Type: '{}' Object: '{object}' Value: '{value}'", kind.as_str())]
 pub struct PanelError {
     pub kind: ErrorKind,
     pub object: String,
@@ -217,21 +238,6 @@ fn shorten(value: &str) -> String {
         s
     }
 }
-
-impl fmt::Display for PanelError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The same shape BILLmanager uses in its own log lines.
-        write!(
-            f,
-            "Type: '{}' Object: '{}' Value: '{}'",
-            self.kind.as_str(),
-            self.object,
-            self.value
-        )
-    }
-}
-
-impl std::error::Error for PanelError {}
 
 #[cfg(test)]
 mod tests {

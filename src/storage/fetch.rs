@@ -21,24 +21,14 @@ use opendal::blocking;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::services;
 
-use super::remote::{install_tls_provider, Explain, REQUEST_TIMEOUT, RETRIES, RUNTIME};
+use super::remote::Explain;
+use super::runtime::{install_tls_provider, REQUEST_TIMEOUT, RETRIES, RUNTIME};
 
 /// The URL leads to an address the panel may not reach. Callers branch
 /// on it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0} is not a public address (UploadPrivateUrls is off)")]
 pub struct PrivateAddress(pub String);
-
-impl std::fmt::Display for PrivateAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} is not a public address (UploadPrivateUrls is off)",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for PrivateAddress {}
 
 /// The [`PrivateAddress`] refusal somewhere in `e`'s chain of causes (a
 /// read of the body fails with it wrapped by the HTTP stack).

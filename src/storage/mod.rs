@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod local;
 pub mod params;
 pub mod remote;
+pub mod runtime;
 pub mod sftp;
 
 use std::io::{Read, Write};
@@ -36,13 +37,12 @@ pub fn open(
     params: &params::Params,
     secret: Option<&str>,
 ) -> Result<Box<dyn Storage>> {
-    if params.kind == params::Kind::Local {
-        return Ok(Box::new(local::LocalStorage::new(absolute(
-            mgrdir,
-            &params.path,
-        ))));
-    }
-    remote::open(params, secret)
+    Ok(match params.kind {
+        params::Kind::Local => Box::new(local::LocalStorage::new(absolute(mgrdir, &params.path))),
+        // SFTP through russh, the others through OpenDAL.
+        params::Kind::Sftp => Box::new(sftp::SftpStorage::new(params, secret)),
+        _ => Box::new(remote::RemoteStorage::open(params, secret)?),
+    })
 }
 
 /// `path`, taken from `base` when it is relative.
@@ -242,20 +242,13 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// The step of a connection check that failed, and why.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{step} failed: {error:#}")]
 pub struct ProbeFailure {
     /// `list`, `write`, `read` or `delete`.
     pub step: &'static str,
     pub error: anyhow::Error,
 }
-
-impl std::fmt::Display for ProbeFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} failed: {:#}", self.step, self.error)
-    }
-}
-
-impl std::error::Error for ProbeFailure {}
 
 /// Checks a storage end to end: lists it, writes a small probe object,
 /// reads it back whole and in part, deletes it and sees it gone.

@@ -2,7 +2,7 @@
 //! setup form, the CLI and `billmgrops_storage.params` (JSON) carry them.
 //! The one secret of a storage (an FTP password, an S3 secret key) is not
 //! here: it is stored sealed in its own column and handed to
-//! [`super::remote::open`] only when the storage is opened.
+//! [`super::open`] only when the storage is opened.
 
 use std::fmt;
 

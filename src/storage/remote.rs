@@ -1,6 +1,5 @@
 //! Storages off this server through Apache OpenDAL: FTP/FTPS and
-//! S3-compatible object storage (see docs/architecture.md for why), and
-//! [`open`], which also hands out SFTP storages (`sftp.rs`).
+//! S3-compatible object storage (see docs/architecture.md for why).
 //!
 //! OpenDAL is asynchronous; the engine is not. A small shared tokio
 //! runtime carries OpenDAL's work and [`opendal::blocking::Operator`]
@@ -16,7 +15,6 @@
 //! name and renames it.
 
 use std::io::{Read, Write};
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -26,27 +24,13 @@ use opendal::options::{ReadOptions, ReaderOptions, WriteOptions};
 use opendal::services;
 
 use super::params::{Kind, Params};
+use super::runtime::{install_tls_provider, REQUEST_TIMEOUT, RETRIES, RUNTIME};
 use super::{check_name, ObjectInfo, Storage, StorageWriter};
-
-/// OpenDAL's work runs here; two workers suit a 2-core billing server.
-pub(super) static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("storage-io")
-        .enable_all()
-        .build()
-        .expect("failed to start the storage runtime")
-});
 
 /// Uploads go in parts of this size (S3 multipart; the minimum S3 allows
 /// is 5 MiB), two parts in flight.
 const PART_SIZE: usize = 16 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
-/// One request may take this long before it is retried.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// A failed request is retried this many times, waiting 1 s, 2 s, 4 s ...
-/// up to 30 s between tries.
-pub(super) const RETRIES: usize = 5;
 
 pub struct RemoteStorage {
     op: blocking::Operator,
@@ -441,32 +425,4 @@ impl Storage for RemoteStorage {
         // S3 checks the CRC32C sent with every part (see `open`).
         self.multipart
     }
-}
-
-/// Opens a storage of a remote kind: SFTP through russh, the others
-/// through OpenDAL. `secret` is the storage's secret, already unsealed.
-pub fn open(params: &Params, secret: Option<&str>) -> Result<Box<dyn Storage>> {
-    Ok(match params.kind {
-        Kind::Sftp => Box::new(super::sftp::SftpStorage::new(params, secret)),
-        _ => Box::new(RemoteStorage::open(params, secret)?),
-    })
-}
-
-/// One TLS provider for the process (reqwest and suppaftp both bring one,
-/// and rustls will not guess), limited to TLS 1.2.
-///
-/// Why 1.2: over TLS 1.3 the server sends session tickets after the
-/// handshake; an FTPS upload never reads its data connection, so at close
-/// those bytes are still unread and the kernel answers the close with a
-/// reset, which makes the server drop the tail of the upload (vsftpd:
-/// "426 Failure reading network stream"; pyftpdlib: a silently short
-/// file). The FTP library offers no way to drain or to pick the version
-/// for its connections alone. TLS 1.2 with the provider's AEAD suites is
-/// what every S3 and FTPS service accepts.
-pub(crate) fn install_tls_provider() {
-    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    provider
-        .cipher_suites
-        .retain(|s| s.version() == &rustls::version::TLS12);
-    let _ = provider.install_default();
 }

@@ -22,13 +22,11 @@ use russh_sftp::protocol::OpenFlags;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::params::Params;
-use super::remote::RUNTIME;
+use super::runtime::{REQUEST_TIMEOUT, RUNTIME};
 use super::{check_name, ObjectInfo, Storage, StorageWriter};
 
 /// How long connecting and logging in may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one request may wait for the server.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct SftpStorage {
     params: Params,

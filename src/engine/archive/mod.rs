@@ -16,8 +16,6 @@
 //!
 //! The full specification is docs/archive-format.md.
 
-pub mod check;
-pub mod listing;
 pub mod object_spill;
 pub mod objects;
 
@@ -26,32 +24,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-pub use listing::{Entry, Listing};
+use super::format::check::{self, MAX_LISTING};
+use super::format::names::{archive_object, listing_object};
+use super::format::{Entry, Listing};
 
 use super::crypt::{CopyKey, RangeReader};
 use crate::storage::Storage;
-
-/// The first entry's path and content.
-pub const FORMAT_ENTRY: &str = "FORMAT";
-pub const LISTING_ENTRY: &str = "listing.json";
-
-/// The archive object of copy `name` on a storage.
-pub fn archive_object(name: &str, encrypted: bool) -> String {
-    if encrypted {
-        format!("{name}.tar.age")
-    } else {
-        format!("{name}.tar")
-    }
-}
-
-/// The listing object beside it.
-pub fn listing_object(name: &str, encrypted: bool) -> String {
-    if encrypted {
-        format!("{name}.json.age")
-    } else {
-        format!("{name}.json")
-    }
-}
 
 /// A copy on a storage, opened: reads its listing and its archive, whole or
 /// by ranges, decrypting when it is encrypted.
@@ -82,7 +60,7 @@ impl<'a> Copy<'a> {
             None => reader,
             Some(key) => Box::new(key.decrypt(reader)?),
         };
-        reader.take(check::MAX_LISTING + 1).read_to_end(&mut data)?;
+        reader.take(MAX_LISTING + 1).read_to_end(&mut data)?;
         let listing = Listing::from_json(&data)?;
         // The stored archive bounds every entry (an encrypted one is a
         // little larger than the tar it holds).
@@ -409,7 +387,12 @@ mod tests {
     #[test]
     fn offsets_point_at_the_data() {
         let mut w = ArchiveWriter::new(Vec::new(), 1_700_000_000);
-        let a = w.append(FORMAT_ENTRY, b"billmgr-ops-copy 1\n").unwrap();
+        let a = w
+            .append(
+                super::super::format::names::FORMAT_ENTRY,
+                b"billmgr-ops-copy 1\n",
+            )
+            .unwrap();
         let long = format!("data/{}/00000-0000.tsv.zst", "t".repeat(150));
         let b = w.append(&long, &[7u8; 1000]).unwrap();
         let (bytes, size, sum) = w.finish().unwrap();

@@ -12,8 +12,8 @@ use std::io::{self, Read};
 
 use anyhow::Result;
 
+use super::super::format::SavedObject;
 use super::super::spill::{Section, SpillFile};
-use super::listing::SavedObject;
 use super::objects::{self as entry, SavedObjects};
 
 /// Where one frame is in the file.

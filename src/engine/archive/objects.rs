@@ -12,8 +12,8 @@ use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{Context, Result};
 
-use super::listing::{Entry, SavedObject};
-use super::{check, sha256_hex, Copy};
+use super::super::format::{check, Entry, SavedObject};
+use super::{sha256_hex, Copy};
 use crate::engine::tsv;
 
 /// The objects one after another, as the entry orders them.

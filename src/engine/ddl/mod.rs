@@ -39,9 +39,8 @@ mod foreign;
 pub mod lex;
 
 use std::collections::HashSet;
-use std::fmt;
 
-pub use super::introspect::DefinitionKind;
+use super::format::DefinitionKind;
 use body::{check_body, check_one_statement, matching_paren};
 pub use foreign::{split_foreign_keys, ForeignKey};
 use lex::{Kind, Mode, Token};
@@ -49,24 +48,15 @@ use lex::{Kind, Mode, Token};
 use crate::db::{quote_ident, TABLE_PREFIX};
 
 /// Why a definition from a copy was refused. Callers branch on it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DdlError {
     /// Not lexically valid SQL (unterminated quote or comment, NUL).
+    #[error("malformed SQL: {0}")]
     Syntax(String),
     /// Valid SQL that a copy may not carry.
+    #[error("{0}")]
     Refused(String),
 }
-
-impl fmt::Display for DdlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DdlError::Syntax(s) => write!(f, "malformed SQL: {s}"),
-            DdlError::Refused(s) => write!(f, "{s}"),
-        }
-    }
-}
-
-impl std::error::Error for DdlError {}
 
 fn refused(what: impl Into<String>) -> DdlError {
     DdlError::Refused(what.into())
@@ -286,11 +276,7 @@ pub struct Object<'a> {
 
 /// Checks a sql_mode from a copy: comma-separated words, nothing else.
 pub fn sql_mode(mode: &str) -> Result<&str, DdlError> {
-    if mode.len() <= 1024
-        && mode
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b',')
-    {
+    if super::format::check::is_sql_mode(mode) {
         Ok(mode)
     } else {
         Err(refused(format!("`{mode}` is not a sql_mode")))

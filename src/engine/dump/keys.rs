@@ -22,9 +22,8 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::super::archive::listing::KeyBlock;
+use super::super::format::{self, kinds, KeyBlock};
 use super::super::introspect::Table;
-use super::super::saved::objects;
 use super::super::spill::SpillFile;
 use super::Writer;
 use crate::db::quote_ident;
@@ -70,13 +69,13 @@ impl KeyColumn {
 pub fn key_columns(conn: &mut Conn, tables: &[Table]) -> Result<Vec<Vec<KeyColumn>>> {
     let by_name: HashMap<&str, &Table> = tables.iter().map(|t| (t.name.as_str(), t)).collect();
     // A single-column foreign key to a table's own integer key.
-    let to_key = |fk: &crate::engine::archive::listing::ForeignKey| {
+    let to_key = |fk: &format::ForeignKey| {
         fk.columns.len() == 1
             && by_name.get(fk.ref_table.as_str()).is_some_and(|p| {
                 p.integer_key && p.primary_key.len() == 1 && fk.ref_columns == p.primary_key
             })
     };
-    let mut reached: BTreeSet<&str> = objects::TABLE_KINDS
+    let mut reached: BTreeSet<&str> = kinds::TABLE_KINDS
         .iter()
         .map(|k| k.table)
         .filter(|t| by_name.contains_key(t))

@@ -30,6 +30,7 @@ mod keys;
 mod snapshot;
 mod worker;
 
+use super::format::{self, names};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write as _};
 use std::os::unix::fs::MetadataExt;
@@ -42,10 +43,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use mysql::prelude::Queryable;
 
-use super::archive::listing::{self, Chunk, Definition, FileEntry, FileKind, Listing, TableEntry};
 use super::archive::object_spill::ObjectSpill;
-use super::archive::{self, ArchiveWriter, FileMeta};
+use super::archive::{ArchiveWriter, FileMeta};
 use super::crypt::{CopyKey, Sink};
+use super::format::{
+    listing, Chunk, Compression, Definition, Encryption, FileEntry, FileKind, Listing, TableEntry,
+};
 use super::introspect::{self, Object, Table};
 use super::saved::index::SealedBlocks;
 use crate::clock::Timestamp;
@@ -215,7 +218,7 @@ pub fn dump(
         workers[0].name()
     );
 
-    let object = archive::archive_object(target.name, target.key.is_some());
+    let object = names::archive_object(target.name, target.key.is_some());
     let (mut writer, stored_bytes) = open_archive(target, &object)?;
     let (schema_entries, definitions) = write_schema(&mut writer, &tables, &objects)?;
 
@@ -269,12 +272,12 @@ pub fn dump(
                 created: target.created.to_string(),
                 database,
                 server_version,
-                consistency: consistency.as_str().into(),
-                compression: "zstd".into(),
+                consistency,
+                compression: Compression::Zstd,
                 encryption: if target.key.is_some() {
-                    "age".into()
+                    Encryption::Age
                 } else {
-                    String::new()
+                    Encryption::None
                 },
                 tables,
                 definitions,
@@ -309,7 +312,7 @@ fn open_archive(target: &Target<'_>, object: &str) -> Result<(Writer, Tally)> {
         target.created.unix().max(0) as u64,
     );
     writer.append(
-        archive::FORMAT_ENTRY,
+        names::FORMAT_ENTRY,
         format!("{} {}\n", listing::FORMAT, listing::VERSION).as_bytes(),
     )?;
     Ok((writer, stored_bytes))
@@ -321,7 +324,7 @@ fn write_schema(
     writer: &mut Writer,
     tables: &[Table],
     objects: &[Object],
-) -> Result<(Vec<archive::Entry>, Vec<Definition>)> {
+) -> Result<(Vec<format::Entry>, Vec<Definition>)> {
     let mut entries = Vec::with_capacity(tables.len());
     for t in tables {
         let path = format!("schema/tables/{}.sql", t.name);
@@ -332,7 +335,7 @@ fn write_schema(
         let path = format!("schema/{}/{}.sql", o.kind, o.name);
         let entry = writer.append(&path, format!("{};\n", o.create).as_bytes())?;
         definitions.push(Definition {
-            kind: o.kind.to_string(),
+            kind: o.kind,
             name: o.name.clone(),
             table: o.table.clone(),
             create: o.create.clone(),
@@ -489,7 +492,7 @@ type FirstFrames = HashMap<(usize, usize), u64>;
 /// where each chunk's frames start in the table's numbering of frames.
 fn table_entries(
     tables: &[Table],
-    schema_entries: Vec<archive::Entry>,
+    schema_entries: Vec<format::Entry>,
     chunks: Vec<TableChunks>,
 ) -> (Vec<TableEntry>, Vec<FirstFrames>) {
     tables
@@ -532,7 +535,7 @@ fn finish(
     object: &str,
     stored_bytes: &Tally,
 ) -> Result<Listing> {
-    writer.append(archive::LISTING_ENTRY, &listing.to_json())?;
+    writer.append(names::LISTING_ENTRY, &listing.to_json())?;
     let (buffered, size, sha256) = writer.finish()?;
     let out = buffered
         .into_inner()
@@ -547,7 +550,7 @@ fn finish(
     });
     let beside: Box<dyn StorageWriter> = target
         .storage
-        .create(&archive::listing_object(target.name, target.key.is_some()))?;
+        .create(&names::listing_object(target.name, target.key.is_some()))?;
     let mut beside = Sink::new(beside, target.key)?;
     beside.write_all(&listing.to_json())?;
     beside.commit()?;

@@ -7,34 +7,11 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
+use super::super::format::Consistency;
 use super::super::introspect::Table;
 use super::DumpOptions;
 use crate::config::{DbSource, RowReader};
 use crate::db::{self, quote_ident, wire};
-
-/// How the workers' view of the database was made consistent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Consistency {
-    /// Every worker's snapshot started under one brief commit lock.
-    SharedSnapshot,
-    /// Every worker's snapshot started while the database's tables were
-    /// read-locked (`LOCK TABLES .. READ`: no RELOAD needed, only what
-    /// `ALL` on the database gives, as mydumper's `--lock-all-tables`).
-    TableLocks,
-    /// One worker in its own snapshot (no lock could be had in time).
-    SingleConnection,
-}
-
-impl Consistency {
-    /// The name in the listing.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Consistency::SharedSnapshot => "shared-snapshot",
-            Consistency::TableLocks => "table-locks",
-            Consistency::SingleConnection => "single-connection",
-        }
-    }
-}
 
 /// One unit of work: a table, or a key range of one.
 #[derive(Clone, Debug)]

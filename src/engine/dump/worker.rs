@@ -13,9 +13,11 @@ use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Value;
 
-use super::super::archive::{self, listing::SavedObject};
+use super::super::archive;
+use super::super::format::kinds;
+use super::super::format::kinds::Positions;
+use super::super::format::SavedObject;
 use super::super::introspect::Table;
-use super::super::saved::objects::{self, Positions};
 use super::super::tsv;
 use super::keys::{KeyColumn, KeyRun};
 use super::snapshot::{Reader, Unit};
@@ -201,7 +203,7 @@ impl RowShape {
                 .filter(|fk| fk.columns.len() == 1)
                 .filter_map(|fk| at(&fk.columns[0]).map(|i| (fk.columns[0].clone(), i)))
                 .collect(),
-            object: objects::of_table(&table.name)
+            object: kinds::of_table(&table.name)
                 .and_then(|k| k.positions(&table.columns).map(|p| (k.kind, p))),
         }
     }
@@ -400,9 +402,7 @@ impl<'a> ChunkBuilder<'a> {
                     archive::objects::frame_with(&mut self.objects, &mut self.compressor)?;
                 self.objects.clear();
                 Some(ObjectsFrame {
-                    rank: objects::kinds()
-                        .position(|k| k == kind)
-                        .unwrap_or(usize::MAX),
+                    rank: kinds::kinds().position(|k| k == kind).unwrap_or(usize::MAX),
                     first,
                     last,
                     data,

@@ -7,13 +7,12 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
-use super::super::archive;
-use super::super::crypt::{self, CopyKey};
+use super::super::crypt::CopyKey;
 use super::super::dump::{self, Phase};
+use super::super::format::names;
 use super::super::policy::retention::{self, Kept, Limits};
 use super::super::restore;
-use super::super::saved::index::SealedBlocks;
-use super::super::saved::objects;
+use super::super::saved::index;
 use super::super::settings::{open_storage, NoSuchObject, Settings};
 use super::lock::with_job_lock;
 use crate::clock;
@@ -106,7 +105,7 @@ pub fn take_copy_locked(
             .and_then(|()| check_space(db, settings))
             .and_then(|()| match (&key, &settings.passphrase) {
                 (Some(key), Some(passphrase)) => {
-                    let mut w = settings.storage.create(&crypt::key_object(&name))?;
+                    let mut w = settings.storage.create(&names::key_object(&name))?;
                     w.write_all(&key.seal(passphrase)?)?;
                     w.commit()
                 }
@@ -139,7 +138,7 @@ pub fn take_copy_locked(
             Ok((listing, sealed)) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
-                index_objects(db, id, &listing, sealed);
+                index::index_objects(db, id, &listing, sealed);
                 if !settings.keep_undo && !importing {
                     drop_undo(db);
                 }
@@ -154,44 +153,13 @@ pub fn take_copy_locked(
                 }
             }
             Err(e) => {
-                let _ = settings.storage.remove(&crypt::key_object(&name));
+                let _ = settings.storage.remove(&names::key_object(&name));
                 log::error!("copy {name} failed: {e:#}");
                 backups::fail(db, id, &format!("{e:#}"))?;
                 return Err(e);
             }
         }
         backups::get(db, id)?.context("the copy vanished from the catalog")
-    }
-}
-
-/// Indexes a good copy's objects for `backupdata`: its objects' blocks,
-/// cut and sealed beforehand ([`SealedBlocks`]), then its saved files. A
-/// failure there costs the copy nothing (it is logged, and a rescan
-/// indexes again).
-pub fn index_objects(
-    db: &mut Db,
-    id: u64,
-    listing: &archive::Listing,
-    sealed: Result<SealedBlocks>,
-) {
-    let write = |db: &mut Db| -> Result<usize> {
-        let sealed = sealed?;
-        let mut writer = crate::db::objects::IndexWriter::begin(db, id)?;
-        for block in sealed.iter() {
-            writer.push_sealed(block?)?;
-        }
-        for row in objects::file_rows(listing) {
-            writer.push(&row)?;
-        }
-        writer.finish()
-    };
-    let started = std::time::Instant::now();
-    match write(db) {
-        Ok(n) => log::debug!(
-            "copy {id}: {n} objects indexed in {} ms",
-            started.elapsed().as_millis()
-        ),
-        Err(e) => log::warn!("copy {id}: its objects were not indexed: {e:#}"),
     }
 }
 
@@ -210,10 +178,10 @@ fn replicate_copy(
 ) -> Result<()> {
     let mut objects = Vec::new();
     if encrypted {
-        objects.push(crypt::key_object(name));
+        objects.push(names::key_object(name));
     }
-    objects.push(archive::archive_object(name, encrypted));
-    objects.push(archive::listing_object(name, encrypted));
+    objects.push(names::archive_object(name, encrypted));
+    objects.push(names::listing_object(name, encrypted));
     for storage_id in backupconf::plan_extra_storages(db, plan.id)? {
         if Some(storage_id) == settings.storage_id {
             continue;

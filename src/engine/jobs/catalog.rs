@@ -4,12 +4,10 @@
 
 use anyhow::Result;
 
-use super::super::archive::{self, Listing};
-use super::super::crypt;
+use super::super::format::{names, Listing};
 use super::super::policy::schedule::Schedule;
-use super::super::saved::index::SealedBlocks;
+use super::super::saved::index::{index_objects, SealedBlocks};
 use super::super::settings::{open_storage, Settings};
-use super::backup::index_objects;
 use super::restore::open_copy;
 use crate::clock::Timestamp;
 use crate::db::backupconf;
@@ -39,11 +37,11 @@ pub fn delete_copy(
 ) -> Result<()> {
     if clean_storage {
         let objects = [
-            archive::listing_object(&row.name, false),
-            archive::listing_object(&row.name, true),
-            archive::archive_object(&row.name, false),
-            archive::archive_object(&row.name, true),
-            crypt::key_object(&row.name),
+            names::listing_object(&row.name, false),
+            names::listing_object(&row.name, true),
+            names::archive_object(&row.name, false),
+            names::archive_object(&row.name, true),
+            names::key_object(&row.name),
         ];
         for object in &objects {
             settings.storage.remove(object)?;

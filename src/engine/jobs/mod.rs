@@ -15,7 +15,8 @@ pub mod catalog;
 pub mod lock;
 pub mod restore;
 
-pub use backup::{index_objects, take_copy, take_copy_locked};
+pub use super::saved::pick::show_object;
+pub use backup::{take_copy, take_copy_locked};
 pub use catalog::{delete_copy, due_plans, find, rescan};
 pub use lock::{busy, with_job_lock, Busy};
 pub use restore::{

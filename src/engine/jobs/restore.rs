@@ -7,7 +7,8 @@ use std::io::Read;
 use anyhow::{Context, Result};
 
 use super::super::archive::Copy;
-use super::super::crypt::{self, CopyKey};
+use super::super::crypt::CopyKey;
+use super::super::format::names;
 use super::super::restore::{self, Behavior, RestoreOptions, RestoreReport};
 use super::super::saved::object_restore::Wanted;
 use super::super::settings::Settings;
@@ -24,7 +25,7 @@ pub fn open_copy<'a>(settings: &'a Settings, name: &str) -> Result<Copy<'a>> {
     let storage = settings.storage.as_ref();
     // No key object: a plain copy. Any other answer (a storage that cannot
     // be reached) is that, not "not encrypted".
-    let key = match storage.size(&crypt::key_object(name)) {
+    let key = match storage.size(&names::key_object(name)) {
         Err(e) if crate::storage::is_not_found(&e) => None,
         Err(e) => return Err(e.context(format!("cannot tell whether copy `{name}` is encrypted"))),
         Ok(_) => {
@@ -37,7 +38,7 @@ pub fn open_copy<'a>(settings: &'a Settings, name: &str) -> Result<Copy<'a>> {
             // A key file is a few hundred bytes; a forged one is not read
             // past 64 KiB.
             storage
-                .open(&crypt::key_object(name))?
+                .open(&names::key_object(name))?
                 .take(64 << 10)
                 .read_to_end(&mut sealed)?;
             Some(

@@ -7,9 +7,9 @@ use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::super::archive::Listing;
 pub(super) use super::super::ddl::run_checked;
-use super::super::ddl::{self, DefinitionKind, Scope};
+use super::super::ddl::{self, Scope};
+use super::super::format::{DefinitionKind, Listing};
 use super::super::introspect::Object;
 use crate::db::quote_ident;
 
@@ -46,9 +46,7 @@ impl Checked {
             .definitions
             .iter()
             .map(|d| {
-                let kind = DefinitionKind::parse(&d.kind).ok_or_else(|| {
-                    ddl::DdlError::Refused(format!("unknown object kind `{}` in the copy", d.kind))
-                })?;
+                let kind = d.kind;
                 let sql_mode = if kind == DefinitionKind::View {
                     VIEW_SQL_MODE.to_string()
                 } else {

@@ -20,7 +20,8 @@ use mysql::prelude::Queryable;
 use mysql::Conn;
 
 use super::super::ddl::ForeignKey;
-use super::super::introspect::{DefinitionKind, Object};
+use super::super::format::DefinitionKind;
+use super::super::introspect::Object;
 use crate::db::quote_ident;
 
 /// The list of kept things.

@@ -10,7 +10,8 @@ use anyhow::Result;
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::super::introspect::{self, DefinitionKind};
+use super::super::format::DefinitionKind;
+use super::super::introspect;
 use super::base_tables;
 use super::definitions::{self, create_in, DEFINITIONS_TABLE};
 use crate::db::{quote_ident, SideDb};

@@ -13,7 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use mysql::prelude::Queryable;
 use mysql::{Conn, LocalInfileHandler};
 
-use super::super::archive::{self, check_entry, listing::Chunk, Copy, Listing};
+use super::super::archive::{self, check_entry, Copy};
+use super::super::format::{Chunk, Listing};
 use super::super::verify::check_chunk;
 use super::insert::{Inserts, Literal};
 use crate::config::DbSource;

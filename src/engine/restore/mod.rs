@@ -52,8 +52,9 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::archive::{self, check_entry, Copy, Listing};
+use super::archive::{self, check_entry, Copy};
 use super::ddl::Scope;
+use super::format::Listing;
 use crate::config::DbSource;
 use crate::db::{self, TABLE_PREFIX};
 use definitions::Checked;

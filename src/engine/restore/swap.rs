@@ -16,7 +16,8 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::super::introspect::{self, DefinitionKind, Object};
+use super::super::format::DefinitionKind;
+use super::super::introspect::{self, Object};
 use super::definitions::{create_in, recreate, run_checked, Checked};
 use super::kept::{self, Generation, KeptTable, State};
 use super::stage::Staging;

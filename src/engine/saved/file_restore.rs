@@ -17,8 +17,8 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::super::archive::listing::{FileEntry, FileKind};
-use super::super::archive::{Copy, Listing};
+use super::super::archive::Copy;
+use super::super::format::{FileEntry, FileKind, Listing};
 use super::super::restore::Behavior;
 use crate::fsutil::{Dir, Found};
 

@@ -8,9 +8,11 @@
 use anyhow::{Context, Result};
 
 use super::super::archive::object_spill::ObjectSpill;
+use super::super::format::Listing;
 use super::super::spill::SpillFile;
-use super::objects::object_rows;
-use crate::db::objects::{Cutter, Sealed};
+use super::objects::{file_rows, object_rows};
+use crate::db::objects::{Cutter, IndexWriter, Sealed};
+use crate::db::Db;
 
 /// A block's catalog fields, its compressed text in one of the files.
 struct Placed {
@@ -141,10 +143,36 @@ fn keep(
     Ok(())
 }
 
+/// Indexes a good copy's objects for `backupdata`: its objects' blocks,
+/// cut and sealed beforehand ([`SealedBlocks`]), then its saved files. A
+/// failure there costs the copy nothing (it is logged, and a rescan
+/// indexes again).
+pub fn index_objects(db: &mut Db, id: u64, listing: &Listing, sealed: Result<SealedBlocks>) {
+    let write = |db: &mut Db| -> Result<usize> {
+        let sealed = sealed?;
+        let mut writer = IndexWriter::begin(db, id)?;
+        for block in sealed.iter() {
+            writer.push_sealed(block?)?;
+        }
+        for row in file_rows(listing) {
+            writer.push(&row)?;
+        }
+        writer.finish()
+    };
+    let started = std::time::Instant::now();
+    match write(db) {
+        Ok(n) => log::debug!(
+            "copy {id}: {n} objects indexed in {} ms",
+            started.elapsed().as_millis()
+        ),
+        Err(e) => log::warn!("copy {id}: its objects were not indexed: {e:#}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::super::format::SavedObject;
     use super::*;
-    use crate::engine::archive::listing::SavedObject;
     use crate::engine::archive::objects::frame;
 
     /// Blocks are named by content and shared across copies, so cutting

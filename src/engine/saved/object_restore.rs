@@ -25,12 +25,11 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use mysql::prelude::Queryable;
 
-use super::super::archive::listing::TableEntry;
-use super::super::archive::{Copy, Listing};
+use super::super::archive::Copy;
+use super::super::format::{kinds, Listing, TableEntry};
 use super::super::restore::Behavior;
 use super::super::tsv::Cell;
 use super::gathered::{Gathered, Part};
-use super::objects;
 use super::pick;
 use crate::config::DbSource;
 use crate::db::{self, quote_ident};
@@ -64,7 +63,7 @@ fn column_at(t: &TableEntry, column: &str) -> Result<usize> {
 /// Which saved objects to restore, and how.
 #[derive(Clone, Copy, Debug)]
 pub struct Wanted<'a> {
-    /// A kind of [`objects::TABLE_KINDS`].
+    /// A kind of [`super::super::format::kinds::TABLE_KINDS`].
     pub kind: &'a str,
     pub ids: &'a [i64],
     pub behavior: Behavior,
@@ -86,7 +85,7 @@ pub fn restore_objects(
         ids,
         behavior,
     } = wanted;
-    let k = objects::TABLE_KINDS
+    let k = kinds::TABLE_KINDS
         .iter()
         .find(|k| k.kind == kind)
         .with_context(|| format!("`{kind}` is not a kind of saved object"))?;

@@ -8,99 +8,14 @@
 
 use anyhow::Result;
 
-use super::super::archive::listing::{FileKind, Listing, SavedObject};
+use super::super::format::kinds::{ObjectKind, Positions, FILE, FILES, TABLE_KINDS};
+
 use super::super::archive::object_spill::ObjectSpill;
 use super::super::archive::{self, Copy};
+use super::super::format::{FileKind, Listing, SavedObject};
 use super::super::tsv::Cell;
 use super::pick::ChunkReader;
 use crate::db::objects::IndexRow;
-
-/// A kind of object kept in one table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ObjectKind {
-    /// The kind's name in `backupdata` (`type`), and in the listing.
-    pub kind: &'static str,
-    pub table: &'static str,
-    /// The integer key column.
-    pub id: &'static str,
-    /// The column that names an object for people.
-    pub name: &'static str,
-    /// The column holding the owning client (`account.id`), if any.
-    pub owner: Option<&'static str>,
-}
-
-/// The table kinds, top-level first.
-pub const TABLE_KINDS: &[ObjectKind] = &[
-    ObjectKind {
-        kind: "account",
-        table: "account",
-        id: "id",
-        name: "name",
-        owner: None,
-    },
-    ObjectKind {
-        kind: "user",
-        table: "user",
-        id: "id",
-        name: "name",
-        owner: Some("account"),
-    },
-    ObjectKind {
-        kind: "item",
-        table: "item",
-        id: "id",
-        name: "name",
-        owner: Some("account"),
-    },
-    ObjectKind {
-        kind: "payment",
-        table: "payment",
-        id: "id",
-        name: "number",
-        owner: Some("account"),
-    },
-];
-
-/// The saved files, by directory.
-pub const FILES: &str = "files";
-/// One saved file (listed within its directory, `backupdata.files`).
-pub const FILE: &str = "file";
-
-/// Every kind, in the order `backupdata` lists them.
-pub fn kinds() -> impl Iterator<Item = &'static str> {
-    TABLE_KINDS
-        .iter()
-        .map(|k| k.kind)
-        .chain(std::iter::once(FILES))
-}
-
-/// The kind kept in `table`, if any.
-pub fn of_table(table: &str) -> Option<&'static ObjectKind> {
-    TABLE_KINDS.iter().find(|k| k.table == table)
-}
-
-/// Where a kind's columns are in a table's column list.
-#[derive(Clone, Copy, Debug)]
-pub struct Positions {
-    pub id: usize,
-    pub name: usize,
-    pub owner: Option<usize>,
-}
-
-impl ObjectKind {
-    /// The positions of this kind's columns in `columns`, when all exist.
-    pub fn positions(&self, columns: &[String]) -> Option<Positions> {
-        let at = |c: &str| columns.iter().position(|x| x == c);
-        Some(Positions {
-            id: at(self.id)?,
-            name: at(self.name)?,
-            owner: match self.owner {
-                Some(o) => Some(at(o)?),
-                None => None,
-            },
-        })
-    }
-}
 
 /// The objects `copy` holds, gathered on disk as a dump gathers them:
 /// from the objects entry of a copy that has one (made between format 1's
@@ -237,15 +152,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_are_defined_once() {
-        let all: Vec<&str> = kinds().collect();
-        assert_eq!(all, ["account", "user", "item", "payment", "files"]);
-        assert_eq!(of_table("item").map(|k| k.name), Some("name"));
-        assert!(of_table("itemparam").is_none());
-        let columns: Vec<String> = ["id", "account", "number"].map(String::from).into();
-        let p = of_table("payment").unwrap().positions(&columns).unwrap();
-        assert_eq!((p.id, p.name, p.owner), (0, 2, Some(1)));
-        assert!(of_table("account").unwrap().positions(&columns).is_none());
+    fn a_file_belongs_to_its_directory() {
         assert_eq!(
             directory_of("/usr/local/mgr5/etc/billmgr.conf"),
             "/usr/local/mgr5/etc"

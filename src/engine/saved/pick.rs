@@ -11,8 +11,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use anyhow::{Context, Result};
 
-use super::super::archive::listing::{Chunk, KeyBlock, TableEntry};
 use super::super::archive::{sha256_hex, Copy};
+use super::super::format::{kinds, Chunk, KeyBlock, TableEntry};
 use super::super::tsv::{self, Cell};
 
 /// The chunks of `table` that can hold rows whose `column` is one of
@@ -468,11 +468,11 @@ pub struct ObjectView {
 /// the chunks that can hold them.
 pub fn show_object(
     copy: &Copy<'_>,
-    listing: &super::super::archive::Listing,
+    listing: &super::super::format::Listing,
     kind: &str,
     id: i64,
 ) -> Result<ObjectView> {
-    let k = super::objects::TABLE_KINDS
+    let k = kinds::TABLE_KINDS
         .iter()
         .find(|k| k.kind == kind)
         .with_context(|| format!("`{kind}` is not a kind of saved object"))?;

@@ -23,13 +23,14 @@
 
 mod sql;
 
-use std::fmt;
+use super::format::names;
 use std::io::{BufReader, Read, Write};
 
 use anyhow::{Context, Result};
 
-use super::archive::{self, listing::ArchiveSummary, Copy, Listing};
+use super::archive::{self, Copy};
 use super::crypt::{self, CopyKey, Sink};
+use super::format::{ArchiveSummary, Encryption, Listing};
 use super::jobs;
 use super::settings::Settings;
 use super::verify;
@@ -39,16 +40,9 @@ use crate::db::Db;
 use crate::storage::{check_name, check_stored, Counted, Pending, StorageWriter};
 
 /// The file is not a valid copy nor a SQL dump. Callers branch on it.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub struct NotACopy(pub String);
-
-impl fmt::Display for NotACopy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for NotACopy {}
 
 /// A SQL dump cannot be staged: the plugin's database account may not
 /// create the scratch database or the temporary account that confines the
@@ -289,8 +283,8 @@ fn store_archive(
     // like every copy taken here: its own key, sealed beside it.
     let key = settings.passphrase.as_ref().map(|_| CopyKey::generate());
     let encrypted = key.is_some();
-    let object = archive::archive_object(name, encrypted);
-    let key_object = crypt::key_object(name);
+    let object = names::archive_object(name, encrypted);
+    let key_object = names::key_object(name);
     // Until the listing is beside the archive, a failure removes both.
     let pending = Pending::new(storage, vec![object.clone(), key_object.clone()]);
     if let (Some(key), Some(passphrase)) = (&key, &settings.passphrase) {
@@ -317,7 +311,7 @@ fn store_archive(
     // The listing the archive carries, then every entry against it.
     let mut inner = None;
     archive::read_entries(&mut copy.open()?, |entry| {
-        if entry.path == archive::LISTING_ENTRY {
+        if entry.path == names::LISTING_ENTRY {
             inner = Some(entry.data);
         }
         Ok(())
@@ -327,9 +321,9 @@ fn store_archive(
     let mut listing = Listing::from_json(&inner)
         .map_err(|e| refuse(format!("the archive's listing is unreadable: {e:#}")))?;
     listing.encryption = if encrypted {
-        "age".into()
+        Encryption::Age
     } else {
-        String::new()
+        Encryption::None
     };
     listing.archive = Some(ArchiveSummary {
         object: object.clone(),
@@ -343,7 +337,7 @@ fn store_archive(
     super::restore::check_statements(db.conn(), &live, &listing)
         .map_err(|e| refuse(format!("{e:#}")))?;
     let saved = super::saved::objects::of_copy(&copy, &listing)?;
-    let beside = storage.create(&archive::listing_object(name, encrypted))?;
+    let beside = storage.create(&names::listing_object(name, encrypted))?;
     let mut beside = Sink::new(beside, key.as_ref())?;
     beside.write_all(&listing.to_json())?;
     beside.commit()?;
@@ -354,7 +348,7 @@ fn store_archive(
     )?;
     log::info!("copy {name} uploaded to {}", storage.describe());
     let row = backups::by_name(db, name)?.context("the uploaded copy is not in the catalog")?;
-    jobs::index_objects(
+    super::saved::index::index_objects(
         db,
         row.id,
         &listing,

@@ -33,11 +33,12 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 
+use super::super::format::DefinitionKind;
 use super::{refuse, DumpNeedsGrants, NotACopy};
 use crate::config::{Config, DbSource};
 use crate::db::backups::CopyRow;
 use crate::db::{quote_ident, Db};
-use crate::engine::ddl::{self, DefinitionKind, Scope};
+use crate::engine::ddl::{self, Scope};
 use crate::engine::jobs;
 use crate::engine::settings::Settings;
 

@@ -18,7 +18,7 @@ use crate::background;
 use crate::context::Ctx;
 use crate::db::backupconf;
 use crate::db::backups::{self, JobState, COPY_SORTS};
-use crate::engine::jobs;
+use crate::engine;
 use crate::protocol::{
     ErrorKind, Form, Lang, ListPage, Mode, PanelError, Reply, Request, Row, Slist,
 };
@@ -203,8 +203,8 @@ pub fn create(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     return Err(PanelError::missed("storage", id).into());
                 }
             }
-            if jobs::busy(db)? {
-                return Err(jobs::Busy.into());
+            if engine::busy(db)? {
+                return Err(engine::Busy.into());
             }
             background::start(ctx.config, &background::Job::BackupCreate { plan, storage })?;
             log::info!("backup started by {}", req.actor());
@@ -243,8 +243,8 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             if copy.state != JobState::Ok {
                 return Err(PanelError::new(ErrorKind::CopyState, "backup", copy.name).into());
             }
-            if jobs::busy(ctx.db()?)? {
-                return Err(jobs::Busy.into());
+            if engine::busy(ctx.db()?)? {
+                return Err(engine::Busy.into());
             }
             background::start(
                 ctx.config,
@@ -286,13 +286,13 @@ pub fn delete(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     for id in &ids {
         let row = backups::get(db, *id)?.ok_or_else(|| PanelError::missed("backup", id))?;
         if row.state == JobState::Running {
-            return Err(jobs::Busy.into());
+            return Err(engine::Busy.into());
         }
         rows.push(row);
     }
     for row in &rows {
-        let settings = crate::engine::settings::Settings::for_copy(config, db, row)?;
-        jobs::delete_copy(db, &settings, row, clean)?;
+        let settings = crate::engine::Settings::for_copy(config, db, row)?;
+        engine::delete_copy(db, &settings, row, clean)?;
     }
     log::info!(
         "copies {ids:?} deleted by {} (storage too: {clean})",

@@ -7,9 +7,9 @@ use anyhow::Result;
 use super::{plan_options, storage_options};
 use crate::context::Ctx;
 use crate::db::backupconf::{self, PlanRow};
-use crate::engine::policy::schedule;
-use crate::engine::settings::{Setting, Settings, Values, SETTINGS};
-use crate::engine::{crypt, jobs};
+use crate::engine;
+use crate::engine::schedule;
+use crate::engine::{Setting, Settings, Values, SETTINGS};
 use crate::functions::label;
 use crate::protocol::{ErrorKind, Form, Mode, PanelError, Reply, Request, Slist};
 use crate::storage::params::{Kind, Params};
@@ -212,7 +212,7 @@ pub fn setup(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             // storage behind.
             backupconf::check_new_names(db, Some(&storage_name), Some(&plan.name))?;
             let sealed = match &secret {
-                Some(secret) => Some(crypt::seal_secret(&ctx.config.mgrdir, secret)?),
+                Some(secret) => Some(engine::seal_secret(&ctx.config.mgrdir, secret)?),
                 None => None,
             };
             let db = ctx.db()?;
@@ -248,7 +248,7 @@ pub fn settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     let config = ctx.config;
                     let db = ctx.db()?;
                     let settings = Settings::resolve(config, db, None, None)?;
-                    let added = jobs::rescan(db, &settings, &mut |_, _| {})?;
+                    let added = engine::rescan(db, &settings, &mut |_, _| {})?;
                     log::info!("rescan added {added} copies");
                     Ok(Reply::Ok)
                 }
@@ -349,7 +349,7 @@ fn save_settings(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
     if !encrypt {
         backupconf::delete_setting(db, "BackupPassphrase")?;
     } else if !passphrase.is_empty() {
-        let sealed = crypt::seal_secret(&config.mgrdir, passphrase)?;
+        let sealed = engine::seal_secret(&config.mgrdir, passphrase)?;
         backupconf::set_setting(db, "BackupPassphrase", &sealed)?;
         log::warn!("backup encryption passphrase changed by {}", req.actor());
     }

@@ -8,7 +8,7 @@ use super::storage_options;
 use crate::context::Ctx;
 use crate::db::backupconf;
 use crate::db::backups::{self, JobState};
-use crate::engine::upload;
+use crate::engine;
 use crate::functions::label;
 use crate::protocol::{ErrorKind, Form, Mode, PanelError, RedirectKind, Reply, Request, Slist};
 
@@ -61,7 +61,7 @@ pub fn upload(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     if !(url.starts_with("http://") || url.starts_with("https://")) {
                         return Err(PanelError::value("url", url).into());
                     }
-                    upload::Source::Url {
+                    engine::Source::Url {
                         url: url.to_string(),
                         allow_private: config.upload_private_urls,
                     }
@@ -80,28 +80,24 @@ pub fn upload(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
                     return Err(PanelError::missed("storage", id).into());
                 }
             }
-            let settings = crate::engine::settings::Settings::resolve(config, db, None, storage)?;
-            match upload::upload(
+            let settings = engine::Settings::resolve(config, db, None, storage)?;
+            let row = engine::upload_copy(
                 config,
                 &source,
                 &settings,
                 &from,
                 Some(&name),
                 Box::new(|_, _| {}),
-            ) {
-                Ok(row) => {
-                    log::info!("copy {} uploaded by {}", row.name, req.actor());
-                    Ok(Reply::Ok)
-                }
-                Err(e) => Err(upload_error(e)),
-            }
+            )?;
+            log::info!("copy {} uploaded by {}", row.name, req.actor());
+            Ok(Reply::Ok)
         }
     }
 }
 
 /// The panel's uploaded file: below `UploadDir` (lexically, then walked
 /// without following a symbolic link), a regular file, opened now.
-fn uploaded_file(config: &crate::config::Config, file: &str) -> Result<upload::Source, PanelError> {
+fn uploaded_file(config: &crate::config::Config, file: &str) -> Result<engine::Source, PanelError> {
     let path = std::path::PathBuf::from(file);
     let outside = || PanelError::new(ErrorKind::Outside, "file", file);
     let rel = crate::fsutil::below(&config.upload_dir, &path).ok_or_else(outside)?;
@@ -110,27 +106,10 @@ fn uploaded_file(config: &crate::config::Config, file: &str) -> Result<upload::S
         .and_then(|d| d.walk(rel.parent().unwrap_or(std::path::Path::new("")), None))
         .and_then(|d| d.open_file(name));
     match opened {
-        Ok(f) => Ok(upload::Source::Opened(f, path)),
+        Ok(f) => Ok(engine::Source::Opened(f, path)),
         Err(e) => {
             log::warn!("upload of `{file}` refused: {e}");
             Err(PanelError::value("file", file))
         }
     }
-}
-
-/// A refused upload as the form shows it.
-fn upload_error(e: anyhow::Error) -> anyhow::Error {
-    if let Some(refused) = e.downcast_ref::<upload::NotACopy>() {
-        let value = refused.0.clone();
-        return e.context(PanelError::new(ErrorKind::BadCopy, "file", value));
-    }
-    if let Some(private) = e.downcast_ref::<crate::storage::fetch::PrivateAddress>() {
-        let value = private.0.clone();
-        return e.context(PanelError::new(ErrorKind::Outside, "url", value));
-    }
-    if let Some(bad) = e.downcast_ref::<crate::engine::archive::check::BadListing>() {
-        let value = bad.0.clone();
-        return e.context(PanelError::new(ErrorKind::BadCopy, "file", value));
-    }
-    e
 }

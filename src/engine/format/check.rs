@@ -7,10 +7,10 @@
 //! real size once it is known.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Component, Path};
 
-use super::listing::{Entry, FileKind, Listing};
+use super::kinds::{DefinitionKind, FileKind};
+use super::listing::{Entry, Listing, FORMAT, VERSION};
 use crate::db::TABLE_PREFIX;
 
 /// The largest listing read (its JSON).
@@ -30,17 +30,19 @@ pub const MAX_FILES: usize = 1_000_000;
 /// The longest saved path or link target.
 pub const MAX_PATH: usize = 4_096;
 
-/// Why a listing was refused. Callers branch on it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadListing(pub String);
-
-impl fmt::Display for BadListing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the copy's listing is refused: {}", self.0)
-    }
+/// A sql_mode as a copy may carry one: comma-separated words, nothing
+/// else.
+pub fn is_sql_mode(mode: &str) -> bool {
+    mode.len() <= 1024
+        && mode
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b',')
 }
 
-impl std::error::Error for BadListing {}
+/// Why a listing was refused. Callers branch on it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the copy's listing is refused: {0}")]
+pub struct BadListing(pub String);
 
 fn bad(why: impl Into<String>) -> BadListing {
     BadListing(why.into())
@@ -131,6 +133,29 @@ fn check_entry(
 }
 
 impl Listing {
+    /// Reads a listing, refusing formats and versions this build cannot
+    /// read and anything [`Listing::check`] refuses.
+    pub fn from_json(data: &[u8]) -> anyhow::Result<Listing> {
+        anyhow::ensure!(
+            data.len() as u64 <= MAX_LISTING,
+            BadListing(format!("{} bytes of listing", data.len()))
+        );
+        let l: Listing = serde_json::from_slice(data)
+            .map_err(|e| BadListing(format!("not valid JSON of a copy: {e}")))?;
+        anyhow::ensure!(
+            l.format == FORMAT,
+            "not a billmgr-ops copy (format {:?})",
+            l.format
+        );
+        anyhow::ensure!(
+            (1..=VERSION).contains(&l.version),
+            "copy format version {} is newer than this billmgr-ops reads ({VERSION}); upgrade billmgr-ops",
+            l.version
+        );
+        l.check()?;
+        Ok(l)
+    }
+
     /// Checks everything the listing says that does not need the archive.
     pub fn check(&self) -> Result<(), BadListing> {
         crate::storage::check_name(&self.name)
@@ -148,9 +173,6 @@ impl Listing {
             return Err(bad(
                 "more tables, definitions or files than any database has",
             ));
-        }
-        if !matches!(self.encryption.as_str(), "" | "age") {
-            return Err(bad(format!("unknown encryption `{}`", self.encryption)));
         }
         let mut entries = Vec::new();
         let mut tables = HashSet::new();
@@ -272,23 +294,22 @@ impl Listing {
         }
         let mut definitions = HashSet::new();
         for d in &self.definitions {
-            if crate::engine::ddl::DefinitionKind::parse(&d.kind).is_none() {
-                return Err(bad(format!(
-                    "unknown definition kind `{}`",
-                    d.kind.escape_debug()
-                )));
-            }
-            check_identifier(&d.kind, &d.name)?;
-            if d.kind == "trigger" && !tables.contains(&d.table.to_lowercase()) {
+            check_identifier(d.kind.as_str(), &d.name)?;
+            if d.kind == DefinitionKind::Trigger && !tables.contains(&d.table.to_lowercase()) {
                 return Err(bad(format!(
                     "trigger `{}` is on no table of the copy",
                     d.name
                 )));
             }
-            if !definitions.insert((d.kind.clone(), d.name.to_lowercase())) {
+            if !definitions.insert((d.kind, d.name.to_lowercase())) {
                 return Err(bad(format!("{} `{}` is listed twice", d.kind, d.name)));
             }
-            crate::engine::ddl::sql_mode(&d.sql_mode).map_err(|e| bad(e.to_string()))?;
+            if !is_sql_mode(&d.sql_mode) {
+                return Err(bad(format!(
+                    "`{}` is not a sql_mode",
+                    d.sql_mode.escape_debug()
+                )));
+            }
             check_entry(&d.entry, MAX_ENTRY, &mut entries)?;
         }
         let mut paths = HashSet::new();
