@@ -172,9 +172,8 @@ fn serve(
     // length tells the browser it is incomplete).
     match &copy.key {
         None => {
-            let object = crate::engine::archive_object(&row.name, false);
-            let size = settings.storage.size(&object)?;
-            let mut reader = settings.storage.open(&object)?;
+            let size = copy.archive_size()?;
+            let mut reader = copy.open()?;
             write!(
                 out,
                 "Status: 200 OK\r\nContent-Type: application/x-tar\r\nContent-Length: {size}\r\n\

@@ -384,7 +384,12 @@ fn wrong_credentials(kind: Kind) {
     );
     let check = f.cli(&["backup", "storage", "check", "badcreds"]);
     assert!(!check.status.success());
-    assert!(String::from_utf8_lossy(&check.stderr).contains("failed"));
+    let said = String::from_utf8_lossy(&check.stderr);
+    // Typed as permanent: a person must act.
+    assert!(
+        said.contains("failed") && said.contains("will fail again"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -452,6 +457,11 @@ fn cut_midway(kind: Kind, down: bool) {
     }
     if down {
         assert_eq!(state, "failed", "a server that stays away fails the copy");
+        // Typed as temporary: the server may come back.
+        let check = f.cli(&["backup", "storage", "check", "cut"]);
+        assert!(!check.status.success());
+        let said = String::from_utf8_lossy(&check.stderr);
+        assert!(said.contains("temporary"), "{said}");
     } else if kind == Kind::S3 {
         assert_eq!(state, "ok", "a part cut off is sent again");
     }

@@ -4,9 +4,11 @@
 //! and the jobs all read it, so a default or a range lives in one place
 //! (a test holds `config::KEYS` and the README to it).
 //!
-//! Resolution ([`Settings::resolve`]): the default, then the config file,
-//! then the value saved from the panel (`billmgrops_setting`), then a plan
-//! (its storage, tables and files) or a storage chosen for the job.
+//! Resolution ([`BackupOptions::resolve`]): the default, then the config
+//! file, then the value saved from the panel (`billmgrops_setting`), then
+//! a plan (its storage, tables and files) or a storage chosen for the job.
+//! The result is plain options; [`BackupOptions::open`] opens the storage
+//! and unseals the passphrase, making the [`Settings`] a job runs with.
 
 use std::path::PathBuf;
 
@@ -163,28 +165,65 @@ pub struct Relation {
     pub key: ForeignKey,
 }
 
-/// Everything a job needs to know: where copies go and how they are taken.
-pub struct Settings {
+/// Where a job's copies are: the default directory of the config file,
+/// or a configured storage (not opened: see [`BackupOptions::open`]).
+#[derive(Clone, Debug)]
+pub enum Place {
+    /// `BackupDir`, absolute.
+    Directory(PathBuf),
+    Storage(Box<StorageRow>),
+}
+
+/// How copies are taken and restored: plain values resolved from the
+/// settings table (its defaults are the only ones), the config file, the
+/// values saved from the panel and a plan. Nothing here is opened and no
+/// secret is unsealed: [`BackupOptions::open`] does that.
+#[derive(Clone, Debug)]
+pub struct BackupOptions {
     /// The panel's directory (relative storage paths, the sealing key).
     pub mgrdir: PathBuf,
-    pub storage: Box<dyn Storage>,
-    /// The storage's id in `billmgrops_storage`; `None` for the default
-    /// directory of the config file.
-    pub storage_id: Option<u64>,
-    pub storage_name: String,
+    pub place: Place,
     pub plan: Option<PlanRow>,
     pub dump: DumpOptions,
     pub restore_threads: usize,
     /// Declared relations (`BackupRelations`) for per-object restore.
     pub relations: Vec<Relation>,
-    /// Copies are encrypted with it when set.
-    pub passphrase: Option<SecretString>,
     /// Keep the replaced tables of the last restore after later backups
     /// (default: drop them at the next successful backup).
     pub keep_undo: bool,
+    /// The passphrase as the config file gives it, or sealed as saved
+    /// from the panel; unsealed only by [`BackupOptions::open`].
+    passphrase: Option<Passphrase>,
 }
 
-/// A configured storage, opened (its secret unsealed with the panel's key).
+#[derive(Clone)]
+enum Passphrase {
+    Plain(SecretString),
+    Sealed(String),
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Passphrase(..)")
+    }
+}
+
+/// A job's storage, opened (its secret unsealed): the handle through which
+/// a job reaches the network. Made only by [`BackupOptions::open`] and
+/// [`open_storage`].
+pub struct Settings {
+    pub options: BackupOptions,
+    pub storage: Box<dyn Storage>,
+    /// The storage's id in `billmgrops_storage`; `None` for the default
+    /// directory of the config file.
+    pub storage_id: Option<u64>,
+    pub storage_name: String,
+    /// Copies are encrypted with it when set.
+    pub passphrase: Option<SecretString>,
+}
+
+/// A configured storage, opened (its secret unsealed with the panel's
+/// key): the one place a storage's secret is unsealed.
 pub fn open_storage(mgrdir: &std::path::Path, row: &StorageRow) -> Result<Box<dyn Storage>> {
     let secret = match &row.sealed_secret {
         Some(sealed) => Some(
@@ -201,10 +240,10 @@ pub fn open_storage(mgrdir: &std::path::Path, row: &StorageRow) -> Result<Box<dy
     .with_context(|| format!("storage `{}`", row.name))
 }
 
-impl Settings {
+impl BackupOptions {
     /// From the table's defaults overridden by `get` (the config file, then
     /// the saved values).
-    fn build(config: &Config, get: &dyn Fn(&str) -> Option<String>) -> Result<Settings> {
+    fn build(config: &Config, get: &dyn Fn(&str) -> Option<String>) -> Result<BackupOptions> {
         let value = |key: &str| -> Result<String> {
             let setting = Setting::get(key);
             let v = get(key).unwrap_or_else(|| setting.default.to_string());
@@ -224,18 +263,15 @@ impl Settings {
             Ok(value(key)?.split_whitespace().map(str::to_string).collect())
         };
         let threads = number("BackupThreads")? as usize;
-        Ok(Settings {
+        Ok(BackupOptions {
             mgrdir: config.mgrdir.clone(),
-            storage_name: "default".into(),
-            storage_id: None,
-            storage: Box::new(LocalStorage::new(storage::absolute(
-                &config.mgrdir,
-                &value("BackupDir")?,
-            ))),
+            place: Place::Directory(storage::absolute(&config.mgrdir, &value("BackupDir")?)),
             plan: None,
             dump: DumpOptions {
                 threads,
                 compression_level: number("BackupCompression")? as i32,
+                chunk_bytes: super::dump::CHUNK_BYTES,
+                rows_per_range: super::dump::ROWS_PER_RANGE,
                 exclude_tables: words("BackupExcludeTables")?,
                 files: words("BackupFiles")?
                     .iter()
@@ -244,7 +280,6 @@ impl Settings {
                 lock_timeout: number("BackupLockTimeout")?,
                 reader: config.backup_reader,
                 snapshot_gap: config.dev_snapshot_gap,
-                ..DumpOptions::default()
             },
             restore_threads: threads,
             relations: words("BackupRelations")?
@@ -252,8 +287,11 @@ impl Settings {
                 .filter_map(|r| relation(r))
                 .map(|(table, key)| Relation { table, key })
                 .collect(),
-            passphrase: config.backup_passphrase.clone().map(SecretString::from),
             keep_undo: value("BackupKeepUndo")? == "on",
+            passphrase: config
+                .backup_passphrase
+                .clone()
+                .map(|p| Passphrase::Plain(SecretString::from(p))),
         })
     }
 
@@ -264,14 +302,14 @@ impl Settings {
         db: &mut Db,
         plan: Option<u64>,
         storage: Option<u64>,
-    ) -> Result<Settings> {
+    ) -> Result<BackupOptions> {
         let mut saved = std::collections::HashMap::new();
         for s in SETTINGS.iter().filter(|s| s.field.is_some()) {
             if let Some(v) = backupconf::setting(db, s.key)? {
                 saved.insert(s.key, v);
             }
         }
-        let mut settings = Settings::build(config, &|key| {
+        let mut options = BackupOptions::build(config, &|key| {
             saved
                 .get(key)
                 .cloned()
@@ -289,42 +327,89 @@ impl Settings {
             .or(default_storage);
         if let Some(id) = storage {
             let row = backupconf::storage(db, id)?.ok_or(NoSuchObject("storage", id))?;
-            settings.storage = open_storage(&config.mgrdir, &row)?;
-            settings.storage_id = Some(row.id);
-            settings.storage_name = row.name;
+            options.place = Place::Storage(Box::new(row));
         }
         if let Some(p) = &plan {
             if !p.exclude_tables.trim().is_empty() {
-                settings.dump.exclude_tables = p
+                options.dump.exclude_tables = p
                     .exclude_tables
                     .split_whitespace()
                     .map(str::to_string)
                     .collect();
             }
             if !p.files.trim().is_empty() {
-                settings.dump.files = p
+                options.dump.files = p
                     .files
                     .split_whitespace()
                     .map(|f| storage::absolute(&config.mgrdir, f))
                     .collect();
             }
         }
-        settings.plan = plan;
-        if settings.passphrase.is_none() {
-            if let Some(sealed) = backupconf::setting(db, "BackupPassphrase")? {
-                settings.passphrase = Some(crypt::open_secret(&config.mgrdir, &sealed)?);
-            }
+        options.plan = plan;
+        if options.passphrase.is_none() {
+            options.passphrase =
+                backupconf::setting(db, "BackupPassphrase")?.map(Passphrase::Sealed);
         }
-        Ok(settings)
+        Ok(options)
     }
 
-    /// The settings to reach an existing copy (its storage).
+    /// The options to reach an existing copy (its storage).
+    pub fn for_copy(
+        config: &Config,
+        db: &mut Db,
+        row: &crate::db::backups::CopyRow,
+    ) -> Result<BackupOptions> {
+        BackupOptions::resolve(config, db, None, row.storage_id)
+    }
+
+    /// Opens the place (a storage's secret unsealed) and unseals the
+    /// passphrase: what a job needs to reach copies.
+    pub fn open(self) -> Result<Settings> {
+        let (storage, storage_id, storage_name): (Box<dyn Storage>, _, _) = match &self.place {
+            Place::Directory(dir) => (
+                Box::new(LocalStorage::new(dir.clone())),
+                None,
+                "default".into(),
+            ),
+            Place::Storage(row) => (
+                open_storage(&self.mgrdir, row)?,
+                Some(row.id),
+                row.name.clone(),
+            ),
+        };
+        let passphrase = match &self.passphrase {
+            None => None,
+            Some(Passphrase::Plain(p)) => Some(p.clone()),
+            Some(Passphrase::Sealed(sealed)) => Some(crypt::open_secret(&self.mgrdir, sealed)?),
+        };
+        Ok(Settings {
+            options: self,
+            storage,
+            storage_id,
+            storage_name,
+            passphrase,
+        })
+    }
+}
+
+impl Settings {
+    /// [`BackupOptions::resolve`], opened.
+    pub fn resolve(
+        config: &Config,
+        db: &mut Db,
+        plan: Option<u64>,
+        storage: Option<u64>,
+    ) -> Result<Settings> {
+        BackupOptions::resolve(config, db, plan, storage)?.open()
+    }
+
+    /// [`BackupOptions::for_copy`], opened.
     pub fn for_copy(
         config: &Config,
         db: &mut Db,
         row: &crate::db::backups::CopyRow,
     ) -> Result<Settings> {
-        Settings::resolve(config, db, None, row.storage_id)
+        BackupOptions::for_copy(config, db, row)?.open()
     }
 }
 

@@ -29,6 +29,41 @@ pub fn is_not_found(e: &anyhow::Error) -> bool {
     e.downcast_ref::<NotFound>().is_some()
 }
 
+/// A storage's failure, and whether trying again later may help: a lost
+/// connection, a time-out, a busy or rate-limited service are temporary;
+/// wrong credentials, a refused host key, invalid settings are permanent
+/// (a person must act). Callers branch on it ([`is_temporary`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    pub message: String,
+    pub temporary: bool,
+}
+
+impl StorageError {
+    pub fn temporary(message: impl Into<String>) -> anyhow::Error {
+        StorageError {
+            message: message.into(),
+            temporary: true,
+        }
+        .into()
+    }
+
+    pub fn permanent(message: impl Into<String>) -> anyhow::Error {
+        StorageError {
+            message: message.into(),
+            temporary: false,
+        }
+        .into()
+    }
+}
+
+/// Whether the storage failure in `e` is temporary; `None` when `e` holds
+/// no typed storage failure.
+pub fn is_temporary(e: &anyhow::Error) -> Option<bool> {
+    e.downcast_ref::<StorageError>().map(|s| s.temporary)
+}
+
 /// Opens the storage `params` describe: a directory on this server (a
 /// relative path is taken from the panel directory `mgrdir`), or a remote
 /// one with its `secret` (already unsealed by the caller).
@@ -243,11 +278,20 @@ pub fn check_name(name: &str) -> Result<()> {
 
 /// The step of a connection check that failed, and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{step} failed: {error:#}")]
+#[error("{step} failed: {error:#}{}", hint(error))]
 pub struct ProbeFailure {
     /// `list`, `write`, `read` or `delete`.
     pub step: &'static str,
     pub error: anyhow::Error,
+}
+
+/// What a person can do about a failed check, when the failure says.
+fn hint(error: &anyhow::Error) -> &'static str {
+    match is_temporary(error) {
+        Some(true) => " (temporary: trying again later may help)",
+        Some(false) => " (it will fail again until the storage's settings or the server change)",
+        None => "",
+    }
 }
 
 /// Checks a storage end to end: lists it, writes a small probe object,

@@ -25,7 +25,7 @@ use opendal::services;
 
 use super::params::{Kind, Params};
 use super::runtime::{install_tls_provider, REQUEST_TIMEOUT, RETRIES, RUNTIME};
-use super::{check_name, ObjectInfo, Storage, StorageWriter};
+use super::{check_name, ObjectInfo, Storage, StorageError, StorageWriter};
 
 /// Uploads go in parts of this size (S3 multipart; the minimum S3 allows
 /// is 5 MiB), two parts in flight.
@@ -227,10 +227,27 @@ fn explain(e: opendal::Error) -> anyhow::Error {
     } else {
         what
     };
-    match (what, cause.is_empty()) {
-        ("", _) => anyhow::anyhow!("{cause}"),
-        (what, true) => anyhow::anyhow!("{what}"),
-        (what, false) => anyhow::anyhow!("{what} ({cause})"),
+    let message = match (what, cause.is_empty()) {
+        ("", _) => cause,
+        (what, true) => what.to_string(),
+        (what, false) => format!("{what} ({cause})"),
+    };
+    // By kind: the retry layer has already retried what OpenDAL marks
+    // temporary (and marks it persistent when it gives up), so what is
+    // left to tell is whether a person must act.
+    let permanent = matches!(
+        e.kind(),
+        opendal::ErrorKind::PermissionDenied
+            | opendal::ErrorKind::ConfigInvalid
+            | opendal::ErrorKind::NotFound
+            | opendal::ErrorKind::Unsupported
+            | opendal::ErrorKind::IsADirectory
+            | opendal::ErrorKind::NotADirectory
+    ) || message.starts_with("access denied");
+    if permanent {
+        StorageError::permanent(message)
+    } else {
+        StorageError::temporary(message)
     }
 }
 

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::fs::File;
 use russh_sftp::client::SftpSession;
@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::params::Params;
 use super::runtime::{REQUEST_TIMEOUT, RUNTIME};
-use super::{check_name, ObjectInfo, Storage, StorageWriter};
+use super::{check_name, ObjectInfo, Storage, StorageError, StorageWriter};
 
 /// How long connecting and logging in may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,8 +98,12 @@ fn within<T, E: std::fmt::Display>(
     RUNTIME.block_on(async {
         match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(anyhow!("{what}: {e}")),
-            Err(_) => Err(anyhow!("{what}: no answer within {}s", timeout.as_secs())),
+            // A refused session or a dropped connection may pass.
+            Ok(Err(e)) => Err(StorageError::temporary(format!("{what}: {e}"))),
+            Err(_) => Err(StorageError::temporary(format!(
+                "{what}: no answer within {}s",
+                timeout.as_secs()
+            ))),
         }
     })
 }
@@ -146,7 +150,9 @@ impl SftpStorage {
             Ok(ssh) => ssh,
             Err(e) => {
                 if let Some(why) = refused.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                    return Err(anyhow!("host key check failed: {why}"));
+                    return Err(StorageError::permanent(format!(
+                        "host key check failed: {why}"
+                    )));
                 }
                 return Err(e);
             }
@@ -177,10 +183,10 @@ impl SftpStorage {
             )?
         };
         if !auth.success() {
-            return Err(anyhow!(
+            return Err(StorageError::permanent(format!(
                 "access denied: the credentials or the permissions are wrong (user {})",
                 p.user
-            ));
+            )));
         }
         let sftp = within(CONNECT_TIMEOUT, "cannot start SFTP", async {
             let channel = ssh.channel_open_session().await?;

@@ -64,9 +64,14 @@ impl<'a> Copy<'a> {
         let listing = Listing::from_json(&data)?;
         // The stored archive bounds every entry (an encrypted one is a
         // little larger than the tar it holds).
-        let size = self.storage.size(&self.archive())?;
+        let size = self.archive_size()?;
         listing.check_within(size)?;
         Ok(listing)
+    }
+
+    /// The stored archive's size (encrypted, when it is).
+    pub fn archive_size(&self) -> Result<u64> {
+        self.storage.size(&self.archive())
     }
 
     /// The archive from its start (plain tar bytes).

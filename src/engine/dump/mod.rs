@@ -84,21 +84,10 @@ pub struct DumpOptions {
     pub snapshot_gap: Option<std::time::Duration>,
 }
 
-impl Default for DumpOptions {
-    fn default() -> Self {
-        DumpOptions {
-            threads: 2,
-            compression_level: 1,
-            chunk_bytes: 8 << 20,
-            rows_per_range: 250_000,
-            exclude_tables: Vec::new(),
-            files: Vec::new(),
-            lock_timeout: 5,
-            reader: RowReader::Direct,
-            snapshot_gap: None,
-        }
-    }
-}
+/// Uncompressed size at which a chunk is cut.
+pub const CHUNK_BYTES: usize = 8 << 20;
+/// Rows per key range of a large table.
+pub const ROWS_PER_RANGE: u64 = 250_000;
 
 /// Where the dump is, for progress reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,7 +13,7 @@ use super::super::format::names;
 use super::super::policy::retention::{self, Kept, Limits};
 use super::super::restore;
 use super::super::saved::index;
-use super::super::settings::{open_storage, NoSuchObject, Settings};
+use super::super::settings::{open_storage, BackupOptions, NoSuchObject, Settings};
 use super::lock::with_job_lock;
 use crate::clock;
 use crate::config::{Config, DbSource};
@@ -88,20 +88,20 @@ pub fn take_copy_locked(
         backups::set_origin(
             db,
             id,
-            settings.plan.as_ref().map(|p| p.id),
+            settings.options.plan.as_ref().map(|p| p.id),
             settings.storage_id,
             key.is_some(),
         )?;
         // A plan counts as run when its copy starts: a failing plan is
         // reported in the catalog, not retried every minute.
-        if let Some(plan) = &settings.plan {
+        if let Some(plan) = &settings.options.plan {
             backupconf::mark_plan_run(db, plan.id)?;
         }
         // An unreachable storage fails here, recorded in the copy's state.
         let result = settings
             .storage
             .clean_partials()
-            .and_then(|_| files_within_reach(config, settings))
+            .and_then(|_| files_within_reach(config, &settings.options))
             .and_then(|()| check_space(db, settings))
             .and_then(|()| match (&key, &settings.passphrase) {
                 (Some(key), Some(passphrase)) => {
@@ -124,7 +124,7 @@ pub fn take_copy_locked(
                 dump::dump(
                     source,
                     config.db_connect_timeout,
-                    &settings.dump,
+                    &settings.options.dump,
                     &dump::Target {
                         name: &name,
                         created: clock::Timestamp::from_unix(now),
@@ -139,7 +139,7 @@ pub fn take_copy_locked(
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
                 backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
                 index::index_objects(db, id, &listing, sealed);
-                if !settings.keep_undo && !importing {
+                if !settings.options.keep_undo && !importing {
                     drop_undo(db);
                 }
                 log::info!(
@@ -147,7 +147,7 @@ pub fn take_copy_locked(
                     listing.tables.len(),
                     listing.rows()
                 );
-                if let Some(plan) = &settings.plan {
+                if let Some(plan) = &settings.options.plan {
                     replicate_copy(config, db, settings, plan, id, &name, key.is_some())?;
                     apply_retention(db, settings, plan)?;
                 }
@@ -253,8 +253,8 @@ fn apply_retention(db: &mut Db, settings: &Settings, plan: &PlanRow) -> Result<(
 
 /// Refuses files outside the panel directory and `BackupFilesAllowed`
 /// (a setting saved before that limit existed, or a config file's).
-fn files_within_reach(config: &Config, settings: &Settings) -> Result<()> {
-    for path in &settings.dump.files {
+fn files_within_reach(config: &Config, options: &BackupOptions) -> Result<()> {
+    for path in &options.dump.files {
         anyhow::ensure!(
             config.file_root_of(path).is_some(),
             "`{}` is outside the directories whose files may be copied (the panel directory and BackupFilesAllowed in billmgr-ops.conf)",

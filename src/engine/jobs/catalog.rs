@@ -55,7 +55,7 @@ pub fn delete_copy(
             let Some(storage) = backupconf::storage(db, place.storage_id)? else {
                 continue;
             };
-            let to = open_storage(&settings.mgrdir, &storage)?;
+            let to = open_storage(&settings.options.mgrdir, &storage)?;
             for object in &objects {
                 to.remove(object)?;
             }

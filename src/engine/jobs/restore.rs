@@ -103,7 +103,7 @@ pub fn restore_copy(
                 &copy,
                 &listing,
                 &RestoreOptions {
-                    threads: settings.restore_threads,
+                    threads: settings.options.restore_threads,
                     behavior,
                 },
                 &mut report,
@@ -148,7 +148,7 @@ pub fn restore_objects(
         let mut listing = copy.listing()?;
         // Declared relations count as foreign keys (their chunks carry no
         // ranges, so all of that table's chunks are read).
-        for r in &settings.relations {
+        for r in &settings.options.relations {
             if let Some(t) = listing.tables.iter_mut().find(|t| t.name == r.table) {
                 t.foreign_keys.push(r.key.clone());
             }
