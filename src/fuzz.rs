@@ -3,11 +3,10 @@
 //! checker. Each starts from valid inputs and mutates them thousands of
 //! times (flipped, cut, repeated and spliced bytes, swapped tokens), and
 //! requires an answer, accepted or refused, without a panic and within the
-//! bounds. A stable-Rust stand-in for `cargo fuzz` (which needs nightly);
-//! the seed is fixed so a failure reproduces, and `BMO_FUZZ_ITERATIONS`
-//! runs longer.
-
-use std::collections::BTreeMap;
+//! bounds: the properties of `crate::fuzzing`, which the coverage-guided
+//! targets in fuzz/ check too (scripts/fuzz.sh). These run with every
+//! `cargo test`; the seed is fixed so a failure reproduces, and
+//! `BMO_FUZZ_ITERATIONS` runs longer.
 
 /// xorshift64*: enough randomness for mutations.
 struct Rng(u64);
@@ -77,7 +76,6 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, dictionary: &[&[u8]]) {
 
 #[test]
 fn fuzz_the_request_parser() {
-    use crate::protocol::{Incoming, Request};
     let seeds: &[&[u8]] = &[
         b"<?xml version=\"1.0\"?><doc lang=\"ru\" func=\"runningoperation\"><tparams><func>runningoperation.edit</func><elid>3, 7</elid><sok>ok</sok></tparams><metadata name=\"x\" type=\"form\"><form><field name=\"a\"><input type=\"text\"/></field></form></metadata><messages><msg name=\"t\">&lt;&#1044;&amp;</msg></messages></doc>",
         b"<doc><![CDATA[x]]><!-- c --><a b='1' c=\"2\">t</a></doc>",
@@ -102,25 +100,19 @@ fn fuzz_the_request_parser() {
         b"<tparams><p_cnt>-1</p_cnt></tparams>",
     ];
     let mut rng = Rng(0x5EED_0001);
-    let mut env = BTreeMap::new();
-    env.insert("PARAM_func".to_string(), "runningoperation".to_string());
-    env.insert("AUTH_LEVEL".to_string(), "29".to_string());
     for _ in 0..iterations() {
         let mut doc = seeds[rng.below(seeds.len())].to_vec();
         for _ in 0..1 + rng.below(8) {
             mutate(&mut rng, &mut doc, dictionary);
         }
-        let incoming = Incoming {
-            env: env.clone(),
-            stdin: doc,
-            whole_lists: rng.below(2) == 0,
-        };
-        if let Ok(req) = Request::parse(&incoming) {
-            if let Some(doc) = req.doc() {
-                // Whatever was accepted writes back as one document.
-                assert!(crate::xml::Element::parse(&doc.to_document()).is_ok());
-            }
+        crate::fuzzing::stdin_document(&doc);
+        let mut input = b"PARAM_func=runningoperation\nAUTH_LEVEL=29\n".to_vec();
+        if rng.below(2) == 0 {
+            input.extend_from_slice(b"WHOLE=1\n");
         }
+        input.push(0);
+        input.extend_from_slice(&doc);
+        crate::fuzzing::request(&input);
     }
 }
 
@@ -185,23 +177,12 @@ fn fuzz_the_listing_checker() {
         for _ in 0..1 + rng.below(4) {
             mutate(&mut rng, &mut json, dictionary);
         }
-        if let Ok(l) = Listing::from_json(&json) {
-            let _ = l.check_within(4096);
-        }
+        crate::fuzzing::listing(&json);
     }
 }
 
 #[test]
 fn fuzz_the_ddl_checker() {
-    use crate::engine::test_support::ddl::{self, Scope};
-    use crate::engine::test_support::listing::DefinitionKind;
-    let scope = Scope::new(
-        "billmgr",
-        "billmgr",
-        ["billmgr", "other"].map(String::from),
-        ["sys_exec"].map(String::from),
-        ["item"].map(String::from),
-    );
     let seeds: &[&str] = &[
         "CREATE TABLE `item` (`id` int NOT NULL, `name` varchar(10) DEFAULT 'a;b', PRIMARY KEY (`id`)) ENGINE=InnoDB",
         "CREATE DEFINER=`root`@`localhost` TRIGGER t BEFORE INSERT ON item FOR EACH ROW BEGIN IF NEW.id > 0 THEN SET @a = 1; END IF; END",
@@ -235,28 +216,6 @@ fn fuzz_the_ddl_checker() {
         for _ in 0..1 + rng.below(6) {
             mutate(&mut rng, &mut sql, dictionary);
         }
-        let sql = String::from_utf8_lossy(&sql);
-        let _ = ddl::table(&scope, &sql, "item");
-        for kind in [DefinitionKind::Trigger, DefinitionKind::Procedure] {
-            let checked = ddl::definition(
-                &scope,
-                &ddl::Object {
-                    kind,
-                    name: if kind == DefinitionKind::Trigger {
-                        "t"
-                    } else {
-                        "p"
-                    },
-                    table: "item",
-                    create: &sql,
-                    sql_mode: "",
-                    definer: None,
-                },
-            );
-            // What passes is rebuilt with a head of its own.
-            if let Ok(rebuilt) = checked {
-                assert!(rebuilt.starts_with("CREATE"), "{rebuilt}");
-            }
-        }
+        crate::fuzzing::ddl(&sql);
     }
 }

@@ -62,6 +62,9 @@ mod fsutil;
 mod functions;
 #[cfg(test)]
 mod fuzz;
+#[cfg(any(test, feature = "fuzz"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod health;
 mod host;
 mod install;

@@ -27,7 +27,8 @@ const LAYERS: &[&[&str]] = &[
     &["health", "functions"],
     &["cron"],
     &["install"],
-    &["cli"],
+    // the properties the fuzz targets check (`fuzz` feature and tests only)
+    &["cli", "fuzzing"],
 ];
 
 /// The engine's own layers, lowest first, as docs/architecture.md draws

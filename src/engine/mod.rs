@@ -53,7 +53,6 @@ mod verify;
 pub use crypt::{encrypt_to_passphrase, seal_secret, signing_key};
 pub use format::check::BadListing;
 pub use format::kinds::{self as object_kinds, FILE, TABLE_KINDS};
-pub use format::names::archive_object;
 pub use jobs::{
     busy, delete_copy, due_plans, find, open_copy, rescan, restore_copy, restore_files,
     restore_objects, show_object, take_copy, undo_restore, verify_copy, Busy,
@@ -76,12 +75,12 @@ pub mod test_support {
     pub use crate::engine::format::names::LISTING_ENTRY;
     pub use crate::engine::introspect::tables;
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzz"))]
     pub mod ddl {
         pub use crate::engine::ddl::*;
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzz"))]
     pub mod listing {
         pub use crate::engine::format::kinds::*;
         pub use crate::engine::format::listing::*;

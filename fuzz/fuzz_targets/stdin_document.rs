@@ -1,0 +1,4 @@
+//! `billmgr_ops::fuzzing::stdin_document`: see src/fuzzing.rs for its property.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| billmgr_ops::fuzzing::stdin_document(data));
