@@ -36,13 +36,9 @@ use crate::logging;
 use crate::xml::Element;
 use registry::{Access, Function};
 
-/// Runs one call and returns the document to print.
+/// Runs one call against `registry` (the caller's: `functions::FUNCTIONS`)
+/// and returns the document to print.
 pub fn handle(registry: &[Function], incoming: Incoming, config: &Config) -> Element {
-    handle_with(registry, incoming, config)
-}
-
-/// [`handle`] over a given registry.
-fn handle_with(registry: &[Function], incoming: Incoming, config: &Config) -> Element {
     let parsed = Request::parse(&incoming);
     // The raw bytes are not needed once parsed: a large request is not
     // held twice.
@@ -207,7 +203,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let doc = handle_with(
+        let doc = handle(
             REGISTRY,
             Incoming {
                 env,

@@ -151,11 +151,16 @@ impl Request {
         // error in the user's language.
         let cookie_lang = env.get("HTTP_COOKIE").and_then(|c| cookie_lang(c));
         let early_lang = Incoming::lang_hint(env);
-        let early_func = params
-            .get("func")
-            .or_else(|| env.get("ACTION_NAME"))
-            .filter(|f| !f.is_empty())
-            .cloned();
+        // The function as the environment names it; once the document's
+        // <tparams> are merged in, again (they may name it too).
+        let named = |params: &BTreeMap<String, String>| {
+            params
+                .get("func")
+                .or_else(|| env.get("ACTION_NAME"))
+                .filter(|f| !f.is_empty())
+                .cloned()
+        };
+        let early_func = named(&params);
         let reject =
             |error: PanelError, lang: Lang, func: Option<String>| Rejected { error, lang, func };
 
@@ -207,11 +212,7 @@ impl Request {
             })
             .or(cookie_lang)
             .unwrap_or(Lang::En);
-        let func = params
-            .get("func")
-            .or_else(|| env.get("ACTION_NAME"))
-            .filter(|f| !f.is_empty())
-            .cloned()
+        let func = named(&params)
             .or_else(|| {
                 doc.as_ref()
                     .and_then(|d| d.get_attr("func"))
