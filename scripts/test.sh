@@ -23,7 +23,7 @@ cargo test --all-targets --features dev "$@"
 # and MariaDB 10.5, each started by scripts/dbserver.sh from a debootstrap
 # chroot, which needs root. Only for a whole run (no arguments); SERVERS=""
 # leaves the other servers out.
-groups=(backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: credentials:: reader:: recipe::)
+groups=(backup:: object_restore:: backupdata:: transfer:: runningoperation:: runner:: credentials:: reader:: recipe:: pitr::)
 if [ $# -eq 0 ]; then
   say "cargo test as the panel's own account"
   BILLMGR_OPS_TEST_ACCOUNT=panel cargo test --features dev --test integration -- "${groups[@]}" || exit

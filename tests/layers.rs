@@ -42,7 +42,7 @@ const ENGINE_LAYERS: &[&[&str]] = &[
     &["verify"],
     &["restore"],
     &["saved"],
-    &["dump"],
+    &["dump", "binlog"],
     &["settings"],
     &["jobs"],
     &["upload"],

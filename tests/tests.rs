@@ -21,6 +21,7 @@ mod hostile;
 mod install;
 mod layers;
 mod object_restore;
+mod pitr;
 mod protocol;
 mod reader;
 mod recipe;

@@ -40,10 +40,17 @@ pub enum BackupCommand {
         /// The copy's name or id.
         copy: String,
     },
-    /// Restore a copy into the live database, staged and reversible.
+    /// Restore a copy into the live database, staged and reversible; or,
+    /// with --to, the database as it was at a second (a copy and the
+    /// binary log after it).
     Restore {
         /// The copy's name or id.
-        copy: String,
+        #[arg(required_unless_present = "to", conflicts_with = "to")]
+        copy: Option<String>,
+        /// A second, `YYYY-MM-DD HH:MM:SS` UTC: the newest copy before it,
+        /// then the binary log up to it (`backup follow` keeps it).
+        #[arg(long)]
+        to: Option<String>,
         /// skip: keep existing rows, add missing ones; edit: make every table exactly as in the copy.
         #[arg(long, default_value = "edit", value_parser = behavior)]
         behavior: Behavior,
@@ -105,6 +112,9 @@ pub enum BackupCommand {
     /// Configure and check storages.
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Follow the server's binary log to the default storage, for restores
+    /// to any second (runs until killed; the cron tick starts it).
+    Follow(super::binlog::FollowArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,7 +182,23 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
         BackupCommand::Create { plan, storage } => create(config, &source, plan, storage),
         BackupCommand::List => list(config),
         BackupCommand::Verify { copy } => verify(config, &copy),
-        BackupCommand::Restore { copy, behavior } => restore(config, &source, &copy, behavior),
+        BackupCommand::Restore {
+            copy: Some(copy),
+            behavior,
+            ..
+        } => restore(config, &source, &copy, behavior),
+        BackupCommand::Restore {
+            to: Some(to),
+            behavior,
+            ..
+        } => match super::binlog::restore_to(config, &source, &to, behavior) {
+            Err(e) if e.downcast_ref::<engine::NotRecoverable>().is_some() => {
+                eprintln!("billmgr-ops: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+            other => other,
+        },
+        BackupCommand::Restore { .. } => bail!("name a copy, or a second with --to"),
         BackupCommand::Delete {
             copy,
             clean_storage,
@@ -201,6 +227,13 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             other => other,
         },
         BackupCommand::Rescan => rescan(config),
+        BackupCommand::Follow(args) => match super::binlog::follow(config, &source, &args) {
+            Err(e) if e.downcast_ref::<engine::AlreadyFollowed>().is_some() => {
+                eprintln!("billmgr-ops: {e:#}");
+                return Ok(ExitCode::from(3));
+            }
+            other => other,
+        },
     };
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),

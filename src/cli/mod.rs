@@ -13,6 +13,7 @@
 //! with 0, as ripgrep and cargo do.
 
 mod backup;
+mod binlog;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

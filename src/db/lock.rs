@@ -18,6 +18,8 @@ pub enum LockKind {
     Tick,
     /// An attempt of running operation `id` (`runner::attempt`).
     Operation(u64),
+    /// The binary-log follower (`engine::jobs::follow`): one per database.
+    Follow,
 }
 
 /// MariaDB and MySQL allow lock names of 64 characters.
@@ -33,6 +35,7 @@ impl LockKind {
             LockKind::Job => ("backup", None),
             LockKind::Tick => ("cron", None),
             LockKind::Operation(id) => ("op", Some(id)),
+            LockKind::Follow => ("follow", None),
         };
         let named = |database: &str| match id {
             Some(id) => format!("billmgrops.{kind}.{database}.{id}"),

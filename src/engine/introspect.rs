@@ -288,6 +288,49 @@ fn read(
     Ok(out)
 }
 
+/// The server's identity: `@@server_uuid` (MySQL), else MariaDB's server
+/// id with its host name.
+pub fn server_identity(conn: &mut Conn) -> Result<String> {
+    if let Ok(Some(uuid)) = conn.query_first::<String, _>("SELECT @@server_uuid") {
+        return Ok(uuid);
+    }
+    let (id, host): (u64, String) = conn
+        .query_first("SELECT @@server_id, @@hostname")?
+        .context("no server id")?;
+    Ok(format!("mariadb-{id}-{host}"))
+}
+
+/// Whether the server writes a binary log.
+pub fn log_bin(conn: &mut Conn) -> Result<bool> {
+    Ok(conn.query_first::<i64, _>("SELECT @@log_bin")?.unwrap_or(0) == 1)
+}
+
+/// Where the server is writing its binary log now (`SHOW BINARY LOG
+/// STATUS`, `SHOW MASTER STATUS` before MySQL 8.2 and on MariaDB): file
+/// and position. `None` when the log is off.
+pub fn current_position(conn: &mut Conn) -> Result<Option<(String, u64)>> {
+    let row: Option<mysql::Row> = match conn.query_first("SHOW BINARY LOG STATUS") {
+        Ok(row) => row,
+        Err(_) => conn.query_first("SHOW MASTER STATUS").context(
+            "cannot read the binary log's position (SHOW MASTER STATUS needs REPLICATION CLIENT, or BINLOG MONITOR on MariaDB)",
+        )?,
+    };
+    Ok(row.map(|mut r| {
+        let file = crate::db::cell_take(&mut r, 0);
+        let pos = crate::db::cell_take(&mut r, 1).parse().unwrap_or(4);
+        (file, pos)
+    }))
+}
+
+/// The server's binary logs, oldest first.
+pub fn binary_logs(conn: &mut Conn) -> Result<Vec<String>> {
+    let rows: Vec<mysql::Row> = conn.query("SHOW BINARY LOGS")?;
+    Ok(rows
+        .into_iter()
+        .map(|mut r| crate::db::cell_take(&mut r, 0))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_generated;

@@ -32,6 +32,7 @@
 //! 9. [`upload`]: copies and dumps brought from outside, checked first.
 
 mod archive;
+mod binlog;
 mod crypt;
 mod ddl;
 mod dump;
@@ -50,12 +51,14 @@ mod verify;
 // The engine's face: the jobs, and the types their signatures carry. The
 // CLI, the panel's functions, health and the download CGI use these and
 // nothing else of the engine (its modules are private to it).
+pub use binlog::follow::FollowOptions;
 pub use crypt::{encrypt_to_passphrase, seal_secret, signing_key};
 pub use format::check::BadListing;
 pub use format::kinds::{self as object_kinds, FILE, TABLE_KINDS};
 pub use jobs::{
-    busy, delete_copy, due_plans, find, open_copy, rescan, restore_copy, restore_files,
-    restore_objects, show_object, take_copy, undo_restore, verify_copy, Busy,
+    busy, delete_copy, due_plans, find, follow_log, open_copy, rescan, restore_copy, restore_files,
+    restore_objects, restore_to_time, show_object, take_copy, undo_restore, verify_copy,
+    AlreadyFollowed, Busy, NotRecoverable,
 };
 pub use policy::schedule::{self, Schedule};
 pub use restore::Behavior;

@@ -26,6 +26,17 @@ pub struct Server {
 static SERVER: OnceLock<Server> = OnceLock::new();
 static MOSCOW: OnceLock<Server> = OnceLock::new();
 
+impl Server {
+    /// A server the caller started and stops (`logserver`), for
+    /// [`TestDb::empty_on`].
+    pub fn at(base_url: String) -> &'static Server {
+        Box::leak(Box::new(Server {
+            base_url,
+            _watchdog: None,
+        }))
+    }
+}
+
 /// The server for this test process.
 pub fn server() -> &'static Server {
     SERVER.get_or_init(|| match std::env::var("BILLMGR_OPS_TEST_DB") {
@@ -58,7 +69,7 @@ fn find(names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -225,6 +236,15 @@ impl TestDb {
     pub fn grant_plugin_account(&self, database: &str) {
         if let Some(user) = &self.account {
             self.exec(&format!("GRANT ALL ON `{database}`.* TO '{user}'@'%'"));
+        }
+    }
+
+    /// Grants the plugin's account, where it is one like the panel's own,
+    /// `privileges` on `*.*` too (the binary-log follower's replication
+    /// privileges).
+    pub fn grant_plugin_globally(&self, privileges: &str) {
+        if let Some(user) = &self.account {
+            self.exec(&format!("GRANT {privileges} ON *.* TO '{user}'@'%'"));
         }
     }
 

@@ -7,6 +7,7 @@
 //! ```
 
 pub mod forge;
+pub mod logserver;
 pub mod mariadb;
 pub mod servers;
 

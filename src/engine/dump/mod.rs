@@ -183,6 +183,7 @@ pub fn dump(
         mut control,
         workers,
         consistency,
+        position,
     } = snapshot::snapshot(source, connect_timeout, opts)?;
     let first = &mut control;
     let database = db::current_database(first)?;
@@ -271,6 +272,7 @@ pub fn dump(
                 tables,
                 definitions,
                 files,
+                binlog: position,
                 archive: None,
                 objects: None,
             };

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use mysql::prelude::Queryable;
 use mysql::Conn;
 
-use super::super::format::Consistency;
-use super::super::introspect::Table;
+use super::super::format::{Consistency, LogPosition};
+use super::super::introspect::{self, Table};
 use super::DumpOptions;
 use crate::config::{DbSource, RowReader};
 use crate::db::{self, quote_ident, wire};
@@ -102,6 +102,9 @@ pub(super) struct Snapshot {
     pub control: Conn,
     pub workers: Vec<Reader>,
     pub consistency: Consistency,
+    /// Where the snapshot stands in the binary log, when it is known
+    /// exactly.
+    pub position: Option<LogPosition>,
 }
 
 /// Starts `threads` workers' snapshots while `control` holds `lock`, then
@@ -112,7 +115,8 @@ fn shared(
     threads: usize,
     gap: Option<Duration>,
     unlock: &str,
-) -> Result<Vec<Reader>> {
+    log_on: bool,
+) -> Result<(Vec<Reader>, Option<LogPosition>)> {
     let workers: Result<Vec<Reader>> = (0..threads)
         .map(|i| {
             if let Some(gap) = gap.filter(|_| i > 0) {
@@ -123,10 +127,84 @@ fn shared(
             Ok(c)
         })
         .collect();
+    // While the lock holds, no transaction on these tables commits: the
+    // log's position now is the snapshots' own.
+    let mut workers = workers;
+    let position = match (&mut workers, log_on) {
+        (Ok(w), true) => position(control, &mut w[0], true),
+        _ => None,
+    };
     let unlocked = control.query_drop(unlock);
     let workers = workers?;
     unlocked.context("failed to release the snapshot lock")?;
-    Ok(workers)
+    Ok((workers, position))
+}
+
+/// MariaDB's own record of where a transaction's snapshot stands in the
+/// log (`binlog_snapshot_file`, `binlog_snapshot_position`): exact
+/// without a lock. `None` on MySQL.
+fn snapshot_status(worker: &mut Reader) -> Option<(String, u64)> {
+    let sql = "SHOW STATUS LIKE 'binlog\\_snapshot\\_%'";
+    let rows: Vec<(String, String)> = match worker {
+        Reader::Client(c) => c.query(sql).ok()?,
+        Reader::Wire(c) => {
+            let mut rows = c.query(sql).ok()?;
+            let mut found = Vec::new();
+            while let Ok(Some(r)) = rows.next() {
+                let text = |i| String::from_utf8_lossy(r.get(i).unwrap_or_default()).into_owned();
+                found.push((text(0), text(1)));
+            }
+            found
+        }
+    };
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let file = get("binlog_snapshot_file")?;
+    let pos = get("binlog_snapshot_position")?.parse().ok()?;
+    (!file.is_empty()).then_some((file, pos))
+}
+
+/// Where the workers' snapshot stands in the binary log: MariaDB's own
+/// record of it, or (`locked`: no transaction on the copied tables can
+/// commit meanwhile) the log's position now. `None`, said in the log,
+/// where neither is exact.
+fn position(control: &mut Conn, worker: &mut Reader, locked: bool) -> Option<LogPosition> {
+    let server = introspect::server_identity(control).ok()?;
+    let ((file, pos), exact_gtid) = match snapshot_status(worker) {
+        Some(p) => (p, locked),
+        None if locked => match introspect::current_position(control) {
+            Ok(Some(p)) => (p, true),
+            Ok(None) => return None,
+            Err(e) => {
+                log::warn!("the copy will not know its place in the binary log: {e:#}");
+                return None;
+            }
+        },
+        None => {
+            log::warn!("one connection without a lock on MySQL: the copy's place in the binary log is not exact, so it is not recorded");
+            return None;
+        }
+    };
+    let gtid = if exact_gtid {
+        [
+            "SELECT @@GLOBAL.gtid_executed",
+            "SELECT @@GLOBAL.gtid_binlog_pos",
+        ]
+        .iter()
+        .find_map(|q| control.query_first::<String, _>(*q).ok().flatten())
+        .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Some(LogPosition {
+        server,
+        file,
+        pos,
+        gtid,
+    })
 }
 
 fn begin(c: &mut Reader) -> Result<()> {
@@ -174,7 +252,12 @@ pub(super) fn snapshot(
     };
     let (threads, lock_timeout) = (opts.threads.max(1), opts.lock_timeout);
     let mut control = connect(source, timeout)?;
-    if threads > 1 {
+    let log_on = introspect::log_bin(&mut control).unwrap_or(false);
+    let mariadb = control
+        .query_first::<String, _>("SELECT VERSION()")?
+        .is_some_and(|v| v.contains("MariaDB"));
+    // On MySQL a snapshot's place in the log is exact only under a lock.
+    if threads > 1 || (log_on && !mariadb) {
         control.query_drop(format!(
             "SET SESSION lock_wait_timeout = {}",
             lock_timeout.max(1)
@@ -193,7 +276,7 @@ pub(super) fn snapshot(
         match control.query_drop(lock) {
             Ok(()) => {
                 let how = Consistency::SharedSnapshot;
-                return under_lock(control, &mut readers, threads, opts, unlock, how);
+                return under_lock(control, &mut readers, threads, opts, unlock, how, log_on);
             }
             Err(e) => {
                 let _ = control.query_drop(unlock);
@@ -206,7 +289,8 @@ pub(super) fn snapshot(
             Some(lock_tables) => match control.query_drop(&lock_tables) {
                 Ok(()) => {
                     let how = Consistency::TableLocks;
-                    return under_lock(control, &mut readers, threads, opts, "UNLOCK TABLES", how);
+                    let unlock = "UNLOCK TABLES";
+                    return under_lock(control, &mut readers, threads, opts, unlock, how, log_on);
                 }
                 Err(e) => {
                     let _ = control.query_drop("UNLOCK TABLES");
@@ -218,10 +302,16 @@ pub(super) fn snapshot(
     }
     let mut c = readers.open()?;
     begin(&mut c)?;
+    let position = if log_on {
+        position(&mut control, &mut c, false)
+    } else {
+        None
+    };
     Ok(Snapshot {
         control,
         workers: vec![c],
         consistency: Consistency::SingleConnection,
+        position,
     })
 }
 
@@ -234,12 +324,15 @@ fn under_lock(
     opts: &DumpOptions,
     unlock: &str,
     consistency: Consistency,
+    log_on: bool,
 ) -> Result<Snapshot> {
-    let workers = shared(&mut control, readers, threads, opts.snapshot_gap, unlock)?;
+    let gap = opts.snapshot_gap;
+    let (workers, position) = shared(&mut control, readers, threads, gap, unlock, log_on)?;
     Ok(Snapshot {
         control,
         workers,
         consistency,
+        position,
     })
 }
 

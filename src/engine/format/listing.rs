@@ -52,11 +52,29 @@ pub struct Listing {
     /// Set in the listing beside the archive only: the archive itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSummary>,
+    /// Where the copy stands in the server's binary log, when the server
+    /// writes one: its snapshot holds every transaction logged before
+    /// this position and none after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog: Option<LogPosition>,
     /// The entry `objects.tsv.zst`: the objects the copy holds (see
     /// `archive::objects`), one per line `kind, id, name, owner`; kept out
     /// of this JSON because a large billing database has millions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<Entry>,
+}
+
+/// A place in a server's binary log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPosition {
+    /// The server's identity (`@@server_uuid`, or MariaDB's server id
+    /// with its host name), as the follower names its segments.
+    pub server: String,
+    pub file: String,
+    pub pos: u64,
+    /// The server's GTID set at that point, where it was read.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gtid: String,
 }
 
 /// One object a copy holds (a line of the `objects.tsv.zst` entry:

@@ -21,5 +21,5 @@ pub mod names;
 pub use kinds::{Compression, Consistency, DefinitionKind, Encryption, FileKind};
 pub use listing::{
     ArchiveSummary, Chunk, Definition, Entry, FileEntry, ForeignKey, KeyBlock, Listing,
-    SavedObject, TableEntry,
+    LogPosition, SavedObject, TableEntry,
 };

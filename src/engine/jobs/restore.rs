@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::super::archive::Copy;
 use super::super::crypt::CopyKey;
 use super::super::format::names;
-use super::super::restore::{self, Behavior, RestoreOptions, RestoreReport};
+use super::super::restore::{self, AfterLoad, Behavior, RestoreOptions, RestoreReport};
 use super::super::saved::object_restore::Wanted;
 use super::super::settings::Settings;
 use super::super::verify::{self, VerifyReport};
@@ -75,6 +75,20 @@ pub fn restore_copy(
     behavior: Behavior,
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<RestoreReport> {
+    restore_named(config, source, settings, name, behavior, progress, None)
+}
+
+/// Restores a copy into the live database, `after_load` run on its staged
+/// tables before they are applied.
+pub(super) fn restore_named(
+    config: &Config,
+    source: &DbSource,
+    settings: &Settings,
+    name: &str,
+    behavior: Behavior,
+    progress: &mut dyn FnMut(&str, u32),
+    after_load: Option<&mut AfterLoad<'_>>,
+) -> Result<RestoreReport> {
     let mut db = Db::open(source, config.db_connect_timeout)?;
     with_job_lock(&mut db, |db| {
         backups::fail_abandoned(db)?;
@@ -107,6 +121,7 @@ pub fn restore_copy(
                     behavior,
                 },
                 &mut report,
+                after_load,
             )
         });
         match result {

@@ -125,7 +125,13 @@ fn check(conn: &mut Conn, live: &str, listing: &Listing) -> Result<Checked> {
     Checked::of(&scope, listing)
 }
 
-/// Restores `copy` (described by `listing`) into the database `source` names.
+/// What runs on the staged tables once they are loaded and before they
+/// are applied (a replay of the binary log): the connection, and the
+/// staged table that stands for each of the copy's tables.
+pub type AfterLoad<'a> = dyn FnMut(&mut Conn, &dyn Fn(&str) -> Option<String>) -> Result<()> + 'a;
+
+/// Restores `copy` (described by `listing`) into the database `source`
+/// names; `after_load` runs on the staged tables before they are applied.
 pub fn restore(
     source: &DbSource,
     timeout: Duration,
@@ -133,6 +139,7 @@ pub fn restore(
     listing: &Listing,
     opts: &RestoreOptions,
     progress: &mut dyn FnMut(&str, u32),
+    after_load: Option<&mut AfterLoad<'_>>,
 ) -> Result<RestoreReport> {
     listing
         .archive
@@ -156,6 +163,11 @@ pub fn restore(
         .context("the restore failed before touching the live database")?;
     stats::resume(guard.conn, paused)
         .context("the restore failed before touching the live database")?;
+    if let Some(after_load) = after_load {
+        progress("replay", 0);
+        after_load(guard.conn, &target)
+            .context("the restore failed before touching the live database")?;
+    }
     progress("apply", 0);
     let undo = match opts.behavior {
         Behavior::Edit => Some(swap::swap(guard.conn, &checked, &staging, &live)?),

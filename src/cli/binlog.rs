@@ -1,0 +1,100 @@
+//! `billmgr-ops backup follow` and `backup restore --to`: the binary-log
+//! follower and the restore to a second, thin glue to `engine::jobs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+
+use super::open_db;
+use crate::clock::Timestamp;
+use crate::config::{Config, DbSource};
+use crate::engine::{self, Behavior, FollowOptions, Settings};
+use crate::progress::Progress;
+
+#[derive(Args, Debug)]
+pub struct FollowArgs {
+    /// Seal a segment for the storage once it is this many seconds old.
+    #[arg(long, default_value_t = 60)]
+    pub segment_seconds: u64,
+    /// Seal a segment once it holds this many MiB.
+    #[arg(long, default_value_t = 64)]
+    pub segment_mib: u64,
+    /// MiB the spool may hold while the storage is down.
+    #[arg(long, default_value_t = 4096)]
+    pub spool_mib: u64,
+    /// This follower's server id on the database server (unique among
+    /// its replicas).
+    #[arg(long, default_value_t = 0x6f70_0001)]
+    pub replica_id: u32,
+    /// Stop after this many seconds (default: run until killed; a kill,
+    /// even -9, loses nothing).
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+}
+
+/// Follows the billing database's binary log to the default storage.
+pub fn follow(config: &Config, source: &DbSource, args: &FollowArgs) -> Result<()> {
+    let settings = Settings::resolve(config, &mut open_db(config)?, None, None)?;
+    let opts = FollowOptions {
+        replica_id: args.replica_id,
+        segment_age: Duration::from_secs(args.segment_seconds.max(1)),
+        segment_bytes: args.segment_mib.max(1) << 20,
+        spool_limit: args.spool_mib.max(16) << 20,
+        ..FollowOptions::default()
+    };
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        if let Some(secs) = args.stop_after {
+            let stop = &stop;
+            scope.spawn(move || {
+                let until = Instant::now() + Duration::from_secs(secs);
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                stop.store(true, Ordering::Relaxed);
+            });
+        }
+        let result = engine::follow_log(config, source, &settings, &opts, &stop);
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// Restores the billing database as it was at `to` (UTC).
+pub fn restore_to(config: &Config, source: &DbSource, to: &str, how: Behavior) -> Result<()> {
+    let at = Timestamp::parse(to)
+        .filter(|_| to.len() == 19)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--to takes a second as YYYY-MM-DD HH:MM:SS (UTC), not `{to}`")
+        })?;
+    let log = Settings::resolve(config, &mut open_db(config)?, None, None)?;
+    let mut bar = Progress::new("restore");
+    let result = engine::restore_to_time(config, source, &log, at.unix(), how, &mut |p, n| {
+        bar.update(p, n)
+    });
+    bar.finish();
+    let r = result?;
+    eprintln!(
+        "restored the database as at {to} UTC: copy {} ({} tables, {} rows), then {} transactions ({} rows) from {} log segments",
+        r.copy, r.restore.tables, r.restore.rows, r.replayed.transactions, r.replayed.rows, r.segments
+    );
+    if !r.replayed.skipped_tables.is_empty() {
+        eprintln!(
+            "not in the copy, so not replayed: {}",
+            r.replayed
+                .skipped_tables
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(undo) = r.restore.undo {
+        eprintln!(
+            "the replaced tables are kept as `{undo}` until the next successful backup (`backup undo` brings them back)"
+        );
+    }
+    Ok(())
+}
