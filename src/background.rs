@@ -44,6 +44,8 @@ pub enum Job {
     },
     /// `backup restore COPY --behavior edit|skip`.
     BackupRestore { copy: u64, behavior: String },
+    /// `backup follow`: the binary-log follower, which runs until killed.
+    BackupFollow,
     /// `run-operation ID --claim TOKEN`: the attempt for the mark with
     /// that token (`db::runstate::mark_pending`).
     RunOperation { id: u64, claim: String },
@@ -70,6 +72,7 @@ impl Job {
                 "--behavior".into(),
                 behavior.clone(),
             ],
+            Job::BackupFollow => vec!["backup".into(), "follow".into()],
             Job::RunOperation { id, claim } => vec![
                 "run-operation".into(),
                 id.to_string(),

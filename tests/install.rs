@@ -21,6 +21,8 @@ impl Tree {
     fn new(db: &TestDb) -> Tree {
         let panel = Panel::new(db);
         let mgr = panel.mgrdir().clone();
+        // A panel before install has no billmgr-ops.conf.
+        std::fs::remove_file(mgr.join("etc/billmgr-ops.conf")).unwrap();
         crate::harness::panel_dirs(&mgr);
         // The panel's own files, which install must leave alone.
         std::fs::write(mgr.join("etc/billmgr.conf"), "DBHost localhost\n").unwrap();

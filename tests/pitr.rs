@@ -17,7 +17,7 @@ use crate::harness::logserver::LogServer;
 use crate::harness::{wait_until, Panel, TestDb};
 
 const SCHEMA: &str = "
-CREATE TABLE account (
+CREATE TABLE customer (
   id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
   name VARCHAR(100) NOT NULL,
   balance DECIMAL(12,2) NOT NULL DEFAULT 0,
@@ -34,18 +34,18 @@ CREATE TABLE account (
   bits BIT(10) NULL,
   meta JSON NULL
 ) ENGINE=InnoDB;
-CREATE TABLE payment (
+CREATE TABLE invoice (
   id INT AUTO_INCREMENT PRIMARY KEY,
-  account INT UNSIGNED NOT NULL,
+  customer INT UNSIGNED NOT NULL,
   amount DECIMAL(12,2) NOT NULL,
   paid DATETIME NOT NULL,
-  KEY (account),
-  CONSTRAINT payment_account FOREIGN KEY (account) REFERENCES account (id)
+  KEY (customer),
+  CONSTRAINT invoice_customer FOREIGN KEY (customer) REFERENCES customer (id)
 ) ENGINE=InnoDB;
-CREATE TABLE journal (account INT UNSIGNED, message VARCHAR(50)) ENGINE=InnoDB;
+CREATE TABLE ledger (customer INT UNSIGNED, message VARCHAR(50)) ENGINE=InnoDB;
 ";
 
-const TABLES: [&str; 3] = ["account", "payment", "journal"];
+const TABLES: [&str; 3] = ["customer", "invoice", "ledger"];
 
 /// A steady writer of small transactions across the tables, that rides
 /// out a restarted server and can be held between transactions.
@@ -138,7 +138,7 @@ fn transaction(c: &mut mysql::Conn, n: u64) -> mysql::Result<()> {
     let name = format!("клиент «{n}» 'q' \\ x");
     let avatar: Vec<u8> = (0..(n % 300) as u8).chain([0, 255, 39, 92]).collect();
     tx.exec_drop(
-        "INSERT INTO account (name, balance, registered, state, flags, big, small, note, avatar, born, ratio, bits, meta)
+        "INSERT INTO customer (name, balance, registered, state, flags, big, small, note, avatar, born, ratio, bits, meta)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             mysql::Value::from(&name),
@@ -160,23 +160,23 @@ fn transaction(c: &mut mysql::Conn, n: u64) -> mysql::Result<()> {
     )?;
     let id = tx.last_insert_id().unwrap_or(0);
     tx.exec_drop(
-        "INSERT INTO payment (account, amount, paid) VALUES (?, ?, NOW())",
+        "INSERT INTO invoice (customer, amount, paid) VALUES (?, ?, NOW())",
         (id, format!("{}.50", n % 1000)),
     )?;
     tx.exec_drop(
-        "UPDATE account SET balance = balance + 1.25, small = 0, note = NULL WHERE id = ?",
+        "UPDATE customer SET balance = balance + 1.25, small = 0, note = NULL WHERE id = ?",
         (id / 2 + 1,),
     )?;
     tx.exec_drop(
-        "INSERT INTO journal (account, message) VALUES (?, ?)",
+        "INSERT INTO ledger (customer, message) VALUES (?, ?)",
         (id, format!("m{}", n % 4)),
     )?;
     if n.is_multiple_of(5) {
         tx.exec_drop(
-            "DELETE FROM payment WHERE id = (SELECT id FROM (SELECT MIN(id) AS id FROM payment) p)",
+            "DELETE FROM invoice WHERE id = (SELECT id FROM (SELECT MIN(id) AS id FROM invoice) p)",
             (),
         )?;
-        tx.query_drop("DELETE FROM journal WHERE message = 'm0' LIMIT 1")?;
+        tx.query_drop("DELETE FROM ledger WHERE message = 'm0' LIMIT 1")?;
     }
     tx.commit()
 }
@@ -336,12 +336,8 @@ fn a_restore_to_a_second_survives_a_killed_follower_a_restarted_server_rotation_
     let after = checksums(&db);
     assert_ne!(after, state, "the writes went on after the second");
 
-    let out = panel
-        .command(&["backup", "restore", "--to", &utc(second)])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "restore --to failed: {stderr}");
+    let (ok, stderr) = restore_to(&panel, second);
+    assert!(ok, "restore --to failed: {stderr}");
     assert!(stderr.contains("transactions"), "{stderr}");
     assert_eq!(
         checksums(&db),
@@ -353,4 +349,268 @@ fn a_restore_to_a_second_survives_a_killed_follower_a_restarted_server_rotation_
     // The follower still runs, and nothing it holds is lost or doubled:
     // the chain of segments from the copy on has no break.
     assert!(follow.running(), "the follower runs on");
+}
+
+/// A log server with the schema, a panel for it (whose account, where it
+/// is the panel's own, may replicate), and its backup directory.
+fn setup() -> (LogServer, TestDb, Panel, std::path::PathBuf) {
+    setup_with(0)
+}
+
+/// [`setup`], with the panel's own tables and `clients` clients too.
+fn setup_with(clients: u64) -> (LogServer, TestDb, Panel, std::path::PathBuf) {
+    let server = LogServer::start();
+    let db = if clients > 0 {
+        TestDb::seeded_on(server.server, clients)
+    } else {
+        TestDb::empty_on(server.server)
+    };
+    db.grant_plugin_globally("REPLICATION SLAVE, REPLICATION CLIENT");
+    db.exec(SCHEMA);
+    let panel = Panel::for_backups(&db);
+    assert!(panel.command(&["migrate"]).status().unwrap().success());
+    let dir = panel.mgrdir().join("var/billmgr-ops/backup");
+    (server, db, panel, dir)
+}
+
+/// Writes `n` transactions (numbered from `from`) and returns.
+fn write(db: &TestDb, from: u64, n: u64) {
+    let mut c = db.conn();
+    for i in from..from + n {
+        transaction(&mut c, i).unwrap();
+    }
+}
+
+/// The second just begun, with every write before it in earlier seconds
+/// and none after it until it has passed: the state at it, and the second.
+fn quiet_second(db: &TestDb) -> (i64, Vec<(String, u64, String)>) {
+    let second = now();
+    let state = checksums(db);
+    while now() <= second {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (second, state)
+}
+
+/// `backup restore --to <second>`: whether it succeeded, and its stderr.
+fn restore_to(panel: &Panel, second: i64) -> (bool, String) {
+    let out = panel
+        .command(&["backup", "restore", "--to", &utc(second)])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Kills every process started for `mgrdir` (a follower the cron tick
+/// started), when dropped.
+struct Reaper(String);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-9", "-f", &self.0])
+            .status();
+    }
+}
+
+fn status_json(panel: &Panel) -> serde_json::Value {
+    let out = panel
+        .command(&["status", "--json", "--no-probe"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// `status` names a problem that says `what`.
+fn assert_problem(panel: &Panel, what: &str) {
+    let s = status_json(panel);
+    let problems = s["problems"].as_array().unwrap();
+    assert!(
+        problems.iter().any(|p| p.as_str().unwrap().contains(what)),
+        "no problem says `{what}`: {s}"
+    );
+}
+
+#[test]
+fn the_tick_keeps_the_follower_running_and_a_purged_log_is_a_gap_a_copy_closes() {
+    // The tick runs the panel's operations too: the panel's tables.
+    let (server, db, panel, _) = setup_with(2);
+    panel.configure("BinlogFollow on\nBinlogSegmentSeconds 1\n");
+    let _reaper = Reaper(panel.mgrdir().display().to_string());
+    let tick = |panel: &Panel| {
+        let out = panel.command(&["cron"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    tick(&panel);
+    wait_until(60, "the tick's follower runs", || {
+        status_json(&panel)["log"]["follower_running"] == true
+    });
+    panel.take_copy(&db);
+    write(&db, 1, 20);
+    wait_until(60, "the window reaches the writes", || {
+        let s = status_json(&panel);
+        s["log"]["window_from"].is_string()
+            && s["log"]["lag_secs"] == 0
+            && s["log"]["window_to"].is_string()
+    });
+    let s = status_json(&panel);
+    assert!(
+        s["log"]["prerequisites"]["missing"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{s}"
+    );
+    assert!(s["log"]["gaps"].as_array().unwrap().is_empty(), "{s}");
+
+    // The follower stopped; the server rotates and purges what it had not
+    // read: a gap, found when the tick starts the follower again.
+    let _ = std::process::Command::new("pkill")
+        .args([
+            "-9",
+            "-f",
+            &format!("{} .*backup follow", panel.mgrdir().display()),
+        ])
+        .status();
+    wait_until(60, "the follower is gone", || {
+        status_json(&panel)["log"]["follower_running"] == false
+    });
+    write(&db, 100, 20);
+    let mut c = server.conn();
+    c.query_drop("FLUSH BINARY LOGS").unwrap();
+    let logs: Vec<mysql::Row> = c.query("SHOW BINARY LOGS").unwrap();
+    let current: String = logs.last().unwrap().get(0).unwrap();
+    // The server keeps a log its (dead) follower's dump thread still
+    // holds until that thread is gone.
+    wait_until(60, "the old logs are purged", || {
+        let dumps: Vec<u64> = c
+            .query(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
+            )
+            .unwrap();
+        for id in dumps {
+            let _ = c.query_drop(format!("KILL {id}"));
+        }
+        c.query_drop(format!("PURGE BINARY LOGS TO '{current}'"))
+            .unwrap();
+        let logs: Vec<mysql::Row> = c.query("SHOW BINARY LOGS").unwrap();
+        logs.len() == 1
+    });
+    assert_problem(&panel, "follower is not running");
+    tick(&panel);
+    wait_until(60, "the gap is found and shown", || {
+        !status_json(&panel)["log"]["gaps"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+    assert_problem(&panel, "gap");
+    // The next tick takes a full copy, which closes it.
+    let copies = db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE state = 'ok'");
+    // A copy's name is by the second: the gap's copy must not share one.
+    std::thread::sleep(Duration::from_millis(1100));
+    tick(&panel);
+    wait_until(120, "the gap's copy", || {
+        db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE state = 'ok'") != copies
+    });
+    wait_until(30, "the gap is closed", || {
+        status_json(&panel)["log"]["gaps"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    });
+}
+
+#[test]
+fn a_damaged_segment_or_a_schema_change_in_the_window_is_refused_and_changes_nothing() {
+    let (_server, db, panel, dir) = setup();
+    let _follow = Follower::start(&panel);
+    write(&db, 1, 10);
+    panel.take_copy(&db);
+    write(&db, 20, 10);
+    let (before_ddl, _) = quiet_second(&db);
+    db.exec("ALTER TABLE ledger ADD COLUMN extra INT NULL");
+    write(&db, 40, 10);
+    let (after_ddl, _) = quiet_second(&db);
+    write(&db, 60, 3);
+    wait_until(60, "the follower stores past the second", || {
+        stored_until(&dir) > after_ddl
+    });
+    let live = checksums(&db);
+
+    // Past the schema change: refused, the live tables untouched.
+    let (ok, stderr) = restore_to(&panel, after_ddl);
+    assert!(!ok && stderr.contains("changes the schema"), "{stderr}");
+    assert_eq!(checksums(&db), live);
+
+    // A segment damaged on the storage: refused by its SHA-256.
+    let seg = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let original = std::fs::read(&seg).unwrap();
+    let mut damaged = original.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0x55;
+    std::fs::write(&seg, &damaged).unwrap();
+    // A forged description beside it, naming a path: left out.
+    std::fs::write(
+        dir.join("billmgr-binlog-x.idx"),
+        br#"{"format":1,"server":"x","start":{"file":"../../etc/passwd","pos":4}}"#,
+    )
+    .unwrap();
+    let (ok, stderr) = restore_to(&panel, before_ddl);
+    assert!(!ok, "a damaged log restored: {stderr}");
+    assert!(
+        stderr.contains("damaged") || stderr.contains("cannot parse"),
+        "{stderr}"
+    );
+    assert_eq!(checksums(&db), live);
+
+    // Mended, the second before the change restores.
+    std::fs::write(&seg, &original).unwrap();
+    let (ok, stderr) = restore_to(&panel, before_ddl);
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn an_encrypted_log_restores_with_the_passphrase_alone() {
+    let (_server, db, panel, dir) = setup();
+    assert!(panel.set_backup_passphrase("log passphrase").ok());
+    let _follow = Follower::start(&panel);
+    write(&db, 1, 10);
+    panel.take_copy(&db);
+    write(&db, 20, 15);
+    let (second, state) = quiet_second(&db);
+    write(&db, 50, 5);
+    wait_until(60, "the follower stores past the second", || {
+        stored_until(&dir) > second
+    });
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with(".seg.age")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.ends_with(".seg")),
+        "a segment in clear: {names:?}"
+    );
+    let (ok, stderr) = restore_to(&panel, second);
+    assert!(ok, "{stderr}");
+    assert_eq!(checksums(&db), state);
 }

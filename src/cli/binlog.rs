@@ -15,9 +15,10 @@ use crate::progress::Progress;
 
 #[derive(Args, Debug)]
 pub struct FollowArgs {
-    /// Seal a segment for the storage once it is this many seconds old.
-    #[arg(long, default_value_t = 60)]
-    pub segment_seconds: u64,
+    /// Seal a segment for the storage once it is this many seconds old
+    /// (default: BinlogSegmentSeconds of the config file, 60).
+    #[arg(long)]
+    pub segment_seconds: Option<u64>,
     /// Seal a segment once it holds this many MiB.
     #[arg(long, default_value_t = 64)]
     pub segment_mib: u64,
@@ -37,9 +38,15 @@ pub struct FollowArgs {
 /// Follows the billing database's binary log to the default storage.
 pub fn follow(config: &Config, source: &DbSource, args: &FollowArgs) -> Result<()> {
     let settings = Settings::resolve(config, &mut open_db(config)?, None, None)?;
+    let segment_seconds = args.segment_seconds.unwrap_or_else(|| {
+        config
+            .value("BinlogSegmentSeconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60)
+    });
     let opts = FollowOptions {
         replica_id: args.replica_id,
-        segment_age: Duration::from_secs(args.segment_seconds.max(1)),
+        segment_age: Duration::from_secs(segment_seconds.max(1)),
         segment_bytes: args.segment_mib.max(1) << 20,
         spool_limit: args.spool_mib.max(16) << 20,
         ..FollowOptions::default()

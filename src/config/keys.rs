@@ -128,6 +128,21 @@ pub const KEYS: &[Key] = &[
         help: "how a copy reads rows: direct (a connection of its own; an account it cannot log in as reads through the client library) or client (always the client library)",
     },
     Key {
+        name: "BinlogFollow",
+        default: "auto",
+        help: "auto: the cron tick keeps `backup follow` running when the server's binary log is on and the account may replicate; on: always (status says what is missing); off: never",
+    },
+    Key {
+        name: "BinlogSegmentSeconds",
+        default: "60",
+        help: "the follower seals a log segment for the storage once it is this many seconds old (or 64 MiB): at most this much of the log waits in the spool",
+    },
+    Key {
+        name: "BinlogLagAlert",
+        default: "300",
+        help: "seconds the follower may lag behind the server (or be stopped) before status and mail say so",
+    },
+    Key {
         name: "BackupRelations",
         default: "",
         help: "relations without a foreign key that restoring one object follows, space-separated table.column=table.column (child=parent)",

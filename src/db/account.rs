@@ -30,6 +30,12 @@ pub struct Grants {
     pub create_databases: bool,
     /// `SUPER`, or MySQL's `SET_USER_ID` / MariaDB's `SET USER`.
     pub set_user: bool,
+    /// `REPLICATION SLAVE` (MariaDB also says `REPLICATION REPLICA`):
+    /// the binary-log follower's stream.
+    pub replication_slave: bool,
+    /// `REPLICATION CLIENT` (MariaDB 10.5+: `BINLOG MONITOR`), or
+    /// `SUPER`: the log's position and files.
+    pub replication_client: bool,
 }
 
 impl Grants {
@@ -55,10 +61,18 @@ impl Grants {
                         g.reload = true;
                         g.create_databases = true;
                         g.set_user = true;
+                        g.replication_slave = true;
+                        g.replication_client = true;
                     }
+                    "REPLICATION SLAVE" | "REPLICATION REPLICA" => g.replication_slave = true,
+                    "REPLICATION CLIENT" | "BINLOG MONITOR" => g.replication_client = true,
                     "RELOAD" => g.reload = true,
                     "CREATE" => g.create_databases = true,
-                    "SUPER" | "SET_USER_ID" | "SET USER" | "SET_ANY_DEFINER" => g.set_user = true,
+                    "SUPER" => {
+                        g.set_user = true;
+                        g.replication_client = true;
+                    }
+                    "SET_USER_ID" | "SET USER" | "SET_ANY_DEFINER" => g.set_user = true,
                     _ => {}
                 }
             }
@@ -95,6 +109,83 @@ impl Grants {
         }
         notes
     }
+}
+
+/// What following the binary log (restores to a second) needs of the
+/// server and the account, with how to turn on what is missing.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct LogPrerequisites {
+    pub log_bin: bool,
+    pub binlog_format: String,
+    pub binlog_row_image: String,
+    pub replication_slave: bool,
+    pub replication_client: bool,
+    /// One note per thing missing, each saying how to turn it on; empty
+    /// when the log can be followed.
+    pub missing: Vec<String>,
+}
+
+impl LogPrerequisites {
+    pub fn ready(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+/// Reads the server's log settings and the account's grants.
+pub fn log_prerequisites(db: &mut Db) -> Result<LogPrerequisites> {
+    let (log_bin, format, image, version): (Option<i64>, Option<String>, Option<String>, String) =
+        db.conn()
+            .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image, VERSION()")
+            .context("failed to read the binary log's settings")?
+            .context("the server did not say")?;
+    let user: String = db
+        .conn()
+        .query_first("SELECT CURRENT_USER()")?
+        .unwrap_or_default();
+    let lines: Vec<String> = db
+        .conn()
+        .query("SHOW GRANTS")
+        .context("failed to read the account's grants")?;
+    let grants = Grants::parse(&lines);
+    let log_bin = log_bin == Some(1);
+    let (format, image) = (format.unwrap_or_default(), image.unwrap_or_default());
+    let mariadb = version.contains("MariaDB");
+    let mut missing = Vec::new();
+    if !log_bin {
+        missing.push(if mariadb {
+            "the binary log is off: add `log_bin` and `binlog_format = ROW` under [mysqld] in the server's configuration and restart it".to_string()
+        } else {
+            "the binary log is off: remove `skip-log-bin` / `disable-log-bin` from the server's configuration (MySQL 8 has it on by default) and restart it".to_string()
+        });
+    }
+    if log_bin && !format.eq_ignore_ascii_case("ROW") {
+        missing.push(format!(
+            "binlog_format is {format}: set `binlog_format = ROW` in the server's configuration (and SET GLOBAL binlog_format = 'ROW' for now)"
+        ));
+    }
+    if log_bin && !image.eq_ignore_ascii_case("FULL") {
+        missing.push(format!(
+            "binlog_row_image is {image}: set `binlog_row_image = FULL` in the server's configuration (and SET GLOBAL binlog_row_image = 'FULL' for now)"
+        ));
+    }
+    if !grants.replication_slave || !grants.replication_client {
+        missing.push(format!(
+            "the account lacks {}: GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO {user} (as an administrator of the server)",
+            match (grants.replication_slave, grants.replication_client) {
+                (false, false) => "REPLICATION SLAVE and REPLICATION CLIENT",
+                (false, true) => "REPLICATION SLAVE",
+                _ => "REPLICATION CLIENT",
+            }
+        ));
+    }
+    Ok(LogPrerequisites {
+        log_bin,
+        binlog_format: format,
+        binlog_row_image: image,
+        replication_slave: grants.replication_slave,
+        replication_client: grants.replication_client,
+        missing,
+    })
 }
 
 /// The server and the account, with what the account lacks.
@@ -151,6 +242,11 @@ mod tests {
             "GRANT APPLICATION_PASSWORD_ADMIN,SET_USER_ID,SYSTEM_USER ON *.* TO `root`@`localhost` WITH GRANT OPTION",
         ]);
         assert!(mysql_root.reload && mysql_root.create_databases && mysql_root.set_user);
+        assert!(mysql_root.replication_client && !mysql_root.replication_slave);
+        // MariaDB 10.5+ writes REPLICATION CLIENT as BINLOG MONITOR.
+        let follower =
+            Grants::parse(&["GRANT BINLOG MONITOR, REPLICATION SLAVE ON *.* TO `billmgr`@`%`"]);
+        assert!(follower.replication_slave && follower.replication_client);
         // The panel's own account: ALL on its database only.
         let panel = Grants::parse(&[
             "GRANT USAGE ON *.* TO `billmgr`@`localhost` IDENTIFIED BY PASSWORD '*X'",

@@ -239,7 +239,14 @@ pub fn register(db: &mut Db, c: &Found<'_>) -> Result<bool> {
             (c.name, c.storage, c.storage_id, c.created, c.created, c.size, c.tables, c.rows, c.encrypted),
         )
         .context("failed to register the copy")?;
-    Ok(db.conn().affected_rows() > 0)
+    if db.conn().affected_rows() == 0 {
+        return Ok(false);
+    }
+    if !c.log_position.is_empty() {
+        let id = db.conn().last_insert_id();
+        set_log_position(db, id, &c.log_position)?;
+    }
+    Ok(true)
 }
 
 /// A copy found on a storage by a rescan.
@@ -252,6 +259,27 @@ pub struct Found<'a> {
     pub tables: u64,
     pub rows: u64,
     pub encrypted: bool,
+    /// `server|file|position` in the binary log; empty when not known.
+    pub log_position: String,
+}
+
+/// Records a copy's place in the binary log (`server|file|position`).
+pub fn set_log_position(db: &mut Db, id: u64, position: &str) -> Result<()> {
+    db.conn()
+        .exec_drop(
+            "REPLACE INTO billmgrops_copy_log (backup, position) VALUES (?, ?)",
+            (id, position),
+        )
+        .context("failed to record the copy's place in the binary log")
+}
+
+/// Every copy's place in the binary log, by copy id.
+pub fn log_positions(db: &mut Db) -> Result<std::collections::HashMap<u64, String>> {
+    let rows: Vec<(u64, String)> = db
+        .conn()
+        .query("SELECT backup, position FROM billmgrops_copy_log")
+        .context("failed to read the copies' places in the binary log")?;
+    Ok(rows.into_iter().collect())
 }
 
 pub fn delete(db: &mut Db, id: u64) -> Result<()> {
@@ -259,6 +287,7 @@ pub fn delete(db: &mut Db, id: u64) -> Result<()> {
         .conn()
         .start_transaction(mysql::TxOpts::default())
         .context("failed to start a transaction")?;
+    tx.exec_drop("DELETE FROM billmgrops_copy_log WHERE backup = ?", (id,))?;
     tx.exec_drop("DELETE FROM billmgrops_copy_place WHERE backup = ?", (id,))?;
     super::objects::forget(&mut tx, id)?;
     tx.exec_drop("DELETE FROM billmgrops_backup WHERE id = ?", (id,))?;

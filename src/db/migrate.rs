@@ -284,6 +284,19 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 10,
+        name: "each copy's place in the binary log",
+        statements: &[
+            // `server|file|position` from the copy's listing, where it is
+            // known, so that the recoverable window is found without
+            // opening every copy (a table, not a column: see 5).
+            "CREATE TABLE IF NOT EXISTS billmgrops_copy_log (
+            backup INT NOT NULL PRIMARY KEY,
+            position VARCHAR(400) NOT NULL
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 /// A step of a migration written in Rust.

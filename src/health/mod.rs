@@ -2,5 +2,6 @@
 //! and the notifications of failed backups and operations that turned
 //! manual.
 
+pub mod log;
 pub mod notify;
 pub mod status;

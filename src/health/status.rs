@@ -39,6 +39,8 @@ pub struct Status {
     pub database: DatabaseStatus,
     pub cron: CronStatus,
     pub backup: BackupStatus,
+    /// The binary log: restores to a second.
+    pub log: super::log::LogStatus,
     pub operations: OperationsStatus,
 }
 
@@ -279,6 +281,8 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
         });
     }
 
+    let log = super::log::gather(config, db, &mut problems)?;
+
     let by_state: BTreeMap<String, u64> = health::operations_by_state(db)?.into_iter().collect();
     let (backlog, mean_attempt_secs) = crate::db::runstate::backlog(db)?;
     let drain_secs = mean_attempt_secs.map(|mean| {
@@ -322,6 +326,7 @@ pub fn gather(config: &Config, db: &mut Db, probe: bool) -> Result<Status> {
             storages,
             object_index: crate::db::objects::size(db)?,
         },
+        log,
         operations: OperationsStatus {
             total,
             by_state,
@@ -452,6 +457,7 @@ pub fn render_text(s: &Status) -> String {
             }
         );
     }
+    out.push_str(&super::log::render(&s.log));
     let _ = writeln!(out, "\nRunning operations: {}", s.operations.total);
     if !s.operations.by_state.is_empty() {
         let states: Vec<String> = s

@@ -308,6 +308,19 @@ pub fn install(config: &Config, t: &Target) -> Result<Report> {
         account.user
     ));
     report.notices.extend(account.missing);
+    // Restores to a second: what the server and the account lack for
+    // the binary-log follower, each with how to turn it on.
+    match crate::db::account::log_prerequisites(&mut db) {
+        Ok(p) if p.ready() => report.notices.push(
+            "restores to a second: the binary log can be followed; the cron tick starts `backup follow`".into(),
+        ),
+        Ok(p) => report
+            .notices
+            .extend(p.missing.iter().map(|m| format!("restores to a second: {m}"))),
+        Err(e) => report
+            .notices
+            .push(format!("restores to a second: cannot read the binary log's settings: {e:#}")),
+    }
     let before = migrate::current(&mut db)?;
     migrate::migrate(&mut db)?;
     let after = migrate::current(&mut db)?;

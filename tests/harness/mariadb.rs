@@ -359,6 +359,10 @@ impl MgrDir {
         for sub in ["etc", "var"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
+        // The cron tick keeps a binary-log follower running where the
+        // server logs (MySQL does by default): tests that want one start
+        // it or turn this on.
+        std::fs::write(dir.join("etc/billmgr-ops.conf"), "BinlogFollow off\n").unwrap();
         MgrDir(dir)
     }
 }

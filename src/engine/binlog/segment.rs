@@ -109,6 +109,13 @@ impl SegmentInfo {
         name(&self.server, &self.start, self.first_time)
     }
 
+    /// Whether the log at `p` is inside this segment (or at its ends).
+    pub fn holds(&self, p: &Position) -> bool {
+        p.file == self.start.file
+            && p.pos >= self.start.pos
+            && (self.next.file != p.file || p.pos <= self.next.pos)
+    }
+
     /// The events' object on a storage.
     pub fn object(&self) -> String {
         let name = self.name();
@@ -224,6 +231,25 @@ pub fn chain<'a>(
     }
 }
 
+/// The segments that lead without a break to the newest one (by its last
+/// event), newest first: what the log holds up to its end.
+pub fn unbroken_to_newest(segments: &[SegmentInfo]) -> Vec<&SegmentInfo> {
+    let by_next: std::collections::HashMap<&Position, &SegmentInfo> =
+        segments.iter().map(|s| (&s.next, s)).collect();
+    let Some(mut at) = segments.iter().max_by_key(|s| (s.last_time, s.first_time)) else {
+        return Vec::new();
+    };
+    let mut found = vec![at];
+    while let Some(before) = by_next.get(&at.start) {
+        if found.len() > segments.len() {
+            break;
+        }
+        at = before;
+        found.push(at);
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +313,21 @@ mod tests {
             chain(&segs, &pos("b.0", 4), 450).unwrap_err(),
             ChainBreak::NotHeld(pos("b.0", 4))
         );
+    }
+
+    #[test]
+    fn the_unbroken_end_of_the_log_is_found_from_its_newest_segment() {
+        let segs = vec![
+            seg("b.1", 4, "b.1", 900, 100, 160),
+            seg("b.1", 900, "b.2", 4, 160, 220),
+            seg("b.2", 4, "b.2", 500, 230, 300),
+            seg("b.3", 4, "b.3", 800, 400, 500),
+            seg("b.3", 800, "b.4", 4, 500, 560),
+        ];
+        let end = unbroken_to_newest(&segs);
+        assert_eq!(end.len(), 2);
+        assert!(end[1].holds(&pos("b.3", 600)) && !end[1].holds(&pos("b.2", 600)));
+        assert!(segs[1].holds(&pos("b.1", 900)) && segs[1].holds(&pos("b.1", 2000)));
     }
 
     #[test]

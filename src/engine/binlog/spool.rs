@@ -22,6 +22,9 @@ use super::segment::{Position, SegmentInfo};
 use crate::fsutil;
 
 const STATE: &str = "state.json";
+/// A line per segment the storage took (its description), for `status`
+/// to tell the recoverable window without listing the storage.
+const STORED: &str = "stored.jsonl";
 const OPEN: &str = "open.binlog";
 const SEALED: &str = "sealed";
 
@@ -290,8 +293,43 @@ pub fn sealed(dir: &Path) -> Result<Vec<(SegmentInfo, PathBuf)>> {
     Ok(found)
 }
 
-/// Forgets a sealed segment the storages hold.
+/// The follower's state as it was last made durable, read only; `None`
+/// where no follower has run.
+pub fn read_state(dir: &Path) -> Result<Option<State>> {
+    match fs::read(dir.join(STATE)) {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
+                format!("{} is damaged", dir.join(STATE).display())
+            })?))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).context("cannot read the follower's state"),
+    }
+}
+
+/// The segments the storage took, as the follower noted them.
+pub fn stored(dir: &Path) -> Result<Vec<SegmentInfo>> {
+    match fs::read_to_string(dir.join(STORED)) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).context("cannot read the follower's notes"),
+    }
+}
+
+/// Forgets a sealed segment the storages hold, noting it as stored.
 pub fn forget(dir: &Path, info: &SegmentInfo) -> Result<()> {
+    let mut line = serde_json::to_vec(info)?;
+    line.push(b'\n');
+    let mut notes = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(fsutil::libc_nofollow())
+        .open(dir.join(STORED))?;
+    notes.write_all(&line)?;
     let sealed = dir.join(SEALED);
     let name = info.name();
     fs::remove_file(sealed.join(format!("{name}.seg")))?;

@@ -77,6 +77,27 @@ pub struct LogPosition {
     pub gtid: String,
 }
 
+impl LogPosition {
+    /// As the catalog keeps it: `server|file|position`.
+    pub fn catalog_text(&self) -> String {
+        format!("{}|{}|{}", self.server, self.file, self.pos)
+    }
+
+    /// From the catalog's text; `None` for an empty or damaged one.
+    pub fn from_catalog(text: &str) -> Option<LogPosition> {
+        let mut parts = text.rsplitn(3, '|');
+        let pos = parts.next()?.parse().ok()?;
+        let file = parts.next()?.to_string();
+        let server = parts.next()?.to_string();
+        Some(LogPosition {
+            server,
+            file,
+            pos,
+            gtid: String::new(),
+        })
+    }
+}
+
 /// One object a copy holds (a line of the `objects.tsv.zst` entry:
 /// `kind, id, name, owner`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

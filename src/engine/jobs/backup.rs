@@ -137,7 +137,16 @@ pub fn take_copy_locked(
         match result {
             Ok((listing, sealed)) => {
                 let size = listing.archive.as_ref().map_or(0, |a| a.size);
-                backups::succeed(db, id, size, listing.tables.len() as u64, listing.rows())?;
+                let log_position = listing
+                    .binlog
+                    .as_ref()
+                    .map(|p| p.catalog_text())
+                    .unwrap_or_default();
+                let (tables, rows) = (listing.tables.len() as u64, listing.rows());
+                backups::succeed(db, id, size, tables, rows)?;
+                if !log_position.is_empty() {
+                    backups::set_log_position(db, id, &log_position)?;
+                }
                 index::index_objects(db, id, &listing, sealed);
                 if !settings.options.keep_undo && !importing {
                     drop_undo(db);

@@ -141,5 +141,10 @@ pub(crate) fn found_copy<'a>(
         tables: listing.tables.len() as u64,
         rows: listing.rows(),
         encrypted,
+        log_position: listing
+            .binlog
+            .as_ref()
+            .map(|p| p.catalog_text())
+            .unwrap_or_default(),
     }
 }

@@ -16,13 +16,15 @@ pub mod follow;
 pub mod lock;
 pub mod pitr;
 pub mod restore;
+pub mod window;
 
 pub use super::saved::pick::show_object;
 pub use backup::{take_copy, take_copy_locked};
 pub use catalog::{delete_copy, due_plans, find, rescan};
-pub use follow::{follow_log, AlreadyFollowed};
+pub use follow::{follow_log, spool_dir, AlreadyFollowed};
 pub use lock::{busy, with_job_lock, Busy};
 pub use pitr::{restore_to_time, NotRecoverable};
 pub use restore::{
     open_copy, restore_copy, restore_files, restore_objects, undo_restore, verify_copy,
 };
+pub use window::{log_position_now, log_window};
