@@ -614,3 +614,68 @@ fn an_encrypted_log_restores_with_the_passphrase_alone() {
     assert!(ok, "{stderr}");
     assert_eq!(checksums(&db), state);
 }
+
+/// A client with his users, services and payments, as text.
+fn client(db: &TestDb, id: &str) -> String {
+    db.scalar(&format!(
+        "SELECT CONCAT_WS('|',
+           (SELECT CONCAT_WS(',', name, balance, registration_date) FROM account WHERE id = {id}),
+           (SELECT GROUP_CONCAT(CONCAT_WS(',', id, name, email) ORDER BY id) FROM user WHERE account = {id}),
+           (SELECT GROUP_CONCAT(CONCAT_WS(',', id, name, cost, expiredate) ORDER BY id) FROM item WHERE account = {id}),
+           (SELECT GROUP_CONCAT(CONCAT_WS(',', id, number, amount) ORDER BY id) FROM payment WHERE account = {id}))"
+    ))
+}
+
+#[test]
+fn the_panel_restores_a_client_as_he_was_at_a_second() {
+    let (_server, db, panel, dir) = setup_with(6);
+    let _follow = Follower::start(&panel);
+    let a = db.scalar("SELECT account FROM payment ORDER BY account LIMIT 1");
+    let other = db.scalar(&format!(
+        "SELECT id FROM account WHERE id <> {a} ORDER BY id LIMIT 1"
+    ));
+    let (copy_id, _) = panel.take_copy(&db);
+    // After the copy, before the second: the client and a payment changed.
+    db.exec(&format!(
+        "UPDATE account SET name = 'Renamed before', balance = balance + 10 WHERE id = {a};
+         UPDATE payment SET amount = 42 WHERE account = {a} ORDER BY id LIMIT 1"
+    ));
+    let (second, _) = quiet_second(&db);
+    let then = client(&db, &a);
+    assert!(then.contains("Renamed before"), "{then}");
+    // After it: the client deleted, another client changed.
+    db.exec(&format!(
+        "DELETE FROM account WHERE id = {a}; UPDATE account SET name = 'Other after' WHERE id = {other}"
+    ));
+    wait_until(60, "the follower stores past the second", || {
+        stored_until(&dir) > second
+    });
+    let restore_at = |at: &str| {
+        panel
+            .call("backupdata.restore")
+            .param("plid", "account")
+            .param("elid", &a)
+            .param("sok", "ok")
+            .param("version", &copy_id)
+            .param("behavior", "skip")
+            .param("at", at)
+            .run()
+    };
+    let out = restore_at(&utc(second));
+    assert!(out.ok(), "{}", out.text());
+    assert_eq!(
+        client(&db, &a),
+        then,
+        "the client as he was at {}",
+        utc(second)
+    );
+    assert_eq!(
+        db.scalar(&format!("SELECT name FROM account WHERE id = {other}")),
+        "Other after",
+        "nothing else changes"
+    );
+    // A second that is not one: refused, nothing changed.
+    let out = restore_at("2026-13-01 00:00:00");
+    assert_eq!(out.error_type(), ("value".into(), "at".into()));
+    assert_eq!(client(&db, &a), then);
+}

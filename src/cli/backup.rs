@@ -109,6 +109,22 @@ pub enum BackupCommand {
         #[arg(long, default_value = "skip", value_parser = behavior)]
         behavior: Behavior,
     },
+    /// Restore single objects as they were at a second (UTC): the newest
+    /// copy before it and the binary log after it, staged and read, then
+    /// the objects restored as from a copy.
+    RestoreObjectAt {
+        /// The second, `YYYY-MM-DD HH:MM:SS` UTC.
+        to: String,
+        /// account, user, item or payment.
+        kind: String,
+        /// The objects' ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// skip: add what is missing, keep what exists; edit: also bring
+        /// existing rows back to their values at that second.
+        #[arg(long, default_value = "skip", value_parser = behavior)]
+        behavior: Behavior,
+    },
     /// Configure and check storages.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -214,6 +230,12 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             behavior,
         } => restore_object(config, &source, &copy, &kind, &ids, behavior),
         BackupCommand::Show { copy, kind, id } => show(config, &copy, &kind, id),
+        BackupCommand::RestoreObjectAt {
+            to,
+            kind,
+            ids,
+            behavior,
+        } => super::binlog::restore_objects_at(config, &source, &to, &kind, &ids, behavior),
         BackupCommand::Upload {
             file,
             url,

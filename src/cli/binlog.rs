@@ -10,7 +10,7 @@ use clap::Args;
 use super::open_db;
 use crate::clock::Timestamp;
 use crate::config::{Config, DbSource};
-use crate::engine::{self, Behavior, FollowOptions, Settings};
+use crate::engine::{self, Behavior, FollowOptions, Settings, Wanted};
 use crate::progress::Progress;
 
 #[derive(Args, Debug)]
@@ -69,13 +69,16 @@ pub fn follow(config: &Config, source: &DbSource, args: &FollowArgs) -> Result<(
     })
 }
 
+/// A second as the CLI takes it: `YYYY-MM-DD HH:MM:SS`, UTC.
+fn second(text: &str) -> Result<Timestamp> {
+    Timestamp::parse(text)
+        .filter(|_| text.len() == 19)
+        .ok_or_else(|| anyhow::anyhow!("a second is YYYY-MM-DD HH:MM:SS (UTC), not `{text}`"))
+}
+
 /// Restores the billing database as it was at `to` (UTC).
 pub fn restore_to(config: &Config, source: &DbSource, to: &str, how: Behavior) -> Result<()> {
-    let at = Timestamp::parse(to)
-        .filter(|_| to.len() == 19)
-        .ok_or_else(|| {
-            anyhow::anyhow!("--to takes a second as YYYY-MM-DD HH:MM:SS (UTC), not `{to}`")
-        })?;
+    let at = second(to)?;
     let log = Settings::resolve(config, &mut open_db(config)?, None, None)?;
     let mut bar = Progress::new("restore");
     let result = engine::restore_to_time(config, source, &log, at.unix(), how, &mut |p, n| {
@@ -103,5 +106,38 @@ pub fn restore_to(config: &Config, source: &DbSource, to: &str, how: Behavior) -
             "the replaced tables are kept as `{undo}` until the next successful backup (`backup undo` brings them back)"
         );
     }
+    Ok(())
+}
+
+/// Restores single objects as they were at `to` (UTC).
+pub fn restore_objects_at(
+    config: &Config,
+    source: &DbSource,
+    to: &str,
+    kind: &str,
+    ids: &[i64],
+    behavior: Behavior,
+) -> Result<()> {
+    let at = second(to)?;
+    let log = Settings::resolve(config, &mut open_db(config)?, None, None)?;
+    let mut bar = Progress::new("restore-object");
+    let wanted = Wanted {
+        kind,
+        ids,
+        behavior,
+    };
+    let result =
+        engine::restore_objects_at(config, source, &log, at.unix(), wanted, &mut |p, n| {
+            bar.update(p, n)
+        });
+    bar.finish();
+    let (point, objects) = result?;
+    for (table, n) in &objects.rows {
+        eprintln!("{table}: {n} rows");
+    }
+    eprintln!(
+        "{kind} {ids:?} as at {to} UTC: copy {}, then {} transactions from {} log segments; nothing else was changed",
+        point.copy, point.replayed.transactions, point.segments
+    );
     Ok(())
 }

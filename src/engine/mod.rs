@@ -57,8 +57,9 @@ pub use format::check::BadListing;
 pub use format::kinds::{self as object_kinds, FILE, TABLE_KINDS};
 pub use jobs::{
     busy, delete_copy, due_plans, find, follow_log, log_position_now, log_window, open_copy,
-    rescan, restore_copy, restore_files, restore_objects, restore_to_time, show_object, spool_dir,
-    take_copy, undo_restore, verify_copy, AlreadyFollowed, Busy, NotRecoverable,
+    rescan, restore_copy, restore_files, restore_objects, restore_objects_at, restore_to_time,
+    show_object, spool_dir, take_copy, undo_restore, verify_copy, AlreadyFollowed, Busy,
+    NotRecoverable,
 };
 pub use policy::schedule::{self, Schedule};
 pub use restore::Behavior;

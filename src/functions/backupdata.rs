@@ -103,6 +103,7 @@ fn choose(
                 ("objects", keys.join(", ")),
                 ("version", versions[0].0.to_string()),
                 ("behavior", "skip".into()),
+                ("at", String::new()),
             ],
             slists: vec![
                 Slist {
@@ -181,6 +182,30 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
         Err(form) => return Ok(form),
     };
     let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    // A second given: the objects as they were then (the newest copy
+    // before it and the binary log after it), whatever copy was chosen.
+    let at = req.text("at", 19)?.trim();
+    if !at.is_empty() {
+        let second = crate::clock::Timestamp::parse(at)
+            .filter(|_| at.len() == 19)
+            .ok_or_else(|| PanelError::value("at", at))?;
+        let log = engine::Settings::resolve(ctx.config, ctx.db()?, None, None)?;
+        let wanted = Wanted {
+            kind,
+            ids: &ids,
+            behavior: c.behavior,
+        };
+        let result = engine::restore_objects_at(
+            ctx.config,
+            &c.source,
+            &log,
+            second.unix(),
+            wanted,
+            &mut |_, _| {},
+        );
+        let what = format!("{kind} {keys:?} as at {at} UTC");
+        return outcome(result, kind, &what, req.actor());
+    }
     let result = engine::restore_objects(
         ctx.config,
         &c.source,

@@ -73,6 +73,9 @@ impl LogServer {
                 "--user=root".into(),
                 "--auth-root-authentication-method=normal".into(),
                 "--skip-test-db".into(),
+                // Many servers at once (the suite's, and each test's
+                // own) would share the kernel's asynchronous I/O.
+                "--innodb-use-native-aio=0".into(),
             ];
             // The chroot cannot resolve the machine's host name.
             if root.is_some() {
@@ -125,6 +128,7 @@ impl LogServer {
             "--server-id=1".into(),
             "--binlog-row-image=FULL".into(),
             "--innodb-buffer-pool-size=64M".into(),
+            "--innodb-use-native-aio=0".into(),
             "--innodb-flush-log-at-trx-commit=2".into(),
             "--character-set-server=utf8mb4".into(),
             "--max-connections=200".into(),

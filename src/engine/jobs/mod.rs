@@ -23,7 +23,7 @@ pub use backup::{take_copy, take_copy_locked};
 pub use catalog::{delete_copy, due_plans, find, rescan};
 pub use follow::{follow_log, spool_dir, AlreadyFollowed};
 pub use lock::{busy, with_job_lock, Busy};
-pub use pitr::{restore_to_time, NotRecoverable};
+pub use pitr::{restore_objects_at, restore_to_time, NotRecoverable};
 pub use restore::{
     open_copy, restore_copy, restore_files, restore_objects, undo_restore, verify_copy,
 };

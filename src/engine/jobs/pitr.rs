@@ -11,12 +11,15 @@ use mysql::Conn;
 use super::super::binlog::replay::{Replay, Replayed};
 use super::super::binlog::segment::{self, ChainBreak, Position, SegmentInfo, MAX_INFO, PREFIX};
 use super::super::crypt::CopyKey;
-use super::super::restore::{Behavior, RestoreReport};
+use super::super::format::Listing;
+use super::super::restore::{AfterLoad, Behavior, RestoreReport};
+use super::super::saved::object_restore::{self, ObjectReport, Wanted};
+use super::super::saved::staged_rows::StagedRows;
 use super::super::settings::Settings;
-use super::restore::{open_copy, restore_named};
+use super::restore::{open_copy, restore_named, Then};
 use crate::clock;
 use crate::config::{Config, DbSource};
-use crate::db::backups::{self, CopyState};
+use crate::db::backups::{self, CopyRow, CopyState};
 use crate::db::Db;
 use crate::storage::Storage;
 
@@ -78,27 +81,43 @@ fn open_segment<'a>(settings: &'a Settings, info: &SegmentInfo) -> Result<Box<dy
     })
 }
 
-/// Restores the billing database as it was at `to` (UTC seconds): the
-/// log is read from `log` (the follower's storage).
-pub fn restore_to_time(
-    config: &Config,
-    source: &DbSource,
-    log: &Settings,
-    to: i64,
-    behavior: Behavior,
-    progress: &mut dyn FnMut(&str, u32),
-) -> Result<PointReport> {
-    let mut db = Db::open(source, config.db_connect_timeout)?;
-    let database = db.name()?;
-    let copies = backups::list(&mut db)?;
-    let segments = list_segments(log.storage.as_ref())?;
+/// The copy a restore to a second starts from, and the log after it.
+struct Start {
+    copy: CopyRow,
+    settings: Settings,
+    listing: Listing,
+    from: Position,
+    chain: Vec<SegmentInfo>,
+}
+
+impl Start {
+    /// Stages this copy, runs `hook` on the staged tables, then `then`.
+    fn restore(
+        &self,
+        config: &Config,
+        source: &DbSource,
+        then: Then,
+        progress: &mut dyn FnMut(&str, u32),
+        hook: &mut AfterLoad<'_>,
+    ) -> Result<RestoreReport> {
+        let (settings, name) = (&self.settings, &self.copy.name);
+        restore_named(config, source, settings, name, then, progress, Some(hook))
+    }
+}
+
+/// The newest good copy taken at or before `to` whose place in the log is
+/// known and from which the stored log reaches `to` without a break.
+fn start(config: &Config, db: &mut Db, segments: &[SegmentInfo], to: i64) -> Result<Start> {
     let mut why_not = Vec::new();
-    for row in copies.iter().filter(|c| c.state == CopyState::Ok) {
+    for row in backups::list(db)?
+        .into_iter()
+        .filter(|c| c.state == CopyState::Ok)
+    {
         let taken = clock::Timestamp::parse(&row.created).map(|t| t.unix());
         if taken.is_none_or(|t| t > to) {
             continue;
         }
-        let settings = Settings::for_copy(config, &mut db, row)?;
+        let settings = Settings::for_copy(config, db, &row)?;
         let listing = open_copy(&settings, &row.name)?.listing()?;
         let Some(at) = listing.binlog.clone() else {
             why_not.push(format!(
@@ -116,51 +135,26 @@ pub fn restore_to_time(
             .filter(|s| s.server == at.server)
             .cloned()
             .collect();
-        let chain = match segment::chain(&ours, &from, to) {
-            Ok(chain) => chain,
+        match segment::chain(&ours, &from, to) {
+            Ok(chain) => {
+                let chain = chain.into_iter().cloned().collect();
+                return Ok(Start {
+                    copy: row,
+                    settings,
+                    listing,
+                    from,
+                    chain,
+                });
+            }
             Err(ChainBreak::NotHeld(p)) => {
                 why_not.push(format!("the log from copy {} ({p}) is not held", row.name));
-                continue;
             }
-            Err(ChainBreak::EndsAt { next, time }) => {
-                why_not.push(format!(
-                    "the log from copy {} is held to {} UTC only (up to {next})",
-                    row.name,
-                    clock::utc_datetime(time)
-                ));
-                continue;
-            }
-        };
-        let mut replayed = None;
-        let mut replay =
-            |conn: &mut Conn, staged_of: &dyn Fn(&str) -> Option<String>| -> Result<()> {
-                let mut r = Replay::new(conn, &database, staged_of, from.clone(), to)?;
-                for info in &chain {
-                    if r.is_done() {
-                        break;
-                    }
-                    let input = open_segment(log, info)
-                        .with_context(|| format!("cannot read log segment {}", info.name()))?;
-                    r.segment(info, input)?;
-                }
-                replayed = Some(r.finish()?);
-                Ok(())
-            };
-        let restore = restore_named(
-            config,
-            source,
-            &settings,
-            &row.name,
-            behavior,
-            progress,
-            Some(&mut replay),
-        )?;
-        return Ok(PointReport {
-            copy: row.name.clone(),
-            restore,
-            replayed: replayed.unwrap_or_default(),
-            segments: chain.len(),
-        });
+            Err(ChainBreak::EndsAt { next, time }) => why_not.push(format!(
+                "the log from copy {} is held to {} UTC only (up to {next})",
+                row.name,
+                clock::utc_datetime(time)
+            )),
+        }
     }
     if why_not.is_empty() {
         why_not.push("no good copy was taken before it".into());
@@ -170,4 +164,116 @@ pub fn restore_to_time(
         why: why_not.join("; "),
     }
     .into())
+}
+
+/// Replays `chain` from `from` to `to` into the staged tables.
+fn replay(
+    conn: &mut Conn,
+    database: &str,
+    staged_of: &dyn Fn(&str) -> Option<String>,
+    log: &Settings,
+    start: &Start,
+    to: i64,
+) -> Result<Replayed> {
+    let mut r = Replay::new(conn, database, staged_of, start.from.clone(), to)?;
+    for info in &start.chain {
+        if r.is_done() {
+            break;
+        }
+        let input = open_segment(log, info)
+            .with_context(|| format!("cannot read log segment {}", info.name()))?;
+        r.segment(info, input)?;
+    }
+    r.finish()
+}
+
+/// Restores the billing database as it was at `to` (UTC seconds): the
+/// log is read from `log` (the follower's storage).
+pub fn restore_to_time(
+    config: &Config,
+    source: &DbSource,
+    log: &Settings,
+    to: i64,
+    behavior: Behavior,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<PointReport> {
+    let mut db = Db::open(source, config.db_connect_timeout)?;
+    let database = db.name()?;
+    let segments = list_segments(log.storage.as_ref())?;
+    let start = start(config, &mut db, &segments, to)?;
+    let mut replayed = None;
+    let mut hook = |conn: &mut Conn, staged_of: &dyn Fn(&str) -> Option<String>| -> Result<()> {
+        replayed = Some(replay(conn, &database, staged_of, log, &start, to)?);
+        Ok(())
+    };
+    let restore = start.restore(config, source, Then::Apply(behavior), progress, &mut hook)?;
+    Ok(PointReport {
+        copy: start.copy.name.clone(),
+        restore,
+        replayed: replayed.unwrap_or_default(),
+        segments: start.chain.len(),
+    })
+}
+
+/// Restores single objects as they were at `to` (UTC seconds), with what
+/// depends on them and what they need: the newest copy before it staged,
+/// the log replayed into the staged tables, the objects read from there
+/// as from a copy, then the staged tables dropped (the rest of the live
+/// database is not touched).
+pub fn restore_objects_at(
+    config: &Config,
+    source: &DbSource,
+    log: &Settings,
+    to: i64,
+    wanted: Wanted<'_>,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<(PointReport, ObjectReport)> {
+    let mut db = Db::open(source, config.db_connect_timeout)?;
+    let database = db.name()?;
+    let segments = list_segments(log.storage.as_ref())?;
+    let mut start = start(config, &mut db, &segments, to)?;
+    // Declared relations count as foreign keys, as from a copy.
+    for r in &start.settings.options.relations {
+        if let Some(t) = start.listing.tables.iter_mut().find(|t| t.name == r.table) {
+            t.foreign_keys.push(r.key.clone());
+        }
+    }
+    let (mut replayed, mut objects) = (None, None);
+    let mut hook = |conn: &mut Conn, staged_of: &dyn Fn(&str) -> Option<String>| -> Result<()> {
+        replayed = Some(replay(conn, &database, staged_of, log, &start, to)?);
+        let mut rows = StagedRows::new(conn, staged_of)?;
+        let timeout = config.db_connect_timeout;
+        let report = object_restore::restore_objects_from(
+            source,
+            timeout,
+            &mut rows,
+            &start.listing,
+            wanted,
+            &mut |_, _| {},
+        )?;
+        objects = Some(report);
+        Ok(())
+    };
+    let restore = start.restore(config, source, Then::Discard, progress, &mut hook)?;
+    let name = &start.copy.name;
+    let objects = objects.context("the objects were not restored")?;
+    let Wanted {
+        kind,
+        ids,
+        behavior,
+    } = wanted;
+    log::info!(
+        "{kind} {ids:?} restored as at {} UTC ({behavior:?}) from copy {name} and the binary log: {:?}",
+        clock::utc_datetime(to),
+        objects.rows
+    );
+    Ok((
+        PointReport {
+            copy: start.copy.name.clone(),
+            restore,
+            replayed: replayed.unwrap_or_default(),
+            segments: start.chain.len(),
+        },
+        objects,
+    ))
 }

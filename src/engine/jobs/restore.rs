@@ -75,7 +75,17 @@ pub fn restore_copy(
     behavior: Behavior,
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<RestoreReport> {
-    restore_named(config, source, settings, name, behavior, progress, None)
+    let then = Then::Apply(behavior);
+    restore_named(config, source, settings, name, then, progress, None)
+}
+
+/// What a restore does with its staged tables.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Then {
+    /// Swapped in (`edit`) or merged (`skip`).
+    Apply(Behavior),
+    /// Dropped once `after_load` has read them.
+    Discard,
 }
 
 /// Restores a copy into the live database, `after_load` run on its staged
@@ -85,7 +95,7 @@ pub(super) fn restore_named(
     source: &DbSource,
     settings: &Settings,
     name: &str,
-    behavior: Behavior,
+    then: Then,
     progress: &mut dyn FnMut(&str, u32),
     after_load: Option<&mut AfterLoad<'_>>,
 ) -> Result<RestoreReport> {
@@ -118,7 +128,11 @@ pub(super) fn restore_named(
                 &listing,
                 &RestoreOptions {
                     threads: settings.options.restore_threads,
-                    behavior,
+                    behavior: match then {
+                        Then::Apply(b) => b,
+                        Then::Discard => Behavior::Skip,
+                    },
+                    stage_only: matches!(then, Then::Discard),
                 },
                 &mut report,
                 after_load,

@@ -85,6 +85,10 @@ impl Behavior {
 pub struct RestoreOptions {
     pub threads: usize,
     pub behavior: Behavior,
+    /// Stage (and run `after_load`) only: the staged tables are dropped,
+    /// the live ones never touched (restoring one object as it was at a
+    /// second reads them).
+    pub stage_only: bool,
 }
 
 /// What a restore did.
@@ -167,6 +171,15 @@ pub fn restore(
         progress("replay", 0);
         after_load(guard.conn, &target)
             .context("the restore failed before touching the live database")?;
+    }
+    if opts.stage_only {
+        drop(guard);
+        progress("done", 100);
+        return Ok(RestoreReport {
+            tables: listing.tables.len(),
+            rows: loaded,
+            undo: None,
+        });
     }
     progress("apply", 0);
     let undo = match opts.behavior {

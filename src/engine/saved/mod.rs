@@ -18,3 +18,4 @@ pub mod index;
 pub mod object_restore;
 pub mod objects;
 pub mod pick;
+pub mod staged_rows;

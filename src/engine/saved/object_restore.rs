@@ -30,7 +30,7 @@ use super::super::format::{kinds, Listing, TableEntry};
 use super::super::restore::Behavior;
 use super::super::tsv::Cell;
 use super::gathered::{Gathered, Part};
-use super::pick;
+use super::pick::{self, RowSource};
 use crate::config::DbSource;
 use crate::db::{self, quote_ident};
 
@@ -80,6 +80,20 @@ pub fn restore_objects(
     wanted: Wanted<'_>,
     progress: &mut dyn FnMut(&str, u32),
 ) -> Result<ObjectReport> {
+    let mut reader = pick::ChunkReader::new(copy);
+    restore_objects_from(source, timeout, &mut reader, listing, wanted, progress)
+}
+
+/// [`restore_objects`], the saved rows read from `reader` (a copy's
+/// chunks, or a restore's staged tables: [`super::staged_rows`]).
+pub fn restore_objects_from(
+    source: &DbSource,
+    timeout: Duration,
+    reader: &mut dyn RowSource,
+    listing: &Listing,
+    wanted: Wanted<'_>,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<ObjectReport> {
     let Wanted {
         kind,
         ids,
@@ -106,7 +120,6 @@ pub fn restore_objects(
     )
     .context("failed to connect for the restore")?;
     let mut g = Gathered::new()?;
-    let mut reader = pick::ChunkReader::new(copy);
     progress("read", 0);
 
     // What restored rows point at, by table: looked up upward at the end.
@@ -129,7 +142,7 @@ pub fn restore_objects(
     let mut frontier: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
     let mut found = BTreeSet::new();
     let id_at = column_at(own_table, k.id)?;
-    pick::each_row_where(&mut reader, own_table, k.id, &wanted, &mut |row| {
+    reader.each_row_where(own_table, k.id, &wanted, &mut |row| {
         if let Some(id) = int(&row[id_at]) {
             found.insert(id);
         }
@@ -147,7 +160,7 @@ pub fn restore_objects(
             for fk in t.foreign_keys.iter().filter(|fk| {
                 fk.ref_table == parent && fk.columns.len() == 1 && fk.ref_columns.len() == 1
             }) {
-                pick::each_row_where(&mut reader, t, &fk.columns[0], &keys, &mut |row| {
+                reader.each_row_where(t, &fk.columns[0], &keys, &mut |row| {
                     if add(&mut g, t, &row, &mut frontier)? {
                         refs(t, &row, &mut pointed)?;
                     }
@@ -196,7 +209,7 @@ pub fn restore_objects(
             }
             let at = column_at(t, column)?;
             let mut found = BTreeSet::new();
-            pick::each_row_where(&mut reader, t, column, &missing, &mut |row| {
+            reader.each_row_where(t, column, &missing, &mut |row| {
                 let Some(key) = int(&row[at]) else {
                     return Ok(());
                 };

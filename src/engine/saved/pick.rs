@@ -382,6 +382,40 @@ pub fn rows_where(
     Ok(rows)
 }
 
+/// Where restoring objects reads saved rows: a copy's chunks
+/// ([`ChunkReader`]), or a restore's staged tables
+/// ([`super::staged_rows::StagedRows`]).
+pub trait RowSource {
+    /// Each row of `table` whose `column` holds one of `keys`, indexed
+    /// by the listing's columns.
+    fn each_row_where(
+        &mut self,
+        table: &TableEntry,
+        column: &str,
+        keys: &BTreeSet<i64>,
+        each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Bytes read from a storage so far.
+    fn bytes_read(&self) -> u64;
+}
+
+impl RowSource for ChunkReader<'_, '_> {
+    fn each_row_where(
+        &mut self,
+        table: &TableEntry,
+        column: &str,
+        keys: &BTreeSet<i64>,
+        each: &mut dyn FnMut(Vec<Cell>) -> Result<()>,
+    ) -> Result<()> {
+        each_row_where(self, table, column, keys, each)
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.read
+    }
+}
+
 /// [`rows_where`], handing each row to `each` as its frame or chunk is
 /// read, so that no more than one piece is in memory at a time.
 pub fn each_row_where(
