@@ -679,3 +679,77 @@ fn the_panel_restores_a_client_as_he_was_at_a_second() {
     assert_eq!(out.error_type(), ("value".into(), "at".into()));
     assert_eq!(client(&db, &a), then);
 }
+
+#[test]
+fn retention_deletes_the_log_before_the_oldest_kept_copy_and_keeps_the_rest() {
+    let (_server, db, panel, dir) = setup();
+    let _follow = Follower::start(&panel);
+    let out = panel
+        .call("billmgr.backup.setup")
+        .param("sok", "ok")
+        .param("storage_name", "here")
+        .param("storage_kind", "local")
+        .param("path", "var/billmgr-ops/backup")
+        .param("plan_name", "one")
+        .param("schedule", "daily")
+        .param("at_time", "00:00")
+        .param("keep_count", "1")
+        .run();
+    assert!(out.ok(), "{}", out.text());
+    let plan = db.scalar("SELECT id FROM billmgrops_plan WHERE name = 'one'");
+    let copy = || {
+        let out = panel
+            .command(&["backup", "create", "--plan", &plan])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let segments = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".idx")
+            })
+            .count()
+    };
+    write(&db, 1, 10);
+    copy();
+    write(&db, 20, 10);
+    let (first, _) = quiet_second(&db);
+    write(&db, 40, 10);
+    wait_until(60, "the log past the first second", || {
+        stored_until(&dir) > first
+    });
+    let before = segments();
+    // A copy's name is by the second.
+    std::thread::sleep(Duration::from_millis(1100));
+    copy();
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE state = 'ok'"),
+        "1"
+    );
+    assert!(
+        segments() < before,
+        "segments before the kept copy are deleted ({before} before)"
+    );
+    let (ok, stderr) = restore_to(&panel, first);
+    assert!(!ok, "a second before the kept copy restored: {stderr}");
+    // After the kept copy, the log still serves.
+    write(&db, 60, 10);
+    let (second, state) = quiet_second(&db);
+    write(&db, 80, 5);
+    wait_until(60, "the log past the second", || {
+        stored_until(&dir) > second
+    });
+    let (ok, stderr) = restore_to(&panel, second);
+    assert!(ok, "{stderr}");
+    assert_eq!(checksums(&db), state);
+}

@@ -26,6 +26,20 @@ pub struct Position {
     pub pos: u64,
 }
 
+impl Position {
+    /// Whether this place comes at or before `other` in the same server's
+    /// log (files `<base>.<number>` compared by their number); `None`
+    /// when the files are of different bases.
+    pub fn at_or_before(&self, other: &Position) -> Option<bool> {
+        let split = |f: &str| {
+            let (base, n) = f.rsplit_once('.')?;
+            Some((base.to_string(), n.parse::<u64>().ok()?))
+        };
+        let (a, b) = (split(&self.file)?, split(&other.file)?);
+        (a.0 == b.0).then(|| (a.1, self.pos) <= (b.1, other.pos))
+    }
+}
+
 impl std::fmt::Display for Position {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.file, self.pos)
@@ -328,6 +342,23 @@ mod tests {
         assert_eq!(end.len(), 2);
         assert!(end[1].holds(&pos("b.3", 600)) && !end[1].holds(&pos("b.2", 600)));
         assert!(segs[1].holds(&pos("b.1", 900)) && segs[1].holds(&pos("b.1", 2000)));
+    }
+
+    #[test]
+    fn places_in_the_log_are_ordered_by_file_number_then_position() {
+        assert_eq!(
+            pos("b.000009", 900).at_or_before(&pos("b.000010", 4)),
+            Some(true)
+        );
+        assert_eq!(
+            pos("b.000010", 900).at_or_before(&pos("b.000010", 900)),
+            Some(true)
+        );
+        assert_eq!(
+            pos("b.000010", 901).at_or_before(&pos("b.000010", 900)),
+            Some(false)
+        );
+        assert_eq!(pos("b.000010", 4).at_or_before(&pos("c.000010", 4)), None);
     }
 
     #[test]

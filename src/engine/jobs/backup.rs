@@ -159,6 +159,7 @@ pub fn take_copy_locked(
                 if let Some(plan) = &settings.options.plan {
                     replicate_copy(config, db, settings, plan, id, &name, key.is_some())?;
                     apply_retention(db, settings, plan)?;
+                    prune_log(config, db);
                 }
             }
             Err(e) => {
@@ -227,6 +228,17 @@ fn replicate_copy(
 }
 
 /// Deletes the plan's oldest good copies beyond its limits.
+/// The log segments the copies kept no longer need go with them (on the
+/// follower's storage); a failure is said in the log and waits for the
+/// next copy.
+fn prune_log(config: &Config, db: &mut Db) {
+    let pruned = Settings::resolve(config, db, None, None)
+        .and_then(|log| super::pitr::prune_segments(db, &log));
+    if let Err(e) = pruned {
+        log::warn!("log retention: {e:#}");
+    }
+}
+
 fn apply_retention(db: &mut Db, settings: &Settings, plan: &PlanRow) -> Result<()> {
     let limits = Limits {
         keep_count: plan.keep_count,

@@ -11,7 +11,7 @@ use mysql::Conn;
 use super::super::binlog::replay::{Replay, Replayed};
 use super::super::binlog::segment::{self, ChainBreak, Position, SegmentInfo, MAX_INFO, PREFIX};
 use super::super::crypt::CopyKey;
-use super::super::format::Listing;
+use super::super::format::{Listing, LogPosition};
 use super::super::restore::{AfterLoad, Behavior, RestoreReport};
 use super::super::saved::object_restore::{self, ObjectReport, Wanted};
 use super::super::saved::staged_rows::StagedRows;
@@ -276,4 +276,50 @@ pub fn restore_objects_at(
         },
         objects,
     ))
+}
+
+/// Deletes the log segments no kept copy needs: those of this server that
+/// end at or before the oldest good copy's place in the log, and those of
+/// another server older than that copy. Nothing goes while no copy knows
+/// its place. Returns how many segments were deleted.
+pub fn prune_segments(db: &mut Db, log: &Settings) -> Result<usize> {
+    let positions = backups::log_positions(db)?;
+    let oldest = backups::list(db)?
+        .into_iter()
+        .filter(|c| c.state == CopyState::Ok)
+        .filter_map(|c| {
+            let at = positions
+                .get(&c.id)
+                .and_then(|p| LogPosition::from_catalog(p))?;
+            let taken = clock::Timestamp::parse(&c.created)?.unix();
+            Some((taken, at))
+        })
+        .min_by_key(|(taken, _)| *taken);
+    let Some((taken, at)) = oldest else {
+        return Ok(0);
+    };
+    let from = Position {
+        file: at.file.clone(),
+        pos: at.pos,
+    };
+    let storage = log.storage.as_ref();
+    let mut deleted = 0;
+    for s in list_segments(storage)? {
+        let unneeded = if s.server == at.server {
+            s.next.at_or_before(&from) == Some(true)
+        } else {
+            s.last_time < taken
+        };
+        if unneeded {
+            // The events first: a description never names what is gone
+            // without saying so to a reader that finds it.
+            storage.remove(&s.object())?;
+            storage.remove(&format!("{}.idx", s.name()))?;
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        log::info!("log retention: {deleted} segment(s) before the oldest kept copy deleted");
+    }
+    Ok(deleted)
 }
