@@ -46,6 +46,8 @@ pub enum Job {
     BackupRestore { copy: u64, behavior: String },
     /// `backup follow`: the binary-log follower, which runs until killed.
     BackupFollow,
+    /// `backup drill`: a restore drill of the newest second or copy.
+    BackupDrill,
     /// `run-operation ID --claim TOKEN`: the attempt for the mark with
     /// that token (`db::runstate::mark_pending`).
     RunOperation { id: u64, claim: String },
@@ -73,6 +75,7 @@ impl Job {
                 behavior.clone(),
             ],
             Job::BackupFollow => vec!["backup".into(), "follow".into()],
+            Job::BackupDrill => vec!["backup".into(), "drill".into()],
             Job::RunOperation { id, claim } => vec![
                 "run-operation".into(),
                 id.to_string(),

@@ -2,7 +2,8 @@
 //! heartbeat recorded, notifications swept, a due backup plan started in
 //! the background (one at a time, none in maintenance mode), the
 //! binary-log follower kept running (and a copy taken where its log has a
-//! gap), then the running operations' scheduler
+//! gap), a restore drill when one is due, then the running operations'
+//! scheduler
 //! ([`crate::runner::scheduler`]).
 
 use anyhow::Result;
@@ -25,6 +26,8 @@ pub struct CronReport {
     pub follower_started: bool,
     /// A copy was started to close a gap in the binary log.
     pub gap_copy_started: bool,
+    /// A restore drill was started (one was due).
+    pub drill_started: bool,
     /// The operations' scheduler.
     pub operations: TickReport,
 }
@@ -55,8 +58,44 @@ pub fn tick(config: &Config, db: &mut Db) -> Result<CronReport> {
             Err(e) => log::error!("binary-log follower: {e:#}"),
         }
     }
+    if !config.maintenance() && report.plan_started.is_none() && !report.gap_copy_started {
+        match drill_due(config, db) {
+            Ok(true) => {
+                background::start(config, &Job::BackupDrill)?;
+                report.drill_started = true;
+            }
+            Ok(false) => {}
+            Err(e) => log::error!("restore drills: {e:#}"),
+        }
+    }
     report.operations = scheduler::tick(config, db)?;
     Ok(report)
+}
+
+/// Whether a restore drill is due: `BackupDrillDays` since the last one
+/// began, a good copy to drill, and no backup or restore running.
+fn drill_due(config: &Config, db: &mut Db) -> Result<bool> {
+    let days: i64 = config
+        .value("BackupDrillDays")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    if days <= 0 || engine::busy(db)? {
+        return Ok(false);
+    }
+    let has_copy = crate::db::backups::list(db)?
+        .iter()
+        .any(|c| c.state == crate::db::backups::CopyState::Ok);
+    if !has_copy {
+        return Ok(false);
+    }
+    let last = crate::db::drills::last(db)?;
+    let now = health::server_clock(db)?;
+    Ok(
+        match last.and_then(|d| crate::clock::Timestamp::parse(&d.started)) {
+            None => true,
+            Some(started) => started.seconds_until(now) >= days * 86_400,
+        },
+    )
 }
 
 /// Starts the binary-log follower where it is wanted and not running, and

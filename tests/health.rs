@@ -31,7 +31,6 @@ fn status_json(panel: &Panel) -> (Option<i32>, serde_json::Value) {
     (out.status.code(), json)
 }
 
-/// A sendmail that appends each mail to var/mails, separated by a line.
 /// Adds a local storage by the CLI, as an administrator would.
 fn add_local_storage(panel: &Panel, name: &str, path: &str) {
     let add = run(
@@ -47,7 +46,8 @@ fn add_local_storage(panel: &Panel, name: &str, path: &str) {
     );
 }
 
-fn recording_sendmail(panel: &Panel) -> PathBuf {
+/// A sendmail that appends each mail to var/mails, separated by a line.
+pub(crate) fn recording_sendmail(panel: &Panel) -> PathBuf {
     let path = panel.mgrdir().join("sendmail");
     std::fs::write(
         &path,
@@ -61,7 +61,7 @@ fn recording_sendmail(panel: &Panel) -> PathBuf {
     path
 }
 
-fn mails(panel: &Panel) -> Vec<String> {
+pub(crate) fn mails(panel: &Panel) -> Vec<String> {
     std::fs::read_to_string(panel.mgrdir().join("var/mails"))
         .unwrap_or_default()
         .split("=====\n")

@@ -198,15 +198,32 @@ fn checksums(db: &TestDb) -> Vec<(String, u64, String)> {
 struct Follower(Child);
 
 impl Follower {
+    /// Starts a follower and returns once it follows (its spool records
+    /// where it reads from): what is written after is in its log.
     fn start(panel: &Panel) -> Follower {
-        Follower(
+        let spool = panel.mgrdir().join("var/billmgr-ops/binlog");
+        let states = || {
+            std::fs::read_dir(&spool)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| std::fs::metadata(e.path().join("state.json")).ok())
+                        .filter_map(|m| m.modified().ok())
+                        .max()
+                })
+                .ok()
+                .flatten()
+        };
+        let before = states();
+        let follower = Follower(
             panel
                 .command(&["backup", "follow", "--segment-seconds", "1"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .expect("cannot start the follower"),
-        )
+        );
+        wait_until(60, "the follower follows", || states() > before);
+        follower
     }
 
     fn running(&mut self) -> bool {
@@ -752,4 +769,85 @@ fn retention_deletes_the_log_before_the_oldest_kept_copy_and_keeps_the_rest() {
     let (ok, stderr) = restore_to(&panel, second);
     assert!(ok, "{stderr}");
     assert_eq!(checksums(&db), state);
+}
+
+#[test]
+fn a_drill_restores_into_scratch_keeps_the_evidence_and_a_failed_one_is_mailed() {
+    let (_server, db, panel, dir) = setup_with(3);
+    let _follow = Follower::start(&panel);
+    let _reaper = Reaper(panel.mgrdir().display().to_string());
+    let (_, copy) = panel.take_copy(&db);
+    write(&db, 1, 20);
+    let (second, _) = quiet_second(&db);
+    write(&db, 30, 3);
+    wait_until(60, "the log past the second", || {
+        stored_until(&dir) > second
+    });
+    let live = checksums(&db);
+
+    // The newest second the stored log reaches, restored and dropped.
+    let out = panel.command(&["backup", "drill"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("drill passed") && stderr.contains(" to "),
+        "{stderr}"
+    );
+    assert_eq!(checksums(&db), live, "the live database is not touched");
+    assert_eq!(
+        db.scalar(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'billmgrops\\_stage%'"
+        ),
+        "0",
+        "nothing staged is left"
+    );
+    let drill = &status_json(&panel)["log"]["last_drill"];
+    assert_eq!(drill["state"], "ok", "{drill}");
+    assert_eq!(drill["copy"], copy.as_str());
+    assert!(
+        drill["to_time"].as_str().is_some_and(|t| !t.is_empty()),
+        "{drill}"
+    );
+    assert!(drill["transactions"].as_u64().unwrap() > 0, "{drill}");
+
+    // A damaged copy fails its drill: a problem in status, and a mail.
+    let sendmail = crate::health::recording_sendmail(&panel);
+    panel.configure(&format!(
+        "NotifyEmail ops@example.com\nSendmail {}\n",
+        sendmail.display()
+    ));
+    let tar = dir.join(format!("{copy}.tar"));
+    let mut bytes = std::fs::read(&tar).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&tar, bytes).unwrap();
+    let out = panel
+        .command(&["backup", "drill", "--copy", &copy])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a damaged copy passed its drill");
+    assert_eq!(checksums(&db), live);
+    assert_problem(&panel, "restore drill");
+    assert!(panel.command(&["cron"]).status().unwrap().success());
+    let mails = crate::health::mails(&panel);
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("Restore drill") && m.contains("FAILED")),
+        "{mails:?}"
+    );
+
+    // The tick starts a drill when one is due.
+    panel.configure("BackupDrillDays 1\n");
+    db.exec("UPDATE billmgrops_drill SET started = started - INTERVAL 2 DAY");
+    let drills = db.scalar("SELECT COUNT(*) FROM billmgrops_drill");
+    let out = panel.command(&["cron"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(120, "the tick's drill ends", || {
+        db.scalar("SELECT COUNT(*) FROM billmgrops_drill WHERE finished IS NOT NULL") != drills
+    });
 }

@@ -125,6 +125,17 @@ pub enum BackupCommand {
         #[arg(long, default_value = "skip", value_parser = behavior)]
         behavior: Behavior,
     },
+    /// A restore drill: restore into staged tables that are never applied,
+    /// check everything, keep the evidence (status shows the last one).
+    /// Default: the last second the stored log reaches, or the newest copy.
+    Drill {
+        /// Drill this copy (name or id).
+        #[arg(long, conflicts_with = "to")]
+        copy: Option<String>,
+        /// Drill the database at this second, `YYYY-MM-DD HH:MM:SS` UTC.
+        #[arg(long)]
+        to: Option<String>,
+    },
     /// Configure and check storages.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -230,6 +241,7 @@ pub fn run(config: &Config, command: BackupCommand) -> Result<ExitCode> {
             behavior,
         } => restore_object(config, &source, &copy, &kind, &ids, behavior),
         BackupCommand::Show { copy, kind, id } => show(config, &copy, &kind, id),
+        BackupCommand::Drill { copy, to } => super::binlog::drill(config, &source, copy, to),
         BackupCommand::RestoreObjectAt {
             to,
             kind,

@@ -1,5 +1,7 @@
-//! `billmgr-ops backup follow` and `backup restore --to`: the binary-log
-//! follower and the restore to a second, thin glue to `engine::jobs`.
+//! `billmgr-ops backup follow`, `backup restore --to`, `backup
+//! restore-object-at` and `backup drill`: the binary-log follower, the
+//! restores to a second and the restore drills, thin glue to
+//! `engine::jobs`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -10,7 +12,7 @@ use clap::Args;
 use super::open_db;
 use crate::clock::Timestamp;
 use crate::config::{Config, DbSource};
-use crate::engine::{self, Behavior, FollowOptions, Settings, Wanted};
+use crate::engine::{self, Behavior, DrillOf, FollowOptions, Settings, Wanted};
 use crate::progress::Progress;
 
 #[derive(Args, Debug)]
@@ -138,6 +140,36 @@ pub fn restore_objects_at(
     eprintln!(
         "{kind} {ids:?} as at {to} UTC: copy {}, then {} transactions from {} log segments; nothing else was changed",
         point.copy, point.replayed.transactions, point.segments
+    );
+    Ok(())
+}
+
+/// A restore drill; exit status 1 when it fails.
+pub fn drill(
+    config: &Config,
+    source: &DbSource,
+    copy: Option<String>,
+    to: Option<String>,
+) -> Result<()> {
+    let what = match (copy, to) {
+        (Some(copy), _) => DrillOf::Copy(copy),
+        (None, Some(to)) => DrillOf::Second(second(&to)?.unix()),
+        (None, None) => DrillOf::Newest,
+    };
+    let log = Settings::resolve(config, &mut open_db(config)?, None, None)?;
+    let mut bar = Progress::new("drill");
+    let result = engine::drill(config, source, &log, what, &mut |p, n| bar.update(p, n));
+    bar.finish();
+    let r = result?;
+    eprintln!(
+        "drill passed: copy {}{} restored in {:.1} s ({} rows, {} transactions replayed); the live database was not touched",
+        r.copy,
+        r.to
+            .map(|t| format!(" to {} UTC", crate::clock::utc_datetime(t)))
+            .unwrap_or_default(),
+        r.seconds,
+        r.rows,
+        r.transactions
     );
     Ok(())
 }

@@ -138,6 +138,11 @@ pub const KEYS: &[Key] = &[
         help: "the follower seals a log segment for the storage once it is this many seconds old (or 64 MiB): at most this much of the log waits in the spool",
     },
     Key {
+        name: "BackupDrillDays",
+        default: "7",
+        help: "days between restore drills the cron tick starts (a copy, or the database at the last second the stored log reaches, restored into staged tables that are never applied); 0: none",
+    },
+    Key {
         name: "BinlogLagAlert",
         default: "300",
         help: "seconds the follower may lag behind the server (or be stopped) before status and mail say so",

@@ -299,6 +299,7 @@ pub fn drop_all(db: &mut Db) -> Result<()> {
         "billmgrops_storage_access",
         "billmgrops_copy_place",
         "billmgrops_copy_log",
+        "billmgrops_drill",
         "billmgrops_download",
         "billmgrops_copy_block",
         "billmgrops_object_block",

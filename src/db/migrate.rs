@@ -297,6 +297,28 @@ pub const MIGRATIONS: &[Migration] = &[
         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
         ],
     },
+    Migration {
+        version: 11,
+        name: "restore drills and their evidence",
+        statements: &[
+            // One row per drill: which copy, to which second (none: the
+            // copy itself), how long, how many rows and transactions, and
+            // the outcome with its reason.
+            "CREATE TABLE IF NOT EXISTS billmgrops_drill (
+            id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            started DATETIME NOT NULL,
+            finished DATETIME NULL,
+            copy VARCHAR(255) NOT NULL DEFAULT '',
+            to_time DATETIME NULL,
+            seconds DOUBLE NULL,
+            rows_count BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            transactions BIGINT UNSIGNED NOT NULL DEFAULT 0,
+            state ENUM('running','ok','failed') NOT NULL DEFAULT 'running',
+            reason TEXT NULL,
+            KEY started (started)
+        ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+        ],
+    },
 ];
 
 /// A step of a migration written in Rust.

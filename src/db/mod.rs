@@ -10,6 +10,7 @@
 pub mod account;
 pub mod backupconf;
 pub mod backups;
+pub mod drills;
 pub mod filter;
 pub mod health;
 pub mod lock;

@@ -56,9 +56,9 @@ pub use crypt::{encrypt_to_passphrase, seal_secret, signing_key};
 pub use format::check::BadListing;
 pub use format::kinds::{self as object_kinds, FILE, TABLE_KINDS};
 pub use jobs::{
-    busy, delete_copy, due_plans, find, follow_log, log_position_now, log_window, open_copy,
+    busy, delete_copy, drill, due_plans, find, follow_log, log_position_now, log_window, open_copy,
     rescan, restore_copy, restore_files, restore_objects, restore_objects_at, restore_to_time,
-    show_object, spool_dir, take_copy, undo_restore, verify_copy, AlreadyFollowed, Busy,
+    show_object, spool_dir, take_copy, undo_restore, verify_copy, AlreadyFollowed, Busy, DrillOf,
     NotRecoverable,
 };
 pub use policy::schedule::{self, Schedule};

@@ -62,6 +62,8 @@ pub struct LogStatus {
     pub stored_bytes: u64,
     /// Breaks in the log since the last copy: (found, why).
     pub gaps: Vec<(String, String)>,
+    /// The last restore drill (`backup drill`), if any.
+    pub last_drill: Option<crate::db::drills::Drill>,
 }
 
 /// Takes the log's status; problems go to `problems`.
@@ -111,6 +113,13 @@ pub fn gather(config: &Config, db: &mut Db, problems: &mut Vec<String>) -> Resul
             w.gaps.len()
         ));
     }
+    let last_drill = crate::db::drills::last(db)?;
+    if let Some(d) = last_drill.as_ref().filter(|d| d.state == "failed") {
+        problems.push(format!(
+            "the last restore drill ({} UTC) failed: {}",
+            d.started, d.reason
+        ));
+    }
     let utc = crate::clock::utc_datetime;
     Ok(LogStatus {
         follow,
@@ -125,6 +134,7 @@ pub fn gather(config: &Config, db: &mut Db, problems: &mut Vec<String>) -> Resul
         segments: w.segments,
         stored_bytes: w.stored_bytes,
         gaps: w.gaps.into_iter().map(|(t, why)| (utc(t), why)).collect(),
+        last_drill,
     })
 }
 
@@ -166,6 +176,28 @@ pub fn render(s: &LogStatus) -> String {
         for m in &p.missing {
             out.push_str(&format!("  needs: {m}\n"));
         }
+    }
+    match &s.last_drill {
+        Some(d) => out.push_str(&format!(
+            "  last restore drill: {} UTC, copy {}{}: {}{}\n",
+            d.started,
+            d.copy,
+            if d.to_time.is_empty() {
+                String::new()
+            } else {
+                format!(" to {} UTC", d.to_time)
+            },
+            d.state,
+            match (d.state.as_str(), d.seconds) {
+                ("ok", Some(s)) => format!(
+                    " in {s:.1} s ({} rows, {} transactions)",
+                    d.rows, d.transactions
+                ),
+                ("failed", _) => format!(" ({})", d.reason),
+                _ => String::new(),
+            }
+        )),
+        None => out.push_str("  no restore drill yet (`billmgr-ops backup drill`)\n"),
     }
     out
 }

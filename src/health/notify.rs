@@ -1,4 +1,5 @@
-//! Notifications: a failed backup and an operation that turned manual are
+//! Notifications: a failed backup, a failed restore drill and an operation
+//! that turned manual are
 //! written to the log and, when `NotifyEmail` is set, mailed through the
 //! local sendmail, at most once per event.
 //!
@@ -54,6 +55,20 @@ fn manual_event(key: String, op: &TroubledOperation) -> Event {
     }
 }
 
+fn drill_event(d: &crate::db::drills::Drill) -> Event {
+    Event {
+        key: format!("drill:{}", d.id),
+        text: format!(
+            "Restore drill #{} (started {} UTC{}{}) FAILED: {}\n  The copies may not restore: see billmgr-ops status and the log.",
+            d.id,
+            d.started,
+            if d.copy.is_empty() { String::new() } else { format!(", copy {}", d.copy) },
+            if d.to_time.is_empty() { String::new() } else { format!(", to {} UTC", d.to_time) },
+            if d.reason.is_empty() { "no reason recorded" } else { &d.reason }
+        ),
+    }
+}
+
 /// Finds the events nobody was told of, claims them, logs them and, when
 /// configured, mails them. Returns the events this call told.
 pub fn sweep(config: &Config, db: &mut Db) -> Result<Vec<Event>> {
@@ -65,6 +80,9 @@ pub fn sweep(config: &Config, db: &mut Db) -> Result<Vec<Event>> {
     }
     for (key, op) in health::unnotified_manual(db)? {
         fresh.push(manual_event(key, &op));
+    }
+    for d in crate::db::drills::unnotified_failures(db)? {
+        fresh.push(drill_event(&d));
     }
     let mut told = Vec::new();
     for event in fresh {

@@ -360,9 +360,13 @@ impl MgrDir {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         // The cron tick keeps a binary-log follower running where the
-        // server logs (MySQL does by default): tests that want one start
-        // it or turn this on.
-        std::fs::write(dir.join("etc/billmgr-ops.conf"), "BinlogFollow off\n").unwrap();
+        // server logs (MySQL does by default), and starts restore drills:
+        // tests that want them start them or turn these on.
+        std::fs::write(
+            dir.join("etc/billmgr-ops.conf"),
+            "BinlogFollow off\nBackupDrillDays 0\n",
+        )
+        .unwrap();
         MgrDir(dir)
     }
 }

@@ -149,6 +149,8 @@ fn start(conn: &mut Conn, spool: &mut Spool) -> Result<Position> {
     let next = spool.state.next.clone().context("no position")?;
     let logs = binary_logs(conn)?;
     if logs.contains(&next.file) {
+        // Saved again: its time says when the follower last connected.
+        spool.save()?;
         return Ok(next);
     }
     spool.seal()?;

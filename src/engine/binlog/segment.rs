@@ -194,7 +194,8 @@ impl SegmentInfo {
 pub enum ChainBreak {
     /// No segment holds this position (the copy's, or one after a break).
     NotHeld(Position),
-    /// The log is held up to this position, whose last event is of `time`.
+    /// The log is held up to this position, whose last event is of `time`
+    /// (a second that may go on in a segment not stored yet).
     EndsAt { next: Position, time: i64 },
 }
 

@@ -12,6 +12,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod drill;
 pub mod follow;
 pub mod lock;
 pub mod pitr;
@@ -21,6 +22,7 @@ pub mod window;
 pub use super::saved::pick::show_object;
 pub use backup::{take_copy, take_copy_locked};
 pub use catalog::{delete_copy, due_plans, find, rescan};
+pub use drill::{drill, DrillOf};
 pub use follow::{follow_log, spool_dir, AlreadyFollowed};
 pub use lock::{busy, with_job_lock, Busy};
 pub use pitr::{restore_objects_at, restore_to_time, NotRecoverable};

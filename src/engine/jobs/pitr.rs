@@ -150,9 +150,9 @@ fn start(config: &Config, db: &mut Db, segments: &[SegmentInfo], to: i64) -> Res
                 why_not.push(format!("the log from copy {} ({p}) is not held", row.name));
             }
             Err(ChainBreak::EndsAt { next, time }) => why_not.push(format!(
-                "the log from copy {} is held to {} UTC only (up to {next})",
+                "the log from copy {} is held whole to {} UTC only (up to {next})",
                 row.name,
-                clock::utc_datetime(time)
+                clock::utc_datetime(time - 1)
             )),
         }
     }
@@ -213,6 +213,29 @@ pub fn restore_to_time(
         replayed: replayed.unwrap_or_default(),
         segments: start.chain.len(),
     })
+}
+
+/// Stages the database as it was at `to` (UTC seconds) and drops it again
+/// (a drill): the copy it started from, the rows loaded, the log replayed.
+pub fn restore_staged(
+    config: &Config,
+    source: &DbSource,
+    db: &mut Db,
+    log: &Settings,
+    segments: &[SegmentInfo],
+    to: i64,
+    progress: &mut dyn FnMut(&str, u32),
+) -> Result<(String, u64, Replayed)> {
+    let database = db.name()?;
+    let start = start(config, db, segments, to)?;
+    let mut replayed = None;
+    let mut hook = |conn: &mut Conn, staged_of: &dyn Fn(&str) -> Option<String>| -> Result<()> {
+        replayed = Some(replay(conn, &database, staged_of, log, &start, to)?);
+        Ok(())
+    };
+    let restore = start.restore(config, source, Then::Discard, progress, &mut hook)?;
+    let replayed = replayed.context("the log was not replayed")?;
+    Ok((start.copy.name.clone(), restore.rows, replayed))
 }
 
 /// Restores single objects as they were at `to` (UTC seconds), with what

@@ -24,7 +24,7 @@ pub struct LogWindow {
     /// Bytes waiting in the spool for the storage.
     pub spool_bytes: u64,
     /// The window: the oldest copy it begins with (name, UTC seconds of
-    /// its snapshot), and the last stored event.
+    /// its snapshot), and the last second the stored log holds whole.
     pub from: Option<(String, i64)>,
     pub to: Option<i64>,
     pub segments: u64,
@@ -64,7 +64,9 @@ pub fn log_window(db: &mut Db, dir: &Path) -> Result<LogWindow> {
     w.segments = stored.len() as u64;
     w.stored_bytes = stored.iter().map(|s| s.stored_size).sum();
     let end = segment::unbroken_to_newest(&stored);
-    w.to = end.first().map(|s| s.last_time);
+    // The last second the stored log holds whole: more of the newest
+    // event's second may still be on its way.
+    w.to = end.first().map(|s| s.last_time - 1);
     let positions = backups::log_positions(db)?;
     for copy in copies.iter().rev() {
         if copy.state != CopyState::Ok {
