@@ -44,6 +44,8 @@ pub enum Job {
     },
     /// `backup restore COPY --behavior edit|skip`.
     BackupRestore { copy: u64, behavior: String },
+    /// `backup restore --to SECOND --behavior edit|skip`.
+    BackupRestoreTo { to: String, behavior: String },
     /// `backup follow`: the binary-log follower, which runs until killed.
     BackupFollow,
     /// `backup drill`: a restore drill of the newest second or copy.
@@ -71,6 +73,14 @@ impl Job {
                 "backup".into(),
                 "restore".into(),
                 copy.to_string(),
+                "--behavior".into(),
+                behavior.clone(),
+            ],
+            Job::BackupRestoreTo { to, behavior } => vec![
+                "backup".into(),
+                "restore".into(),
+                "--to".into(),
+                to.clone(),
                 "--behavior".into(),
                 behavior.clone(),
             ],

@@ -851,3 +851,36 @@ fn a_drill_restores_into_scratch_keeps_the_evidence_and_a_failed_one_is_mailed()
         db.scalar("SELECT COUNT(*) FROM billmgrops_drill WHERE finished IS NOT NULL") != drills
     });
 }
+
+#[test]
+fn the_panel_restores_the_database_as_it_was_at_a_second_in_the_background() {
+    let (_server, db, panel, dir) = setup();
+    let _follow = Follower::start(&panel);
+    let _reaper = Reaper(panel.mgrdir().display().to_string());
+    write(&db, 1, 10);
+    let (copy_id, _) = panel.take_copy(&db);
+    write(&db, 20, 10);
+    let (second, state) = quiet_second(&db);
+    write(&db, 40, 10);
+    wait_until(60, "the log past the second", || {
+        stored_until(&dir) > second
+    });
+    let restore = |at: &str| {
+        panel
+            .call("backups.restore")
+            .param("elid", &copy_id)
+            .param("sok", "ok")
+            .param("behavior", "edit")
+            .param("at", at)
+            .run()
+    };
+    assert_eq!(
+        restore("yesterday").error_type(),
+        ("value".into(), "at".into())
+    );
+    let out = restore(&utc(second));
+    assert!(out.ok(), "{}", out.text());
+    wait_until(120, "the database as at the second", || {
+        checksums(&db) == state
+    });
+}

@@ -224,6 +224,7 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             values: vec![
                 ("name", copy.name),
                 ("date", copy.created),
+                ("at", String::new()),
                 ("behavior", behavior.into()),
             ],
             slists: vec![Slist {
@@ -240,22 +241,41 @@ pub fn restore(req: &Request, ctx: &mut Ctx<'_>) -> Result<Reply> {
             }],
         })),
         Mode::SubmitNew | Mode::SubmitEdit => {
-            if copy.state != JobState::Ok {
+            // A second given: the database as it was then (the newest copy
+            // before it and the binary log after it).
+            let at = req.text("at", 19)?.trim();
+            if !at.is_empty()
+                && crate::clock::Timestamp::parse(at)
+                    .filter(|_| at.len() == 19)
+                    .is_none()
+            {
+                return Err(PanelError::value("at", at).into());
+            }
+            if at.is_empty() && copy.state != JobState::Ok {
                 return Err(PanelError::new(ErrorKind::CopyState, "backup", copy.name).into());
             }
             if engine::busy(ctx.db()?)? {
                 return Err(engine::Busy.into());
             }
-            background::start(
-                ctx.config,
-                &background::Job::BackupRestore {
+            let job = if at.is_empty() {
+                background::Job::BackupRestore {
                     copy: id,
                     behavior: behavior.into(),
-                },
-            )?;
+                }
+            } else {
+                background::Job::BackupRestoreTo {
+                    to: at.to_string(),
+                    behavior: behavior.into(),
+                }
+            };
+            background::start(ctx.config, &job)?;
             log::warn!(
-                "restore of copy {} ({behavior}) started by {}",
-                copy.name,
+                "restore of {} ({behavior}) started by {}",
+                if at.is_empty() {
+                    format!("copy {}", copy.name)
+                } else {
+                    format!("the database as at {at} UTC")
+                },
                 req.actor()
             );
             Ok(Reply::Ok)
