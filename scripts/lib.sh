@@ -84,10 +84,14 @@ ensure_test_servers() {
 
 mariadbd_bin() { command -v mariadbd || echo /usr/sbin/mariadbd; }
 
-# start_mariadb DIR: starts a private server with its data in DIR (created
-# on first use) and prints its mysql:// URL. Reuses one already running there.
+# start_mariadb DIR [ARGS...]: starts a private server with its data in DIR
+# (created on first use), with server ARGS after its own (--log-bin among
+# them turns the binary log on; it is off otherwise), and prints its
+# mysql:// URL. Reuses one already running there.
 start_mariadb() {
-  local dir=$1 port
+  local dir=$1 port skip=--skip-log-bin
+  shift
+  case " $* " in *" --log-bin"*) skip= ;; esac
   mkdir -p "$dir"
   if [ -f "$dir/port" ] && [ -f "$dir/mariadbd.pid" ] && kill -0 "$(cat "$dir/mariadbd.pid")" 2>/dev/null; then
     echo "mysql://root@127.0.0.1:$(cat "$dir/port")"
@@ -102,8 +106,8 @@ start_mariadb() {
   echo "$port" >"$dir/port"
   "$(mariadbd_bin)" --no-defaults --datadir="$dir/data" --socket="$dir/mysql.sock" \
     --port="$port" --bind-address=127.0.0.1 --user="$(id -un)" --pid-file="$dir/mariadbd.pid" \
-    --log-error="$dir/error.log" --skip-log-bin --skip-name-resolve --local-infile=1 \
-    --character-set-server=utf8mb4 --innodb-buffer-pool-size=256M >/dev/null 2>&1 &
+    --log-error="$dir/error.log" $skip --skip-name-resolve --local-infile=1 \
+    --character-set-server=utf8mb4 --innodb-buffer-pool-size=256M "$@" >/dev/null 2>&1 &
   for _ in $(seq 1 120); do
     if mariadb --protocol=tcp -h127.0.0.1 -P"$port" -uroot -e 'SELECT 1' >/dev/null 2>&1; then
       echo "mysql://root@127.0.0.1:$port"

@@ -810,6 +810,19 @@ fn a_drill_restores_into_scratch_keeps_the_evidence_and_a_failed_one_is_mailed()
     );
     assert!(drill["transactions"].as_u64().unwrap() > 0, "{drill}");
 
+    // The drill's own staged tables in the log do not stop a restore to
+    // a second after it.
+    write(&db, 50, 10);
+    let (after_drill, state) = quiet_second(&db);
+    write(&db, 70, 3);
+    wait_until(60, "the log past the drill", || {
+        stored_until(&dir) > after_drill
+    });
+    let (ok, stderr) = restore_to(&panel, after_drill);
+    assert!(ok, "{stderr}");
+    assert_eq!(checksums(&db), state);
+    let live = checksums(&db);
+
     // A damaged copy fails its drill: a problem in status, and a mail.
     let sendmail = crate::health::recording_sendmail(&panel);
     panel.configure(&format!(

@@ -56,6 +56,12 @@ pub struct SegmentInfo {
     pub server: String,
     /// Where its first event begins in the server's log.
     pub start: Position,
+    /// Bytes before its first event: the magic and the format
+    /// description. The events are the server's from `start` on, whole
+    /// and in order, so the server's position `p` is at byte
+    /// `p - start.pos + head` of the segment (what `--start-position` of
+    /// mysqlbinlog takes).
+    pub head: u64,
     /// Where the event after its last one begins (the next segment's
     /// start when nothing was lost between them).
     pub next: Position,
@@ -170,6 +176,9 @@ impl SegmentInfo {
         if self.start.pos < 4 || self.next.pos < 4 {
             return Err("a position before the log's first event".into());
         }
+        if self.head < 4 + super::event::HEADER_LEN as u64 || self.head > self.size {
+            return Err("its head is not a format description".into());
+        }
         if self.start.file == self.next.file && self.next.pos <= self.start.pos {
             return Err("it ends before it begins".into());
         }
@@ -277,6 +286,7 @@ mod tests {
                 file: file.into(),
                 pos: start,
             },
+            head: 30,
             next: Position {
                 file: next_file.into(),
                 pos: next,

@@ -48,6 +48,9 @@ pub struct State {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct OpenSegment {
     pub start: Position,
+    /// Bytes of the file's head: the magic and the format description.
+    #[serde(default)]
+    pub head: u64,
     /// Bytes of `open.binlog` that are durable.
     pub size: u64,
     pub first_time: i64,
@@ -159,6 +162,7 @@ impl Spool {
         file.sync_data()?;
         self.state.open = Some(OpenSegment {
             start: start.clone(),
+            head: (MAGIC.len() + fde.len()) as u64,
             size: (MAGIC.len() + fde.len()) as u64,
             first_time: 0,
             last_time: 0,
@@ -239,6 +243,7 @@ impl Spool {
             format: 1,
             server: self.state.server.clone(),
             start: open.start.clone(),
+            head: open.head,
             next,
             first_time: open.first_time,
             last_time: open.last_time,

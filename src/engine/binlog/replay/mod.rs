@@ -8,12 +8,14 @@
 //! name picks a staged table only through the restore's own map. A schema
 //! change of the billing database inside the window stops the replay
 //! with [`ReplayError::SchemaChange`]: its statement would have to run as
-//! written. Every row must change exactly one row of the staged table,
+//! written; the plugin's own (its staging, kept and catalog tables) are
+//! passed over ([`statement`]). Every row must change exactly one row of the staged table,
 //! else the log does not fit the copy ([`ReplayError::Mismatch`]). Each
 //! segment's size and SHA-256 are checked against its description when
 //! its end is reached; the staged tables are dropped on any failure, so
 //! a damaged segment changes nothing live.
 
+mod statement;
 mod values;
 
 use std::collections::{BTreeSet, HashMap};
@@ -238,7 +240,8 @@ impl<'a> Replay<'a> {
                     _ if upper.starts_with("SAVEPOINT") || upper.starts_with("ROLLBACK TO") => {}
                     _ => {
                         let schema = String::from_utf8_lossy(q.schema_raw()).into_owned();
-                        if time <= self.until && self.names_database(&schema, &text) {
+                        let ours = statement::only_plugin_tables(&text, &self.database);
+                        if time <= self.until && !ours && self.names_database(&schema, &text) {
                             return Err(ReplayError::SchemaChange {
                                 time: crate::clock::utc_datetime(time),
                                 statement: text.chars().take(200).collect(),
