@@ -409,6 +409,30 @@ fn quiet_second(db: &TestDb) -> (i64, Vec<(String, u64, String)>) {
     (second, state)
 }
 
+/// The log around a copy: writes, the copy, more writes, a quiet second
+/// (and the state at it), more writes, and the log stored past it.
+struct AroundACopy {
+    copy_id: String,
+    copy: String,
+    second: i64,
+    state: Vec<(String, u64, String)>,
+}
+
+fn around_a_copy(db: &TestDb, panel: &Panel, dir: &Path) -> AroundACopy {
+    write(db, 1, 10);
+    let (copy_id, copy) = panel.take_copy(db);
+    write(db, 20, 15);
+    let (second, state) = quiet_second(db);
+    write(db, 50, 5);
+    wait_until(60, "the log past the second", || stored_until(dir) > second);
+    AroundACopy {
+        copy_id,
+        copy,
+        second,
+        state,
+    }
+}
+
 /// `backup restore --to <second>`: whether it succeeded, and its stderr.
 fn restore_to(panel: &Panel, second: i64) -> (bool, String) {
     let out = panel
@@ -610,14 +634,7 @@ fn an_encrypted_log_restores_with_the_passphrase_alone() {
     let (_server, db, panel, dir) = setup();
     assert!(panel.set_backup_passphrase("log passphrase").ok());
     let _follow = Follower::start(&panel);
-    write(&db, 1, 10);
-    panel.take_copy(&db);
-    write(&db, 20, 15);
-    let (second, state) = quiet_second(&db);
-    write(&db, 50, 5);
-    wait_until(60, "the follower stores past the second", || {
-        stored_until(&dir) > second
-    });
+    let AroundACopy { second, state, .. } = around_a_copy(&db, &panel, &dir);
     let names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -870,14 +887,12 @@ fn the_panel_restores_the_database_as_it_was_at_a_second_in_the_background() {
     let (_server, db, panel, dir) = setup();
     let _follow = Follower::start(&panel);
     let _reaper = Reaper(panel.mgrdir().display().to_string());
-    write(&db, 1, 10);
-    let (copy_id, _) = panel.take_copy(&db);
-    write(&db, 20, 10);
-    let (second, state) = quiet_second(&db);
-    write(&db, 40, 10);
-    wait_until(60, "the log past the second", || {
-        stored_until(&dir) > second
-    });
+    let AroundACopy {
+        copy_id,
+        second,
+        state,
+        ..
+    } = around_a_copy(&db, &panel, &dir);
     let restore = |at: &str| {
         panel
             .call("backups.restore")
@@ -896,4 +911,123 @@ fn the_panel_restores_the_database_as_it_was_at_a_second_in_the_background() {
     wait_until(120, "the database as at the second", || {
         checksums(&db) == state
     });
+}
+
+/// docs/archive-format.md's log replay script, as the document holds it.
+fn replay_script() -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/archive-format.md"
+    ))
+    .unwrap();
+    let start = doc
+        .find("```sh\n#!/bin/sh\n# replay-log.sh")
+        .expect("docs/archive-format.md holds the log replay script")
+        + "```sh\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    doc[start..end].to_string()
+}
+
+/// The server's own log reader: the host's mariadb-binlog, or on a MySQL
+/// server of scripts/dbserver.sh its chroot's mysqlbinlog, given the
+/// segments inside the chroot.
+fn log_reader(panel: &Panel) -> String {
+    let root = std::env::var("BILLMGR_OPS_TEST_DB_ROOT").unwrap_or_default();
+    let mysql = !root.is_empty()
+        && std::path::Path::new(&root)
+            .join("usr/bin/mysqlbinlog")
+            .exists();
+    if !mysql {
+        return "mariadb-binlog".into();
+    }
+    let wrapper = panel.mgrdir().join("mysqlbinlog");
+    std::fs::write(
+        &wrapper,
+        format!(
+            r#"#!/bin/sh
+# mysqlbinlog, in {root}: the files it is given copied in.
+inside=/tmp/replay-$$
+mkdir -p "{root}$inside"
+n=0
+for a; do
+  shift
+  case $a in
+    --*) set -- "$@" "$a" ;;
+    *) n=$((n + 1)); cp "$a" "{root}$inside/$n"; set -- "$@" "$inside/$n" ;;
+  esac
+done
+chroot "{root}" mysqlbinlog "$@"
+rc=$?
+rm -rf "{root}$inside"
+exit $rc
+"#
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper.display().to_string()
+}
+
+#[test]
+fn the_documented_replay_script_brings_a_restored_copy_to_the_second() {
+    let (_server, db, panel, dir) = setup();
+    let _follow = Follower::start(&panel);
+    let AroundACopy {
+        copy,
+        second,
+        state,
+        ..
+    } = around_a_copy(&db, &panel, &dir);
+    // The copy restored, then the log by hand, as a stranger would.
+    let out = panel
+        .command(&["backup", "restore", &copy])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = panel.mgrdir().join("replay-log.sh");
+    std::fs::write(&script, replay_script()).unwrap();
+    let replay = || {
+        std::process::Command::new("sh")
+            .arg(&script)
+            .arg(dir.join(format!("{copy}.json")))
+            .arg(&dir)
+            .arg(&db.name)
+            .arg(utc(second))
+            .env("MYSQL", crate::recipe::client(&db))
+            .env("BINLOG", log_reader(&panel))
+            .output()
+            .unwrap()
+    };
+    let out = replay();
+    assert!(
+        out.status.success(),
+        "the documented replay failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(checksums(&db), state, "the database as at {}", utc(second));
+
+    // Damaged segments (every one: the one that holds the copy's place
+    // among them) are refused before anything is applied.
+    for seg in std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+    {
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0x55;
+        std::fs::write(&seg, bytes).unwrap();
+    }
+    let out = replay();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("damaged"),
+        "{stderr}"
+    );
 }

@@ -37,7 +37,9 @@ fn add_definitions(db: &TestDb) {
     db.plugin_exec(
         "CREATE PROCEDURE touch_clients(IN n INT) MODIFIES SQL DATA
          BEGIN
+           /* kept: a comment is part of the body */
            DECLARE i INT DEFAULT 0;
+           -- a line comment; with a semicolon
            WHILE i < n DO SET i = i + 1; END WHILE;
            UPDATE account SET note = CONCAT('проверка; ', note) WHERE id = -1;
          END",
@@ -97,7 +99,7 @@ fn checksums(db: &TestDb, database: &str) -> Vec<String> {
 }
 
 /// The mariadb client's command line for the test server.
-fn client(db: &TestDb) -> String {
+pub(crate) fn client(db: &TestDb) -> String {
     let address = db.url.trim_start_matches("mysql://");
     let (user, rest) = address.split_once('@').unwrap();
     let (host_port, _) = rest.split_once('/').unwrap();
@@ -179,6 +181,10 @@ fn restore_by_hand(passphrase: Option<&str>) {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("the plugin's own tables"),
+            "the script says what a copy never holds"
+        );
         assert_eq!(checksums(&db, &target), checksums(&db, &db.name));
         let (want, got) = (definitions(&db, &db.name), definitions(&db, &target));
         assert_eq!(want.len(), 7, "{want:#?}");
@@ -249,4 +255,62 @@ fn the_documented_script_stops_at_a_damaged_chunk() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("the copy is damaged"), "{stderr}");
+}
+
+/// A copy changed as `damage` says (without the listing beside it where
+/// `alone`), run through the documented script: it must stop and say
+/// `expected`.
+fn refused_by_the_script(damage: impl Fn(&mut Vec<u8>), alone: bool, expected: &str) {
+    let db = TestDb::seeded(3);
+    let panel = Panel::for_backups(&db);
+    let (_, name) = panel.take_copy(&db);
+    let copy = panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/backup/{name}.tar"));
+    if alone {
+        std::fs::remove_file(copy.with_extension("json")).unwrap();
+    }
+    let mut bytes = std::fs::read(&copy).unwrap();
+    damage(&mut bytes);
+    std::fs::write(&copy, bytes).unwrap();
+    let script = panel.mgrdir().join("restore-copy.sh");
+    std::fs::write(&script, script_from_the_document()).unwrap();
+    let out = Command::new("sh")
+        .arg(&script)
+        .arg(&copy)
+        .arg(format!("{}_byhand", db.name))
+        .env("MYSQL", "false")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the script took a damaged copy: {stderr}"
+    );
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn the_documented_script_checks_the_archive_itself() {
+    // A byte after the tar's end: every entry still checks, the archive
+    // does not.
+    refused_by_the_script(|b| b.push(0), false, "the archive differs from its listing");
+}
+
+#[test]
+fn the_documented_script_checks_the_saved_files() {
+    // One byte of a saved file (etc/billmgr.conf: `DBHost localhost`)
+    // flipped inside the tar, the listing beside it gone (so the archive's
+    // own hash is not there to catch it first).
+    refused_by_the_script(
+        |b| {
+            let at = b
+                .windows(16)
+                .position(|w| w == b"DBHost localhost")
+                .expect("the saved billmgr.conf in the tar");
+            b[at] ^= 0x20;
+        },
+        true,
+        "an entry differs from its listing",
+    );
 }

@@ -192,6 +192,9 @@ fn stream(
     conn.query_drop("SET @master_heartbeat_period = 500000000")?;
     conn.query_drop("SET @mariadb_slave_capability = 4")?;
     log::info!("following the binary log from {from}");
+    // (MariaDB sends its `Annotate_rows` events only with flag 2 of
+    // COM_BINLOG_DUMP, which the client library masks off: a segment from
+    // MariaDB holds the server's events without them.)
     let request = BinlogRequest::new(opts.replica_id)
         .with_filename(from.file.as_bytes().to_vec())
         .with_pos(from.pos);

@@ -57,10 +57,11 @@ pub struct SegmentInfo {
     /// Where its first event begins in the server's log.
     pub start: Position,
     /// Bytes before its first event: the magic and the format
-    /// description. The events are the server's from `start` on, whole
-    /// and in order, so the server's position `p` is at byte
-    /// `p - start.pos + head` of the segment (what `--start-position` of
-    /// mysqlbinlog takes).
+    /// description. (The events after it are the server's from `start`
+    /// on, in order, but not always every byte of its file: MariaDB sends
+    /// a replica no `Annotate_rows` events unless asked in a way the
+    /// client library does not offer; positions are read from the events'
+    /// own `log_pos`.)
     pub head: u64,
     /// Where the event after its last one begins (the next segment's
     /// start when nothing was lost between them).

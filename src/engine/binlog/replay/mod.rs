@@ -9,7 +9,7 @@
 //! change of the billing database inside the window stops the replay
 //! with [`ReplayError::SchemaChange`]: its statement would have to run as
 //! written; the plugin's own (its staging, kept and catalog tables) are
-//! passed over ([`statement`]). Every row must change exactly one row of the staged table,
+//! passed over ([`mod@statement`]). Every row must change exactly one row of the staged table,
 //! else the log does not fit the copy ([`ReplayError::Mismatch`]). Each
 //! segment's size and SHA-256 are checked against its description when
 //! its end is reached; the staged tables are dropped on any failure, so
