@@ -36,12 +36,17 @@ def statement(n):
 
 
 def position(port):
-    out = subprocess.run(
-        ["mariadb", "--protocol=tcp", "-h127.0.0.1", f"-P{port}", "-uroot", "-N", "-e", "SHOW MASTER STATUS"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return (out[0], int(out[1])) if len(out) >= 2 else None
+    # SHOW BINARY LOG STATUS on MySQL 8.2 and later, SHOW MASTER STATUS
+    # before and on MariaDB.
+    for sql in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
+        out = subprocess.run(
+            ["mariadb", "--protocol=tcp", "-h127.0.0.1", f"-P{port}", "-uroot", "-N", "-e", sql],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        if len(out) >= 2:
+            return (out[0], int(out[1]))
+    return None
 
 
 def key(pos):

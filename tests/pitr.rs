@@ -558,7 +558,12 @@ fn the_tick_keeps_the_follower_running_and_a_purged_log_is_a_gap_a_copy_closes()
             .is_empty()
     });
     assert_problem(&panel, "gap");
-    // The next tick takes a full copy, which closes it.
+    // The next tick mails it, and takes a full copy, which closes it.
+    let sendmail = crate::health::recording_sendmail(&panel);
+    panel.configure(&format!(
+        "NotifyEmail ops@example.com\nSendmail {}\n",
+        sendmail.display()
+    ));
     let copies = db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE state = 'ok'");
     // A copy's name is by the second: the gap's copy must not share one.
     std::thread::sleep(Duration::from_millis(1100));
@@ -566,6 +571,8 @@ fn the_tick_keeps_the_follower_running_and_a_purged_log_is_a_gap_a_copy_closes()
     wait_until(120, "the gap's copy", || {
         db.scalar("SELECT COUNT(*) FROM billmgrops_backup WHERE state = 'ok'") != copies
     });
+    let mails = crate::health::mails(&panel);
+    assert!(mails.iter().any(|m| m.contains("GAP")), "{mails:?}");
     wait_until(30, "the gap is closed", || {
         status_json(&panel)["log"]["gaps"]
             .as_array()
@@ -1030,4 +1037,39 @@ fn the_documented_replay_script_brings_a_restored_copy_to_the_second() {
         !out.status.success() && stderr.contains("damaged"),
         "{stderr}"
     );
+}
+
+#[test]
+fn while_the_storage_is_down_the_log_waits_in_the_spool_and_drains_when_it_is_back() {
+    let (_server, db, panel, dir) = setup();
+    let _follow = Follower::start(&panel);
+    write(&db, 1, 5);
+    let (_, copy) = panel.take_copy(&db);
+    // The storage's directory gone, a file in its place: nothing can be
+    // stored.
+    let aside = dir.with_extension("aside");
+    std::fs::rename(&dir, &aside).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    write(&db, 10, 20);
+    let sealed = panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/binlog/{}/sealed", db.name));
+    let waiting = || {
+        std::fs::read_dir(&sealed)
+            .map(|d| d.filter(|e| e.is_ok()).count())
+            .unwrap_or(0)
+    };
+    wait_until(60, "sealed segments wait in the spool", || waiting() > 0);
+    // Back: the spool drains, and the log serves a restore.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::rename(&aside, &dir).unwrap();
+    let (second, state) = quiet_second(&db);
+    write(&db, 40, 3);
+    wait_until(90, "the spool drains", || {
+        waiting() == 0 && stored_until(&dir) > second
+    });
+    assert!(dir.join(format!("{copy}.json")).exists());
+    let (ok, stderr) = restore_to(&panel, second);
+    assert!(ok, "{stderr}");
+    assert_eq!(checksums(&db), state);
 }

@@ -64,6 +64,11 @@ pub struct LogStatus {
     pub gaps: Vec<(String, String)>,
     /// The last restore drill (`backup drill`), if any.
     pub last_drill: Option<crate::db::drills::Drill>,
+    /// What to mail (`notify`): a key naming each event once (a gap by
+    /// when it was found; a stopped or lagging follower at most hourly),
+    /// and its text.
+    #[serde(skip)]
+    pub alerts: Vec<(String, String)>,
 }
 
 /// Takes the log's status; problems go to `problems`.
@@ -90,6 +95,9 @@ pub fn gather(config: &Config, db: &mut Db, problems: &mut Vec<String>) -> Resul
         .value("BinlogLagAlert")
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(300);
+    let hour = crate::clock::Timestamp::from_unix(now).compact();
+    let hour = hour.get(..11).unwrap_or(&hour).to_string();
+    let mut alerts = Vec::new();
     if wanted {
         if let Some(p) = prerequisites.as_ref().filter(|p| !p.ready()) {
             for m in &p.missing {
@@ -102,10 +110,23 @@ pub fn gather(config: &Config, db: &mut Db, problems: &mut Vec<String>) -> Resul
             );
         }
         if let Some(lag) = lag_secs.filter(|&l| l > alert) {
-            problems.push(format!(
-                "the binary-log follower is {lag} s behind the server (limit {alert} s)"
+            let text =
+                format!("the binary-log follower is {lag} s behind the server (limit {alert} s)");
+            alerts.push((
+                format!("log-lag:{hour}"),
+                format!("Restores to a second: {text}.\n  The recoverable window ends that far back; see billmgr-ops status and the log."),
             ));
+            problems.push(text);
         }
+    }
+    for (found, why) in &w.gaps {
+        alerts.push((
+            format!("log-gap:{found}"),
+            format!(
+                "Restores to a second: the binary log has a GAP (found {} UTC: {why}).\n  No restore to a second crosses it; the next cron tick takes a full copy, after which it does not matter.",
+                crate::clock::utc_datetime(*found)
+            ),
+        ));
     }
     if !w.gaps.is_empty() {
         problems.push(format!(
@@ -135,6 +156,7 @@ pub fn gather(config: &Config, db: &mut Db, problems: &mut Vec<String>) -> Resul
         stored_bytes: w.stored_bytes,
         gaps: w.gaps.into_iter().map(|(t, why)| (utc(t), why)).collect(),
         last_drill,
+        alerts,
     })
 }
 

@@ -1,5 +1,6 @@
-//! Notifications: a failed backup, a failed restore drill and an operation
-//! that turned manual are
+//! Notifications: a failed backup, a failed restore drill, a gap in the
+//! binary log or a follower far behind it, and an operation that turned
+//! manual are
 //! written to the log and, when `NotifyEmail` is set, mailed through the
 //! local sendmail, at most once per event.
 //!
@@ -83,6 +84,15 @@ pub fn sweep(config: &Config, db: &mut Db) -> Result<Vec<Event>> {
     }
     for d in crate::db::drills::unnotified_failures(db)? {
         fresh.push(drill_event(&d));
+    }
+    // The binary log: a gap, a follower far behind (claimed once each).
+    match super::log::gather(config, db, &mut Vec::new()) {
+        Ok(log) => fresh.extend(
+            log.alerts
+                .into_iter()
+                .map(|(key, text)| Event { key, text }),
+        ),
+        Err(e) => log::warn!("the binary log's state: {e:#}"),
     }
     let mut told = Vec::new();
     for event in fresh {
