@@ -117,6 +117,11 @@ fn restore_by_hand(passphrase: Option<&str>) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let db = TestDb::seeded(30);
     add_definitions(&db);
+    // Not the server's default: the database made anew keeps it.
+    db.exec(&format!(
+        "ALTER DATABASE `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        db.name
+    ));
     let panel = Panel::for_backups(&db);
     if let Some(p) = passphrase {
         let set = panel.set_backup_passphrase(p);
@@ -186,6 +191,12 @@ fn restore_by_hand(passphrase: Option<&str>) {
             "the script says what a copy never holds"
         );
         assert_eq!(checksums(&db, &target), checksums(&db, &db.name));
+        let collation = |d: &str| {
+            db.scalar(&format!(
+                "SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{d}'"
+            ))
+        };
+        assert_eq!(collation(&target), "utf8mb4_unicode_ci");
         let (want, got) = (definitions(&db, &db.name), definitions(&db, &target));
         assert_eq!(want.len(), 7, "{want:#?}");
         assert_eq!(got, want);

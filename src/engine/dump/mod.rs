@@ -190,6 +190,11 @@ pub fn dump(
     let server_version: String = first
         .query_first::<String, _>("SELECT VERSION()")?
         .unwrap_or_default();
+    let collation = first
+        .query_first::<(String, String), _>(
+            "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()",
+        )?
+        .map(|(charset, collation)| format::DatabaseCollation { charset, collation });
     let tables = introspect::tables(first, &database, &opts.exclude_tables)?;
     let objects = introspect::objects(first, &database)?;
     if tables.is_empty() {
@@ -272,6 +277,7 @@ pub fn dump(
                 tables,
                 definitions,
                 files,
+                collation,
                 binlog: position,
                 archive: None,
                 objects: None,

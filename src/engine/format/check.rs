@@ -166,6 +166,30 @@ impl Listing {
                 self.created.escape_debug()
             )));
         }
+        if let Some(c) = &self.collation {
+            let plain = |s: &str| {
+                !s.is_empty()
+                    && s.len() <= 64
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            };
+            if !plain(&c.charset) || !plain(&c.collation) {
+                return Err(bad(
+                    "the database's character set or collation is not a plain name",
+                ));
+            }
+        }
+        if let Some(p) = &self.binlog {
+            let plain = !p.file.is_empty()
+                && p.file.len() <= 255
+                && p.file
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !plain || p.server.len() > 200 {
+                return Err(bad(
+                    "the copy's place in the binary log is not a plain file name",
+                ));
+            }
+        }
         if self.tables.len() > MAX_TABLES
             || self.definitions.len() > MAX_DEFINITIONS
             || self.files.len() > MAX_FILES

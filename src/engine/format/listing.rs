@@ -52,6 +52,11 @@ pub struct Listing {
     /// Set in the listing beside the archive only: the archive itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archive: Option<ArchiveSummary>,
+    /// The database's default character set and collation (where they were
+    /// read), for a database made anew from the copy by hand: its views'
+    /// and routines' text compare by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation: Option<DatabaseCollation>,
     /// Where the copy stands in the server's binary log, when the server
     /// writes one: its snapshot holds every transaction logged before
     /// this position and none after.
@@ -62,6 +67,13 @@ pub struct Listing {
     /// of this JSON because a large billing database has millions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub objects: Option<Entry>,
+}
+
+/// A database's default character set and collation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseCollation {
+    pub charset: String,
+    pub collation: String,
 }
 
 /// A place in a server's binary log.
@@ -310,6 +322,34 @@ mod tests {
                 json,
                 "version {version}"
             );
+        }
+    }
+
+    #[test]
+    fn a_collation_or_a_log_place_that_is_not_a_plain_name_is_refused() {
+        let v3 = include_str!("fixtures/listing-v3.json");
+        let with = |extra: &str| {
+            Listing::from_json(
+                v3.replacen(
+                    "\"compression\": \"zstd\"",
+                    &format!("\"compression\": \"zstd\", {extra}"),
+                    1,
+                )
+                .as_bytes(),
+            )
+        };
+        let good = with(
+            r#""collation": {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"},
+               "binlog": {"server": "mariadb-1-h", "file": "binlog.000007", "pos": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(good.binlog.unwrap().file, "binlog.000007");
+        for evil in [
+            r#""collation": {"charset": "utf8mb4", "collation": "x; DROP DATABASE y"}"#,
+            r#""collation": {"charset": "", "collation": "utf8mb4_bin"}"#,
+            r#""binlog": {"server": "s", "file": "../../etc/passwd", "pos": 4}"#,
+        ] {
+            assert!(with(evil).is_err(), "{evil}");
         }
     }
 

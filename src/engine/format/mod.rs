@@ -20,6 +20,6 @@ pub mod names;
 
 pub use kinds::{Compression, Consistency, DefinitionKind, Encryption, FileKind};
 pub use listing::{
-    ArchiveSummary, Chunk, Definition, Entry, FileEntry, ForeignKey, KeyBlock, Listing,
-    LogPosition, SavedObject, TableEntry,
+    ArchiveSummary, Chunk, DatabaseCollation, Definition, Entry, FileEntry, ForeignKey, KeyBlock,
+    Listing, LogPosition, SavedObject, TableEntry,
 };
