@@ -107,13 +107,14 @@ pub(crate) fn client(db: &TestDb) -> String {
     format!("mariadb --protocol=tcp -h{host} -P{port} -u{user}")
 }
 
+/// One restore by the script at a time: on MySQL it allows LOAD DATA LOCAL
+/// for its restore and then turns it off again, under another's feet.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Takes a copy (encrypted with `passphrase` if given) of a database with
 /// every kind of definition, restores it with the documented script and
 /// compares.
 fn restore_by_hand(passphrase: Option<&str>) {
-    // One at a time: on MySQL the script allows LOAD DATA LOCAL for its
-    // restore and then turns it off again, under another's feet.
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let db = TestDb::seeded(30);
     add_definitions(&db);
@@ -324,4 +325,65 @@ fn the_documented_script_checks_the_saved_files() {
         true,
         "an entry differs from its listing",
     );
+}
+
+#[test]
+fn the_documented_script_refuses_a_value_the_server_would_change() {
+    let db = TestDb::seeded(3);
+    let panel = Panel::for_backups(&db);
+    let (_, name) = panel.take_copy(&db);
+    let copy = panel
+        .mgrdir()
+        .join(format!("var/billmgr-ops/backup/{name}.tar"));
+    // A consistent copy (every hash right) whose first client's balance is
+    // a word: a LOCAL load would store 0 with a warning.
+    let mut parts = crate::harness::forge::take_apart(&std::fs::read(&copy).unwrap());
+    // (Without the saved files: the forge lays out data entries only.)
+    parts.entries.retain(|(p, _)| !p.starts_with("files/"));
+    parts.listing["files"] = serde_json::json!([]);
+    let tables = parts.listing["tables"].as_array_mut().unwrap();
+    let account = tables.iter_mut().find(|t| t["name"] == "account").unwrap();
+    let column = account["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == "balance")
+        .unwrap();
+    let chunk = &mut account["chunks"][0];
+    let path = chunk["entry"]["path"].as_str().unwrap().to_string();
+    let (_, data) = parts.entries.iter_mut().find(|(p, _)| *p == path).unwrap();
+    let text = zstd::decode_all(&data[..]).unwrap();
+    let mut lines: Vec<Vec<u8>> = text.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+    let mut fields: Vec<Vec<u8>> = lines[0]
+        .split(|&b| b == b'\t')
+        .map(<[u8]>::to_vec)
+        .collect();
+    fields[column] = b"lots".to_vec();
+    lines[0] = fields.join(&b'\t');
+    let text = lines.join(&b'\n');
+    *data = zstd::encode_all(&text[..], 1).unwrap();
+    chunk["text_size"] = text.len().into();
+    let chunk = chunk.as_object_mut().unwrap();
+    chunk.remove("frames");
+    chunk.remove("frame_keys");
+    std::fs::write(&copy, parts.build()).unwrap();
+    std::fs::remove_file(copy.with_extension("json")).unwrap();
+    let script = panel.mgrdir().join("restore-copy.sh");
+    std::fs::write(&script, script_from_the_document()).unwrap();
+    let target = format!("{}_byhand", db.name);
+    db.grant_plugin_account(&target);
+    let out = {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        Command::new("sh")
+            .arg(&script)
+            .arg(&copy)
+            .arg(&target)
+            .env("MYSQL", client(&db))
+            .output()
+            .unwrap()
+    };
+    db.exec(&format!("DROP DATABASE IF EXISTS `{target}`"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a changed value went in: {stderr}");
+    assert!(stderr.contains("changed values"), "{stderr}");
 }
