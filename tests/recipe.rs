@@ -153,33 +153,30 @@ fn restore_by_hand(passphrase: Option<&str>) {
             .unwrap(),
         // age asks for the passphrase on a terminal: `script` gives the
         // command one, fed from stdin, as the document says.
-        Some(p) => {
-            let mut child = Command::new("script")
-                .args(["-qec"])
-                .arg(format!(
-                    "sh {} {} {}",
-                    script.display(),
-                    copy.display(),
-                    target
-                ))
-                .arg("/dev/null")
-                .env("MYSQL", client(&db))
-                .env("FILES_TO", &files_to)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{p}\n").as_bytes())
-                .unwrap();
-            child.wait_with_output().unwrap()
-        }
+        // age asks for the passphrase on a terminal: `script` gives the
+        // command one, told not to echo, fed from stdin, as the document
+        // says.
+        Some(p) => Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{{ sleep 1; printf '%s\\n' \"$PASSPHRASE\"; }} | script -qec \"stty -echo; sh {} {} {}\" /dev/null",
+                script.display(),
+                copy.display(),
+                target
+            ))
+            .env("PASSPHRASE", p)
+            .env("MYSQL", client(&db))
+            .env("FILES_TO", &files_to)
+            .output()
+            .unwrap(),
     };
+    if let Some(p) = passphrase {
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(p)
+                && !String::from_utf8_lossy(&out.stderr).contains(p),
+            "the passphrase was shown"
+        );
+    }
     let restored = || {
         assert!(
             out.status.success(),
